@@ -1,0 +1,413 @@
+#!/usr/bin/env node
+// bench/proxy.mjs — pass-through throughput of semcache vs. Redis and twemproxy.
+//
+// What it measures: plain GET/SET requests/s (redis-benchmark -c C -t get,set)
+// at pipeline depth 1 and 16, against three targets that all sit on ONE
+// redis-server this script starts itself:
+//   redis      the redis-server directly (the ceiling: no proxy hop at all)
+//   twemproxy  nutcracker with one pool, server_connections: 1 (a mature C proxy)
+//   semcache   node dist/cli.js --upstream redis://... (our proxy; every
+//              GET/SET is forwarded, so this is the cost of the pass-through path)
+// Targets are interleaved within each round (redis, twemproxy, semcache, then
+// again) so slow drifts of the machine hit all of them alike; the table shows
+// the median of R rounds per cell. Read "semcache/twemproxy" as "how close are
+// we to a C proxy" (1.00 = same speed) and "semcache/redis" as "what fraction
+// of direct Redis throughput is left after our hop". On a small machine the
+// client, the proxy and Redis share the cores, so absolute numbers are low;
+// the ratios are what to compare between runs.
+//
+// Usage: node bench/proxy.mjs [--requests N | N1,N16] [--rounds R] [--clients C]
+//          [--pipelines 1,16] [--only redis,twemproxy,semcache]
+//          [--extra-args "--flag value"] [--json out.json] [--timeout SECONDS]
+//          [--semcache-cli path/to/cli.js]   (default dist/cli.js)
+// Env fallbacks: BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CLIENTS, BENCH_PIPELINES, BENCH_ONLY,
+//                BENCH_EXTRA_ARGS, BENCH_JSON, BENCH_TIMEOUT, BENCH_SEMCACHE_CLI.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ALL_TARGETS = ['redis', 'twemproxy', 'semcache'];
+const TESTS = ['SET', 'GET'];
+
+// ---------- options ----------
+const { values: opt } = parseArgs({
+  options: {
+    requests: { type: 'string', default: process.env.BENCH_REQUESTS ?? '200000,1000000' },
+    rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '5' },
+    clients: { type: 'string', default: process.env.BENCH_CLIENTS ?? '50' },
+    pipelines: { type: 'string', default: process.env.BENCH_PIPELINES ?? '1,16' },
+    only: { type: 'string', default: process.env.BENCH_ONLY ?? ALL_TARGETS.join(',') },
+    'extra-args': { type: 'string', default: process.env.BENCH_EXTRA_ARGS ?? '' },
+    json: { type: 'string', default: process.env.BENCH_JSON },
+    timeout: { type: 'string', default: process.env.BENCH_TIMEOUT ?? '180' },
+    'semcache-cli': {
+      type: 'string',
+      default: process.env.BENCH_SEMCACHE_CLI ?? path.join(ROOT, 'dist', 'cli.js'),
+    },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]);
+  process.exit(0);
+}
+const posInt = (name, s) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) die(`--${name} must be a positive integer, got "${s}"`);
+  return n;
+};
+const pipelines = opt.pipelines.split(',').map((s) => posInt('pipelines', s.trim()));
+const reqList = opt.requests.split(',').map((s) => posInt('requests', s.trim()));
+// One value applies to every pipeline depth; otherwise one value per depth.
+const requestsFor = (i) => reqList[Math.min(i, reqList.length - 1)];
+const rounds = posInt('rounds', opt.rounds);
+const clients = posInt('clients', opt.clients);
+const timeoutMs = posInt('timeout', opt.timeout) * 1000;
+const targets = opt.only
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const t of targets)
+  if (!ALL_TARGETS.includes(t))
+    die(`--only: unknown target "${t}" (use ${ALL_TARGETS.join(', ')})`);
+const extraArgs = opt['extra-args'].split(/\s+/).filter(Boolean);
+
+// ---------- child processes: tracked, always killed ----------
+const children = new Set();
+let tmp;
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal); // children run detached: kill their whole process group
+  } catch {
+    /* already gone */
+  }
+}
+function killAll(signal) {
+  for (const c of children) killGroup(c, signal);
+}
+/** Normal shutdown: SIGTERM, give children a moment to exit, then cleanupSync() SIGKILLs the rest. */
+async function stopAll(ms = 3000) {
+  const waits = [...children].map((c) => new Promise((r) => c.once('exit', r)));
+  killAll('SIGTERM');
+  await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, ms))]);
+}
+function cleanupSync() {
+  killAll('SIGKILL');
+  children.clear();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  tmp = undefined;
+}
+process.on('exit', cleanupSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`\n${sig}: stopping children`);
+    cleanupSync();
+    process.exit(130);
+  });
+}
+function die(msg) {
+  console.error(`bench: ${msg}`);
+  process.exit(1);
+}
+
+/** Start a long-running server in its own process group, output to a log file. */
+function startServer(name, cmd, args, cwd = tmp) {
+  const logFile = path.join(tmp, `${name}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(cmd, args, { cwd, stdio: ['ignore', fd, fd], detached: true });
+  fs.closeSync(fd);
+  children.add(child);
+  child.exited = false;
+  child.on('exit', (code, sig) => {
+    child.exited = `${name} exited (code ${code}, signal ${sig})`;
+    children.delete(child);
+  });
+  child.on('error', (e) => {
+    child.exited = `${name} failed to start: ${e.message}`;
+    children.delete(child);
+  });
+  child.logFile = logFile;
+  return child;
+}
+const logTail = (child) => {
+  try {
+    return fs.readFileSync(child.logFile, 'utf8').split('\n').slice(-20).join('\n');
+  } catch {
+    return '';
+  }
+};
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Send one RESP command, resolve with the first reply line (e.g. "+PONG", "$3"...). */
+function resp(port, args, ms = 2000) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('timeout'));
+    }, ms);
+    sock.on('connect', () =>
+      sock.write(
+        `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`,
+      ),
+    );
+    sock.on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\r\n');
+      const done =
+        lines[0][0] === '$' ? Number(lines[0].slice(1)) < 0 || lines.length > 2 : lines.length > 1;
+      if (done) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(lines[0][0] === '$' && lines[0] !== '$-1' ? lines[1] : lines[0]);
+      }
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+async function waitForPing(name, port, child, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (child.exited)
+      die(`${child.exited} before answering PING. Last log lines:\n${logTail(child)}`);
+    try {
+      if ((await resp(port, ['PING'])) === '+PONG') return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline)
+      die(
+        `${name} did not answer PING on 127.0.0.1:${port} within ${ms / 1000}s. Last log lines:\n${logTail(child)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** One redis-benchmark run; resolves with { SET: rps, GET: rps }. */
+function runBenchmark(port, pipeline, requests) {
+  const args = `-h 127.0.0.1 -p ${port} -c ${clients} -n ${requests} -P ${pipeline} -t get,set -q --csv`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('redis-benchmark', args.split(' '), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      children.delete(child);
+      reject(e);
+    });
+    child.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      children.delete(child);
+      // CSV: "test","rps","avg_latency_ms",...  then e.g. "SET","84745.77",...
+      const rps = {};
+      for (const line of out.split('\n')) {
+        const m = line.match(/^"(SET|GET)","([\d.]+)"/);
+        if (m) rps[m[1]] = Number(m[2]);
+      }
+      if (TESTS.every((t) => rps[t] > 0)) return resolve(rps);
+      reject(
+        new Error(
+          `redis-benchmark ${args} failed (code ${code}, signal ${sig}${sig ? `, timeout ${timeoutMs / 1000}s?` : ''})\n${out}${err}`,
+        ),
+      );
+    });
+  });
+}
+
+// ---------- machine info ----------
+function machineInfo() {
+  const sh = (cmd, args) => {
+    // stdout + stderr (nutcracker prints its version on stderr)
+    const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return r.status === 0 ? `${r.stdout}${r.stderr}`.trim() : 'n/a';
+  };
+  let cpu = os.cpus()[0]?.model ?? 'n/a';
+  try {
+    cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
+  } catch {}
+  return {
+    date: new Date().toISOString(),
+    cpu,
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'n/a',
+    twemproxy: sh('nutcracker', ['--version']).match(/nutcracker-(\S+)/)?.[1] ?? 'n/a',
+    semcache: `${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} (git ${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])})`,
+  };
+}
+
+// ---------- main ----------
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? (a / b).toFixed(2) : '–');
+
+async function main() {
+  const cli = path.resolve(opt['semcache-cli']);
+  if (targets.includes('semcache') && !fs.existsSync(cli)) {
+    die(
+      `${path.relative(process.cwd(), cli) || cli} not found: run \`npm run build\` first (or pass --only redis,twemproxy).`,
+    );
+  }
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'semcache-bench-'));
+  const machine = machineInfo();
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.os}`);
+  console.log(
+    `versions: node ${machine.node}, redis ${machine.redis}, twemproxy ${machine.twemproxy}, semcache ${machine.semcache}`,
+  );
+
+  // Redis is always started: every target sits on it.
+  const redisPort = await freePort();
+  fs.writeFileSync(
+    path.join(tmp, 'redis.conf'),
+    `port ${redisPort}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${tmp}\n`,
+  );
+  const redis = startServer('redis', 'redis-server', ['redis.conf']);
+  await waitForPing('redis-server', redisPort, redis, 10_000);
+  const ports = { redis: redisPort };
+  const procs = { redis };
+
+  if (targets.includes('twemproxy')) {
+    const [port, statsPort] = [await freePort(), await freePort()];
+    fs.writeFileSync(
+      path.join(tmp, 'nutcracker.yml'),
+      `bench:
+  listen: 127.0.0.1:${port}
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  server_connections: 1
+  auto_eject_hosts: false
+  preconnect: true
+  servers:
+    - 127.0.0.1:${redisPort}:1
+`,
+    );
+    // Relative paths: nutcracker runs in the temp dir. -o: its log (default is under /var/log).
+    const ncArgs = `-c nutcracker.yml -o nutcracker.log -p nutcracker.pid -a 127.0.0.1 -s ${statsPort}`;
+    const nc = startServer('twemproxy', 'nutcracker', ncArgs.split(' '));
+    nc.logFile = path.join(tmp, 'nutcracker.log');
+    await waitForPing('twemproxy', port, nc, 10_000);
+    ports.twemproxy = port;
+    procs.twemproxy = nc;
+  }
+  if (targets.includes('semcache')) {
+    const port = await freePort();
+    const upstream = `redis://127.0.0.1:${redisPort}`;
+    const scArgs = [cli, '--port', `${port}`, '--bind', '127.0.0.1', '--upstream', upstream];
+    const sc = startServer('semcache', process.execPath, [...scArgs, ...extraArgs], ROOT);
+    await waitForPing('semcache', port, sc, 60_000);
+    ports.semcache = port;
+    procs.semcache = sc;
+  }
+
+  // Sanity: a SET through each proxy must be visible on the shared redis.
+  for (const t of targets) {
+    const key = `bench:sanity:${t}`;
+    await resp(ports[t], ['SET', key, t]);
+    if ((await resp(redisPort, ['GET', key])) !== t)
+      die(`${t}: SET through 127.0.0.1:${ports[t]} did not reach redis`);
+  }
+
+  const samples = {}; // samples[target][P][test] = [rps, ...]
+  for (const t of targets)
+    samples[t] = Object.fromEntries(pipelines.map((p) => [p, { SET: [], GET: [] }]));
+  const t0 = Date.now();
+  for (let r = 1; r <= rounds; r++) {
+    for (const [i, p] of pipelines.entries()) {
+      for (const t of targets) {
+        const rps = await runBenchmark(ports[t], p, requestsFor(i)).catch((e) => {
+          const dead = [procs[t], redis].find((c) => c.exited);
+          die(`${t} P${p}: ${e.message}${dead ? `\n${dead.exited}:\n${logTail(dead)}` : ''}`);
+        });
+        for (const test of TESTS) samples[t][p][test].push(rps[test]);
+        console.log(
+          `round ${r}/${rounds}  P${String(p).padEnd(3)} ${t.padEnd(10)} SET ${fmt(rps.SET).padStart(10)}  GET ${fmt(rps.GET).padStart(10)}`,
+        );
+      }
+    }
+  }
+
+  const med = (t, p, test) => (samples[t] ? median(samples[t][p][test]) : Number.NaN);
+  const header = [
+    '',
+    ...ALL_TARGETS.map((t) => `${t} rps`),
+    'semcache/twemproxy',
+    'semcache/redis',
+  ];
+  const rows = [];
+  for (const p of pipelines) {
+    for (const test of TESTS) {
+      const [r, tw, sc] = ALL_TARGETS.map((t) => med(t, p, test));
+      rows.push([`P${p} ${test}`, fmt(r), fmt(tw), fmt(sc), ratio(sc, tw), ratio(sc, r)]);
+    }
+  }
+  const table = [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i ? ' ---: ' : ' --- ')).join('|')}|`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+  const settings = `redis-benchmark -c ${clients} -t get,set, requests ${pipelines.map((p, i) => `P${p}: ${requestsFor(i)}`).join(', ')}; median of ${rounds} round(s); targets: ${targets.join(', ')}${extraArgs.length ? `; semcache extra args: ${extraArgs.join(' ')}` : ''}`;
+  const machineLine = `${machine.cpu}, ${machine.cores} cores, ${machine.os}; node ${machine.node}, redis ${machine.redis}, twemproxy ${machine.twemproxy}, semcache ${machine.semcache}`;
+  const report = `# semcache proxy benchmark (${machine.date})\n\n${machineLine}\n\n${settings}\n\n${table}\n`;
+  console.log(`\n${table}\n\n${settings} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+
+  const stamp = machine.date.replace(/[:.]/g, '-');
+  const resultsDir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const mdFile = path.join(resultsDir, `proxy-${stamp}.md`);
+  fs.writeFileSync(mdFile, report);
+  console.log(`wrote ${path.relative(process.cwd(), mdFile)}`);
+  if (opt.json) {
+    const medians = {}; // medians[target]['P16'].GET = rps
+    for (const t of targets) {
+      medians[t] = {};
+      for (const p of pipelines)
+        medians[t][`P${p}`] = { SET: med(t, p, 'SET'), GET: med(t, p, 'GET') };
+    }
+    const requests = pipelines.map((_, i) => requestsFor(i));
+    const options = { clients, rounds, pipelines, requests, targets, extraArgs };
+    const json = { machine, options, medians, samples };
+    fs.writeFileSync(opt.json, `${JSON.stringify(json, null, 2)}\n`);
+    console.log(`wrote ${opt.json}`);
+  }
+}
+
+try {
+  await main();
+  await stopAll();
+  process.exit(0);
+} catch (e) {
+  die(e.stack ?? e);
+}

@@ -1,0 +1,50 @@
+/*
+ * The shape of one of our own commands. Commands are a table of small modules
+ * (Principle 3): the connection checks arity and context in one place, then
+ * calls `execute`, which returns a typed Reply and never sees bytes.
+ */
+import type { Reply } from '../resp/writer.js';
+
+/** A documented argument, in the shape of Redis's COMMAND DOCS. */
+export interface ArgDoc {
+  name: string;
+  type: 'string' | 'integer' | 'double' | 'key' | 'pattern' | 'pure-token' | 'oneof' | 'block';
+  token?: string;
+  optional?: boolean;
+  multiple?: boolean;
+  arguments?: ArgDoc[];
+}
+
+export interface CommandContext {
+  /** Unique id of the client connection (not Redis's CLIENT ID). */
+  readonly clientId: number;
+}
+
+export interface CommandSpec {
+  /** Lower-case name. */
+  name: string;
+  /** Redis rule: positive = exact argc including the name, negative = at least -arity. */
+  arity: number;
+  /** COMMAND INFO flags, e.g. 'write', 'readonly', 'fast'. */
+  flags: string[];
+  /** 1-based positions of keys, as COMMAND INFO reports them (0 when there are none). */
+  firstKey: number;
+  lastKey: number;
+  keyStep: number;
+  group: string;
+  summary: string;
+  since: string;
+  complexity: string;
+  arguments: ArgDoc[];
+  execute(args: Buffer[], ctx: CommandContext): Reply | Promise<Reply>;
+}
+
+export type CommandTable = ReadonlyMap<string, CommandSpec>;
+
+export function commandTable(specs: CommandSpec[]): CommandTable {
+  return new Map(specs.map((s) => [s.name, s]));
+}
+
+export function arityOk(spec: CommandSpec, argc: number): boolean {
+  return spec.arity >= 0 ? argc === spec.arity : argc >= -spec.arity;
+}

@@ -1,0 +1,583 @@
+/*
+ * One client connection: it owns the client socket, its own upstream
+ * connection, and the order of its replies.
+ *
+ * Ordering model. Every command that will get a reply becomes an Entry in
+ * `queue`, in request order. A forwarded command's raw bytes go upstream
+ * unchanged and its Entry also joins `awaiting`; upstream replies are framed
+ * (not decoded) and matched to `awaiting` in order. A local command (one of
+ * ours) runs at once, possibly asynchronously, and its typed Reply is encoded
+ * when its turn comes, with the protocol the client has at that point. Bytes
+ * leave only from the head of `queue`, so replies always go out in request
+ * order whatever mix a pipeline holds. In the common case (the head is a plain
+ * forwarded command) upstream bytes are written straight through, in runs.
+ *
+ * State that Redis keeps per connection (database, auth, MULTI, protocol,
+ * subscriptions) lives in Redis; we only mirror what changes the framing:
+ * protocol (HELLO, RESET), subscriptions (out-of-band messages and the reply
+ * count of UNSUBSCRIBE without arguments), MONITOR, CLIENT REPLY, QUIT.
+ * See docs/protocol.md for the rules our commands follow in MULTI and in
+ * subscribed mode.
+ */
+import type { Socket } from 'node:net';
+import { arityOk, type CommandTable } from './commands/types.js';
+import { Err } from './errors.js';
+import type { Logger } from './log.js';
+import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
+import { ReplyFramer, replyKind } from './resp/reply-framer.js';
+import { encodeReply, type Proto, R, type Reply } from './resp/writer.js';
+import { type Route, Router } from './router.js';
+import { Subscriptions } from './subscriptions.js';
+import { Upstream, type UpstreamOptions } from './upstream.js';
+import { Deque } from './util/deque.js';
+
+const GT = 0x3e; // '>' RESP3 push
+const STAR = 0x2a;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+
+/** Transforms the complete reply of a forwarded command; may update connection state. */
+type Hook = (reply: Buffer) => Buffer | Reply;
+
+interface Entry {
+  /** Upstream replies still expected; 0 for local entries. */
+  expect: number;
+  /** For UNSUBSCRIBE without arguments: computed once every older reply has arrived. */
+  lazyExpect: (() => number) | undefined;
+  hook: Hook | undefined;
+  /** Reply bytes held back while an older entry is incomplete. */
+  out: (Buffer | Reply)[] | undefined;
+  done: boolean;
+  closeAfter: boolean;
+  /** A (P|S)(UN)SUBSCRIBE: RESP3 confirmation pushes are its replies. */
+  pubsub: boolean;
+  /** Local commands waiting for this (state-changing) entry before they start. */
+  then: (() => void)[] | undefined;
+}
+
+function newEntry(expect: number, hook?: Hook): Entry {
+  return {
+    expect,
+    lazyExpect: undefined,
+    hook,
+    out: undefined,
+    done: false,
+    closeAfter: false,
+    pubsub: false,
+    then: undefined,
+  };
+}
+
+export interface ConnectionOptions {
+  id: number;
+  commands: CommandTable;
+  router: Router;
+  upstream: UpstreamOptions;
+  maxPending: number;
+  maxRequestSize: number;
+  logger: Logger;
+  onClose: (conn: ClientConnection) => void;
+}
+
+export class ClientConnection {
+  readonly id: number;
+  private readonly parser: RequestParser;
+  private framer = new ReplyFramer();
+  private readonly queue = new Deque<Entry>();
+  private readonly awaiting = new Deque<Entry>();
+  private readonly upstream: Upstream;
+  private proto: Proto = 2;
+  private readonly subs = new Subscriptions();
+  private monitor = false;
+  /** Predicted at request time: Redis has not answered yet when we must decide. */
+  private inMulti = false;
+  private replyMode: 'on' | 'off' | 'skip' = 'on';
+  /** The newest forwarded entry that changes connection state (see `startLocal`). */
+  private lastStateEntry: Entry | undefined;
+  /** No more requests are read (QUIT, protocol error, upstream lost, shutdown). */
+  private closing = false;
+  private closed = false;
+  // A reply that began in an earlier upstream chunk.
+  private partial: Buffer[] | undefined;
+  private partialDirect = false;
+  // A run of upstream bytes being passed straight through, written in one go.
+  private runChunk: Buffer | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+  // Raw request bytes to forward, contiguous slices merged.
+  private fwd: Buffer[] = [];
+  private pausedFor = { upstream: false, pending: false };
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: ConnectionOptions,
+  ) {
+    this.id = opts.id;
+    this.parser = new RequestParser({ maxBulkLength: opts.maxRequestSize });
+    socket.setNoDelay(true);
+    this.upstream = new Upstream(opts.upstream, {
+      data: (chunk) => this.onUpstreamData(chunk),
+      drain: () => this.setPaused('upstream', false),
+      blocked: () => this.setPaused('upstream', true),
+      closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
+    });
+    this.upstream.connect();
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('drain', () => this.upstream.resume());
+    socket.on('error', (err) => opts.logger.debug(`client ${this.id}: ${err.message}`));
+    socket.on('close', () => this.onClientClosed());
+  }
+
+  /** Stop reading requests; close once every pending reply is out. */
+  shutdown(): void {
+    this.closing = true;
+    this.socket.pause();
+    this.closeIfDrained();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- requests ---------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.socket.cork();
+    const error = this.parser.feed(chunk, this.onCommand);
+    this.flushForward();
+    if (error !== undefined && !this.closing) {
+      // Like Redis: answer after everything before it, then close.
+      this.closing = true;
+      this.socket.pause();
+      this.pushLocal(R.error(Err.protocol(error))).closeAfter = true;
+    }
+    this.flushHead();
+    this.socket.uncork();
+    if (this.queue.length >= this.opts.maxPending) this.setPaused('pending', true);
+  }
+
+  private readonly onCommand = (cmd: ParsedCommand): void => {
+    if (this.closing) return;
+    const route = this.opts.router.route(cmd.args[0]!);
+    // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
+    let silent = this.replyMode !== 'on';
+    if (this.replyMode === 'skip') this.replyMode = 'on';
+    if (route.kind === 'plain') {
+      this.forward(cmd, silent ? undefined : newEntry(1));
+      return;
+    }
+    if (route.kind === 'local') {
+      this.local(cmd, route, silent);
+      return;
+    }
+    const entry = newEntry(1);
+    const args = cmd.args;
+    switch (route.kind) {
+      case 'multi':
+        this.inMulti = true;
+        break;
+      case 'exec':
+      case 'discard':
+        this.inMulti = false;
+        break;
+      case 'reset':
+        this.inMulti = false;
+        this.replyMode = 'on';
+        silent = false;
+        entry.hook = (reply) => {
+          if (reply[0] === PLUS) this.resetState();
+          return reply;
+        };
+        this.lastStateEntry = entry;
+        break;
+      case 'hello':
+        if (!this.inMulti) {
+          const version = args.length > 1 ? Number(args[1]!.toString('latin1')) : 0;
+          entry.hook = (reply) => {
+            if (reply[0] !== MINUS && (version === 2 || version === 3)) this.proto = version;
+            return reply;
+          };
+          this.lastStateEntry = entry;
+        }
+        break;
+      case 'subscribe':
+      case 'unsubscribe':
+        if (!this.inMulti) this.subscription(entry, route.kind, cmd);
+        break;
+      case 'monitor':
+        entry.hook = (reply) => {
+          if (reply[0] === PLUS && !this.inMulti) this.monitor = true;
+          return reply;
+        };
+        break;
+      case 'quit':
+        if (this.inMulti) break;
+        entry.closeAfter = true;
+        silent = false;
+        this.closing = true;
+        break;
+      case 'client':
+        if (!this.inMulti && args.length === 3 && args[1]!.toString('latin1').toLowerCase() === 'reply') {
+          const mode = args[2]!.toString('latin1').toLowerCase();
+          if (mode === 'on' || mode === 'off' || mode === 'skip') {
+            this.replyMode = mode;
+            if (mode === 'on') silent = false;
+            else {
+              // Redis sends no reply to CLIENT REPLY OFF/SKIP themselves.
+              this.forward(cmd, undefined);
+              return;
+            }
+          }
+        }
+        break;
+      case 'command':
+        entry.hook = this.opts.router.commandHook(args, () => this.proto);
+        break;
+    }
+    this.forward(cmd, silent ? undefined : entry);
+  };
+
+  private subscription(entry: Entry, kind: 'subscribe' | 'unsubscribe', cmd: ParsedCommand): void {
+    const family = this.subs.family(cmd.args[0]!);
+    const n = cmd.args.length - 1;
+    entry.pubsub = true;
+    entry.hook = (reply) => {
+      this.subs.confirm(reply);
+      return reply;
+    };
+    if (kind === 'subscribe' || n > 0) entry.expect = Math.max(1, n);
+    else {
+      // Redis answers once per channel of that family, or once if there were none.
+      entry.expect = 0;
+      entry.lazyExpect = () => Math.max(1, this.subs.count(family));
+    }
+    this.lastStateEntry = entry;
+  }
+
+  private forward(cmd: ParsedCommand, entry: Entry | undefined): void {
+    for (const part of cmd.raw) this.queueForward(part);
+    if (entry === undefined) return;
+    this.queue.push(entry);
+    this.awaiting.push(entry);
+    if (this.awaiting.length === 1) this.resolveExpect(entry);
+  }
+
+  private queueForward(part: Buffer): void {
+    const last = this.fwd[this.fwd.length - 1];
+    if (
+      last !== undefined &&
+      last.buffer === part.buffer &&
+      last.byteOffset + last.length === part.byteOffset
+    ) {
+      this.fwd[this.fwd.length - 1] = Buffer.from(
+        last.buffer,
+        last.byteOffset,
+        last.length + part.length,
+      );
+    } else this.fwd.push(part);
+  }
+
+  private flushForward(): void {
+    if (this.fwd.length === 0) return;
+    this.upstream.write(this.fwd);
+    this.fwd = [];
+  }
+
+  // ---- local commands ---------------------------------------------------
+
+  private local(cmd: ParsedCommand, route: Route & { kind: 'local' }, silent: boolean): void {
+    const spec = route.spec;
+    const entry = silent ? newEntry(0) : this.pushLocal(undefined);
+    if (!arityOk(spec, cmd.args.length)) {
+      this.complete(entry, R.error(Err.wrongArity(spec.name)));
+      return;
+    }
+    if (this.inMulti) {
+      // Like a Redis command flagged no-multi: refused, and the transaction is
+      // flagged so EXEC fails with EXECABORT. An unknown command flags it upstream.
+      entry.expect = 1;
+      entry.hook = () => R.error(Err.notInMulti);
+      this.queueForward(Buffer.from('*1\r\n$27\r\nsemcache-no-multi-transaction\r\n'));
+      this.awaiting.push(entry);
+      return;
+    }
+    const start = () => {
+      if (this.proto === 2 && this.subs.total() > 0) {
+        this.complete(entry, R.error(Err.subscribedContext(spec.name)));
+        return;
+      }
+      let result: Reply | Promise<Reply>;
+      try {
+        result = spec.execute(cmd.args, { clientId: this.id });
+      } catch (err) {
+        result = R.error(Err.internal((err as Error).message));
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (reply) => this.complete(entry, reply),
+          (err: Error) => this.complete(entry, R.error(Err.internal(err.message))),
+        );
+      } else this.complete(entry, result);
+    };
+    // If a subscription or protocol change is still in flight, wait for it so
+    // the context check sees the state Redis had at this point of the pipeline.
+    const barrier = this.lastStateEntry;
+    if (barrier !== undefined && !barrier.done) (barrier.then ??= []).push(start);
+    else start();
+  }
+
+  private pushLocal(reply: Reply | undefined): Entry {
+    const entry = newEntry(0);
+    if (reply !== undefined) {
+      entry.out = [reply];
+      entry.done = true;
+    }
+    this.queue.push(entry);
+    return entry;
+  }
+
+  private complete(entry: Entry, reply: Reply): void {
+    if (this.closed) return;
+    (entry.out ??= []).push(reply);
+    entry.done = true;
+    if (entry === this.queue.peek()) {
+      this.socket.cork();
+      this.flushHead();
+      this.socket.uncork();
+    }
+  }
+
+  // ---- replies ----------------------------------------------------------
+
+  private onUpstreamData(chunk: Buffer): void {
+    this.socket.cork();
+    try {
+      this.consume(chunk);
+    } catch (err) {
+      this.opts.logger.error(`client ${this.id}: bad upstream reply: ${(err as Error).message}`);
+      this.upstream.destroy(err as Error);
+    }
+    this.flushRun();
+    this.socket.uncork();
+  }
+
+  private consume(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    if (this.partial !== undefined) {
+      const end = this.framer.next(chunk, 0);
+      if (end < 0) {
+        if (this.partialDirect) this.extendRun(chunk, 0, len);
+        else this.partial.push(chunk);
+        return;
+      }
+      const parts = this.partial;
+      this.partial = undefined;
+      if (this.partialDirect) {
+        this.extendRun(chunk, 0, end);
+        this.directDone();
+      } else {
+        parts.push(chunk.subarray(0, end));
+        this.handleReply(Buffer.concat(parts));
+      }
+      pos = end;
+    }
+    while (pos < len) {
+      const start = pos;
+      const end = this.framer.next(chunk, pos);
+      const direct = this.canPassThrough(chunk[start]!);
+      if (end < 0) {
+        this.partialDirect = direct;
+        if (direct) {
+          this.partial = [];
+          this.extendRun(chunk, start, len);
+        } else this.partial = [chunk.subarray(start)];
+        return;
+      }
+      if (direct) {
+        this.extendRun(chunk, start, end);
+        this.directDone();
+      } else this.handleReply(chunk.subarray(start, end));
+      pos = end;
+    }
+  }
+
+  /** May this reply go to the client as it arrives, without being looked at? */
+  private canPassThrough(first: number): boolean {
+    const target = this.awaiting.peek();
+    return (
+      target !== undefined &&
+      target.hook === undefined &&
+      target === this.queue.peek() &&
+      first !== GT &&
+      !this.monitor &&
+      !(this.proto === 2 && this.subs.total() > 0)
+    );
+  }
+
+  /** The head entry's single reply went straight through. */
+  private directDone(): void {
+    const entry = this.awaiting.shift()!;
+    entry.done = true;
+    this.queue.shift();
+    this.nextAwaiting();
+    this.flushHead();
+  }
+
+  private handleReply(reply: Buffer): void {
+    const first = reply[0];
+    const target = this.awaiting.peek();
+    if (this.isOutOfBand(reply, first, target)) {
+      this.writeClient(reply);
+      return;
+    }
+    if (target === undefined) {
+      // Nothing awaits a reply (e.g. after CLIENT REPLY ON raced): pass it on.
+      this.writeClient(reply);
+      return;
+    }
+    const out = target.hook ? target.hook(reply) : reply;
+    if (target === this.queue.peek()) this.writeClient(out);
+    else (target.out ??= []).push(out);
+    // An error ends a multi-reply command (SUBSCRIBE with an arity error).
+    if (--target.expect > 0 && first !== MINUS) return;
+    this.awaiting.shift();
+    target.done = true;
+    this.nextAwaiting();
+    if (target === this.queue.peek()) {
+      this.queue.shift();
+      this.flushHead();
+    }
+    if (target.then) for (const start of target.then) start();
+  }
+
+  private isOutOfBand(reply: Buffer, first: number | undefined, target: Entry | undefined): boolean {
+    if (first === GT) {
+      // RESP3 pushes are out of band, except the confirmations a (un)subscribe awaits.
+      return !(target?.pubsub === true && Subscriptions.isConfirmation(reply));
+    }
+    if (first === STAR && this.proto === 2 && this.subs.total() > 0) {
+      const kind = replyKind(reply);
+      return kind === 'message' || kind === 'pmessage' || kind === 'smessage';
+    }
+    // MONITOR lines: "+<unix time> [db addr] ...". No command reply starts with a digit.
+    return this.monitor && first === PLUS && reply[1]! >= 0x30 && reply[1]! <= 0x39;
+  }
+
+  private nextAwaiting(): void {
+    const next = this.awaiting.peek();
+    if (next !== undefined) this.resolveExpect(next);
+  }
+
+  private resolveExpect(entry: Entry): void {
+    if (entry.lazyExpect === undefined) return;
+    entry.expect = entry.lazyExpect();
+    entry.lazyExpect = undefined;
+  }
+
+  /** Write every completed entry at the head of the queue. */
+  private flushHead(): void {
+    for (;;) {
+      const head = this.queue.peek();
+      if (head === undefined || !head.done) break;
+      this.queue.shift();
+      if (head.out) for (const o of head.out) this.writeClient(o);
+      if (head.closeAfter) {
+        this.flushRun();
+        this.socket.end();
+        this.closed = true;
+        return;
+      }
+    }
+    if (this.pausedFor.pending && this.queue.length < this.opts.maxPending / 2) {
+      this.setPaused('pending', false);
+    }
+    this.closeIfDrained();
+  }
+
+  private closeIfDrained(): void {
+    if (this.closing && !this.closed && this.queue.length === 0 && this.partial === undefined) {
+      this.flushRun();
+      this.closed = true;
+      this.socket.end();
+    }
+  }
+
+  private extendRun(chunk: Buffer, start: number, end: number): void {
+    if (this.runChunk === chunk && this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.flushRun();
+    this.runChunk = chunk;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  private flushRun(): void {
+    const chunk = this.runChunk;
+    if (chunk === undefined) return;
+    this.runChunk = undefined;
+    const bytes =
+      this.runStart === 0 && this.runEnd === chunk.length
+        ? chunk
+        : chunk.subarray(this.runStart, this.runEnd);
+    if (!this.socket.write(bytes)) this.upstream.pause();
+  }
+
+  private writeClient(out: Buffer | Reply): void {
+    this.flushRun();
+    const bytes = Buffer.isBuffer(out) ? out : encodeReply(out, this.proto);
+    if (!this.socket.write(bytes)) this.upstream.pause();
+  }
+
+  private resetState(): void {
+    this.proto = 2;
+    this.subs.clear();
+    this.monitor = false;
+  }
+
+  // ---- lifecycle --------------------------------------------------------
+
+  private setPaused(reason: 'upstream' | 'pending', paused: boolean): void {
+    this.pausedFor[reason] = paused;
+    if (this.closing) return;
+    if (this.pausedFor.upstream || this.pausedFor.pending) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private onUpstreamClosed(cause: string, everConnected: boolean): void {
+    if (this.closed) return;
+    const addr = this.upstream.address;
+    const text = everConnected ? Err.upstreamLost(addr, cause) : Err.upstreamUnreachable(addr, cause);
+    this.partial = undefined;
+    this.framer = new ReplyFramer();
+    this.socket.cork();
+    // Every command that was sent upstream is answered, in order, with the cause.
+    for (const entry of this.awaiting) {
+      (entry.out ??= []).push(R.error(text));
+      entry.expect = 0;
+      entry.done = true;
+      if (entry.then) for (const start of entry.then) start();
+    }
+    this.awaiting.clear();
+    this.lastStateEntry = undefined;
+    if (everConnected) {
+      // The server-side state of this client (db, MULTI, subscriptions) is gone.
+      this.closing = true;
+      this.socket.pause();
+    }
+    this.flushHead();
+    this.socket.uncork();
+  }
+
+  private onClientClosed(): void {
+    this.closed = true;
+    this.closing = true;
+    this.upstream.destroy();
+    this.queue.clear();
+    this.awaiting.clear();
+    this.opts.onClose(this);
+  }
+}

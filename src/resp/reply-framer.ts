@@ -1,0 +1,350 @@
+// Reply framing: find where each upstream reply ends, without decoding it.
+//
+// The proxy forwards upstream bytes verbatim and only needs reply boundaries (to pair replies
+// with pipelined requests), so this is a byte-level state machine that may stop at any byte and
+// resume with the next chunk. State = the parse state of the current element plus a stack of
+// "children still expected" for each open aggregate. An attribute (`|N`) is modelled as an
+// aggregate of 2N + 1 children: its N key/value pairs plus the element it annotates, so
+// "attribute + element" completes as one element, at the top level or nested.
+// Only framing is validated (type bytes, lengths, CRLF placement); line contents are not parsed.
+
+export class FramingError extends Error {
+  override name = 'FramingError';
+}
+
+const CR = 13;
+const LF = 10;
+
+const ST_TYPE = 0; // expecting a type byte
+const ST_LINE = 1; // inside a line-type element, looking for its CR
+const ST_LF = 2; // expecting the LF that ends the current element
+const ST_LEN = 3; // reading the length of a `$ ! = * ~ > % |` header
+const ST_LEN_LF = 4; // expecting the LF of that header
+const ST_BULK = 5; // skipping bulk payload bytes
+const ST_BULK_CR = 6; // expecting the CR after bulk payload
+
+// Lookup by type byte: what kind of element it starts (0 = not a RESP type).
+const K_LINE = 1;
+const K_BULK = 2;
+const K_AGG = 3; // N children
+const K_PAIRS = 4; // 2N children (map)
+const K_ATTR = 5; // 2N + 1 children (attribute + the element it annotates)
+const KIND = new Uint8Array(256);
+for (const c of '+-:_#,(') KIND[c.charCodeAt(0)] = K_LINE;
+for (const c of '$!=') KIND[c.charCodeAt(0)] = K_BULK;
+for (const c of '*~>') KIND[c.charCodeAt(0)] = K_AGG;
+KIND['%'.charCodeAt(0)] = K_PAIRS;
+KIND['|'.charCodeAt(0)] = K_ATTR;
+
+// 15 digits keep every length exact in a double; no real reply comes close.
+const MAX_LEN_DIGITS = 15;
+
+function fail(msg: string, chunk: Buffer, pos: number): never {
+  throw new FramingError(`${msg} (byte 0x${(chunk[pos] ?? 0).toString(16)} at offset ${pos})`);
+}
+
+export class ReplyFramer {
+  private state = ST_TYPE;
+  private kind = 0; // kind of the header being read
+  private num = 0; // header length accumulated so far
+  private digits = 0; // digits seen in the header
+  private neg = false; // header started with '-'
+  private remaining = 0; // bulk payload bytes still to skip
+  private stack = new Float64Array(16); // children still expected, per open aggregate
+  private depth = 0;
+
+  /** True while a reply is in progress (a previous call returned -1 mid-reply). */
+  get inReply(): boolean {
+    return this.state !== ST_TYPE || this.depth > 0;
+  }
+
+  /** Forget any partial reply (e.g. after reconnecting upstream). */
+  reset(): void {
+    this.state = ST_TYPE;
+    this.depth = 0;
+  }
+
+  /**
+   * Scans `chunk` from `offset`. Returns the index just past the end of the next complete
+   * top-level reply, or -1 when the chunk ends inside a reply (the state carries over to the
+   * next call, which must pass the next chunk at offset 0). Throws FramingError on non-RESP.
+   */
+  next(chunk: Buffer, offset: number): number {
+    const end = chunk.length;
+    let pos = offset;
+    let state = this.state;
+    while (pos < end) {
+      switch (state) {
+        case ST_TYPE: {
+          const kind = KIND[chunk[pos]!]!;
+          if (kind === K_LINE) {
+            state = ST_LINE;
+          } else if (kind !== 0) {
+            this.kind = kind;
+            this.num = 0;
+            this.digits = 0;
+            this.neg = false;
+            state = ST_LEN;
+          } else {
+            fail('invalid RESP type byte', chunk, pos);
+          }
+          pos++;
+          break;
+        }
+        case ST_LINE: {
+          const cr = chunk.indexOf(CR, pos);
+          if (cr === -1) {
+            pos = end;
+          } else {
+            pos = cr + 1;
+            state = ST_LF;
+          }
+          break;
+        }
+        case ST_LF: {
+          if (chunk[pos] !== LF) fail('expected LF after CR', chunk, pos);
+          pos++;
+          state = ST_TYPE;
+          if (this.elementDone()) {
+            this.state = ST_TYPE;
+            return pos;
+          }
+          break;
+        }
+        case ST_LEN: {
+          // Lengths are a few bytes: a byte loop keeps resumption trivial and allocates nothing.
+          let num = this.num;
+          let digits = this.digits;
+          while (pos < end) {
+            const b = chunk[pos]!;
+            if (b >= 48 && b <= 57) {
+              num = num * 10 + (b - 48);
+              if (++digits > MAX_LEN_DIGITS) fail('length too long', chunk, pos);
+            } else if (b === CR && digits > 0) {
+              state = ST_LEN_LF;
+              pos++;
+              break;
+            } else if (b === 45 && digits === 0 && !this.neg) {
+              this.neg = true;
+            } else {
+              fail('invalid length', chunk, pos);
+            }
+            pos++;
+          }
+          this.num = num;
+          this.digits = digits;
+          break;
+        }
+        case ST_LEN_LF: {
+          if (chunk[pos] !== LF) fail('expected LF after length', chunk, pos);
+          pos++;
+          state = this.headerDone(chunk, pos);
+          if (state === ST_LF) {
+            // A null or empty element: complete right here.
+            state = ST_TYPE;
+            if (this.elementDone()) {
+              this.state = ST_TYPE;
+              return pos;
+            }
+          }
+          break;
+        }
+        case ST_BULK: {
+          // Skip payload by arithmetic: a huge bulk costs O(chunks), whatever its content.
+          const avail = end - pos;
+          if (avail < this.remaining) {
+            this.remaining -= avail;
+            pos = end;
+          } else {
+            pos += this.remaining;
+            this.remaining = 0;
+            state = ST_BULK_CR;
+          }
+          break;
+        }
+        default: {
+          // ST_BULK_CR
+          if (chunk[pos] !== CR) fail('bulk payload not followed by CRLF', chunk, pos);
+          pos++;
+          state = ST_LF;
+        }
+      }
+    }
+    this.state = state;
+    return -1;
+  }
+
+  /** A length header ended: returns the next state (ST_LF stands for "element already complete"). */
+  private headerDone(chunk: Buffer, pos: number): number {
+    const num = this.num;
+    if (this.neg) {
+      // RESP2 nulls (`$-1`, `*-1`); hiredis accepts -1 for every sized type, so do we.
+      if (num !== 1) fail('negative length', chunk, pos - 1);
+      return ST_LF;
+    }
+    const kind = this.kind;
+    if (kind === K_BULK) {
+      this.remaining = num;
+      return ST_BULK;
+    }
+    const children = kind === K_AGG ? num : kind === K_PAIRS ? num * 2 : num * 2 + 1;
+    if (children === 0) return ST_LF;
+    if (this.depth === this.stack.length) {
+      const grown = new Float64Array(this.stack.length * 2);
+      grown.set(this.stack);
+      this.stack = grown;
+    }
+    this.stack[this.depth++] = children;
+    return ST_TYPE;
+  }
+
+  /** One element ended: pop every aggregate it completes. True when the top-level reply ended. */
+  private elementDone(): boolean {
+    const stack = this.stack;
+    let d = this.depth;
+    while (d > 0) {
+      const left = stack[d - 1]! - 1;
+      if (left > 0) {
+        stack[d - 1] = left;
+        this.depth = d;
+        return false;
+      }
+      d--;
+    }
+    this.depth = 0;
+    return true;
+  }
+}
+
+// ---- Helpers over one complete reply (pub/sub, MONITOR, COMMAND splicing). ----
+// These run on far fewer replies than the framer, so they favour simplicity over zero-allocation.
+
+const scratch = new ReplyFramer();
+
+/** End of the element at `pos` (including any attribute prefix), or -1 if malformed/incomplete. */
+function skipElement(buf: Buffer, pos: number): number {
+  scratch.reset();
+  try {
+    return pos < buf.length ? scratch.next(buf, pos) : -1;
+  } catch (err) {
+    if (err instanceof FramingError) return -1;
+    throw err;
+  }
+}
+
+interface Header {
+  type: number;
+  n: number; // the number after the type byte (NaN when it is not an integer)
+  lineEnd: number; // index of the CR
+  end: number; // index just past the CRLF
+}
+
+/** Reads the header line at `pos`; undefined if there is no well-formed line. */
+function readHeader(buf: Buffer, pos: number): Header | undefined {
+  const cr = buf.indexOf(CR, pos + 1);
+  if (pos >= buf.length || cr === -1 || buf[cr + 1] !== LF) return undefined;
+  return { type: buf[pos]!, n: parseIntBytes(buf, pos + 1, cr), lineEnd: cr, end: cr + 2 };
+}
+
+function parseIntBytes(buf: Buffer, start: number, end: number): number {
+  const neg = buf[start] === 45;
+  let i = neg ? start + 1 : start;
+  if (i >= end) return Number.NaN;
+  let n = 0;
+  for (; i < end; i++) {
+    const b = buf[i]!;
+    if (b < 48 || b > 57) return Number.NaN;
+    n = n * 10 + (b - 48);
+  }
+  return neg ? -n : n;
+}
+
+/** Skips attributes preceding the element at `pos`; -1 if malformed. */
+function skipAttributes(buf: Buffer, pos: number): number {
+  while (buf[pos] === 124) {
+    const h = readHeader(buf, pos);
+    if (!h || !(h.n >= 0)) return -1;
+    pos = h.end;
+    for (let i = 0; i < h.n * 2 && pos !== -1; i++) pos = skipElement(buf, pos);
+    if (pos === -1) return -1;
+  }
+  return pos;
+}
+
+const ARRAY = 42; // '*'
+const PUSH = 62; // '>'
+
+/** Header of a non-null `*` or `>` reply (after any attribute), or undefined. */
+function arrayHeader(reply: Buffer): Header | undefined {
+  const start = skipAttributes(reply, 0);
+  if (start === -1) return undefined;
+  const h = readHeader(reply, start);
+  if (!h || (h.type !== ARRAY && h.type !== PUSH) || !(h.n >= 0)) return undefined;
+  return h;
+}
+
+/** For an array/push reply whose first element is a bulk or simple string: that string lower-cased. */
+export function replyKind(reply: Buffer): string | undefined {
+  const h = arrayHeader(reply);
+  if (!h || h.n === 0) return undefined;
+  const first = readHeader(reply, h.end);
+  if (!first) return undefined;
+  if (first.type === 43) return reply.toString('latin1', h.end + 1, first.lineEnd).toLowerCase();
+  if (first.type !== 36 || !(first.n >= 0) || first.end + first.n > reply.length) return undefined;
+  return reply.toString('latin1', first.end, first.end + first.n).toLowerCase();
+}
+
+/**
+ * Decodes an array/push of bulk strings, simple strings, integers and nulls (e.g. pub/sub
+ * confirmations such as [subscribe, channel, count]); undefined for anything else.
+ * Strings are copied so that callers never pin the socket chunk the reply was sliced from.
+ */
+export function decodeFlatArray(reply: Buffer): (Buffer | number | null)[] | undefined {
+  const h = arrayHeader(reply);
+  if (!h) return undefined;
+  const out: (Buffer | number | null)[] = [];
+  let pos = h.end;
+  for (let i = 0; i < h.n; i++) {
+    const e = readHeader(reply, pos);
+    if (!e) return undefined;
+    if (e.type === 36 && e.n >= 0) {
+      const dataEnd = e.end + e.n;
+      if (reply[dataEnd] !== CR || reply[dataEnd + 1] !== LF) return undefined;
+      out.push(Buffer.from(reply.subarray(e.end, dataEnd)));
+      pos = dataEnd + 2;
+      continue;
+    }
+    if (e.type === 43) out.push(Buffer.from(reply.subarray(pos + 1, e.lineEnd)));
+    else if (e.type === 58 && !Number.isNaN(e.n)) out.push(e.n);
+    else if ((e.type === 95 && e.lineEnd === pos + 1) || ((e.type === 36 || e.type === ARRAY) && e.n === -1))
+      out.push(null);
+    else return undefined;
+    pos = e.end;
+  }
+  return pos === reply.length ? out : undefined;
+}
+
+/**
+ * Splits an aggregate reply (`* ~ > %`) into its header and the byte ranges of its top-level
+ * children (each including any attribute prefix). `count` is the header's number (pairs for a
+ * map, -1 for a null array); bytes [0, headerEnd) are any attribute prefix plus the header line.
+ */
+export function splitAggregate(
+  reply: Buffer,
+): { type: string; count: number; headerEnd: number; children: Array<[number, number]> } | undefined {
+  const start = skipAttributes(reply, 0);
+  if (start === -1) return undefined;
+  const h = readHeader(reply, start);
+  const kind = h ? KIND[h.type] : 0;
+  if (!h || (kind !== K_AGG && kind !== K_PAIRS) || !(h.n >= -1)) return undefined;
+  const children: Array<[number, number]> = [];
+  const total = h.n < 0 ? 0 : kind === K_PAIRS ? h.n * 2 : h.n;
+  let pos = h.end;
+  for (let i = 0; i < total; i++) {
+    const end = skipElement(reply, pos);
+    if (end === -1) return undefined;
+    children.push([pos, end]);
+    pos = end;
+  }
+  return { type: String.fromCharCode(h.type), count: h.n, headerEnd: h.end, children };
+}

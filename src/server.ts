@@ -1,0 +1,132 @@
+/*
+ * The listener: it owns the server socket and the set of client connections.
+ * It resolves the upstream (given, or an embedded redis-server), enforces
+ * --max-clients the way Redis does (an error reply, then close), and shuts
+ * down in order: stop accepting, let in-flight replies finish within
+ * --shutdown-timeout, then close what is left and the embedded server.
+ */
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { type CommandSpec, commandTable } from './commands/types.js';
+import { type Config, parseRedisUrl } from './config.js';
+import { ClientConnection } from './connection.js';
+import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
+import { Err } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { Router } from './router.js';
+
+export interface ServerOptions {
+  config: Config;
+  /** Our own commands; tests inject extra ones. */
+  commands?: CommandSpec[];
+  logger?: Logger;
+}
+
+export class SemcacheServer {
+  private readonly clients = new Set<ClientConnection>();
+  private nextId = 1;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly config: Config,
+    private readonly router: Router,
+    private readonly upstream: { host: string; port: number },
+    private readonly embedded: EmbeddedRedis | undefined,
+    private readonly logger: Logger,
+  ) {
+    server.on('connection', (socket) => this.accept(socket));
+  }
+
+  static async start(opts: ServerOptions): Promise<SemcacheServer> {
+    const { config } = opts;
+    const logger = opts.logger ?? createLogger(config.logLevel);
+    let embedded: EmbeddedRedis | undefined;
+    let upstream: { host: string; port: number };
+    if (config.upstream === undefined) {
+      embedded = await startEmbeddedRedis({
+        executable: config.redisServer,
+        dataDir: config.dataDir,
+        logger,
+      });
+      upstream = { host: '127.0.0.1', port: embedded.port };
+    } else {
+      const addr = parseRedisUrl(config.upstream);
+      upstream = { host: addr.host, port: addr.port };
+    }
+    const router = new Router(commandTable(opts.commands ?? []));
+    const server = createServer({ noDelay: true });
+    const instance = new SemcacheServer(server, config, router, upstream, embedded, logger);
+    server.listen(config.port, config.bind);
+    try {
+      await Promise.race([
+        once(server, 'listening'),
+        once(server, 'error').then(([err]) => Promise.reject(err)),
+      ]);
+    } catch (err) {
+      await embedded?.stop();
+      throw err;
+    }
+    logger.info(
+      `semcache ready on ${config.bind}:${instance.port}, upstream ${upstream.host}:${upstream.port}`,
+    );
+    return instance;
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  get upstreamAddress(): { host: string; port: number } {
+    return this.upstream;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.clients.size >= this.config.maxClients) {
+      socket.on('error', () => {});
+      socket.end(`-${Err.maxClients}\r\n`);
+      return;
+    }
+    const conn = new ClientConnection(socket, {
+      id: this.nextId++,
+      commands: this.router.commands,
+      router: this.router,
+      upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
+      maxPending: this.config.maxPending,
+      maxRequestSize: this.config.maxRequestSize,
+      logger: this.logger,
+      onClose: (c) => this.clients.delete(c),
+    });
+    this.clients.add(conn);
+  }
+
+  /** Stop accepting, let pending replies go out (bounded), then close everything. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const closed = new Promise<void>((done) => this.server.close(() => done()));
+    for (const client of this.clients) client.shutdown();
+    const deadline = Date.now() + this.config.shutdownTimeout;
+    while (this.clients.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (this.clients.size > 0) {
+      this.logger.warn(`closing ${this.clients.size} client(s) with replies still pending`);
+      for (const client of this.clients) client.destroy();
+    }
+    await closed;
+    await this.embedded?.stop();
+  }
+}

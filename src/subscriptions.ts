@@ -1,0 +1,61 @@
+/*
+ * The channels, patterns and shard channels a client is subscribed to, as the
+ * upstream confirmed them. We need them for two framing decisions: in RESP2 a
+ * subscribed client receives messages as plain arrays (out of band), and
+ * UNSUBSCRIBE without arguments gets one reply per channel it drops.
+ */
+import { decodeFlatArray, replyKind } from './resp/reply-framer.js';
+
+export type Family = 'channel' | 'pattern' | 'shard';
+
+const CONFIRMATIONS: Record<string, [Family, boolean]> = {
+  subscribe: ['channel', true],
+  unsubscribe: ['channel', false],
+  psubscribe: ['pattern', true],
+  punsubscribe: ['pattern', false],
+  ssubscribe: ['shard', true],
+  sunsubscribe: ['shard', false],
+};
+
+export class Subscriptions {
+  private readonly sets: Record<Family, Set<string>> = {
+    channel: new Set(),
+    pattern: new Set(),
+    shard: new Set(),
+  };
+
+  /** The family a (P|S)(UN)SUBSCRIBE command name acts on. */
+  family(name: Buffer): Family {
+    const c = name[0]! | 0x20;
+    return c === 0x70 /* p */ ? 'pattern' : c === 0x73 /* s */ ? 'shard' : 'channel';
+  }
+
+  static isConfirmation(reply: Buffer): boolean {
+    const kind = replyKind(reply);
+    return kind !== undefined && kind in CONFIRMATIONS;
+  }
+
+  /** Apply a confirmation reply ([kind, channel, count]); anything else is ignored. */
+  confirm(reply: Buffer): void {
+    const kind = replyKind(reply);
+    const rule = kind === undefined ? undefined : CONFIRMATIONS[kind];
+    if (rule === undefined) return;
+    const channel = decodeFlatArray(reply)?.[1];
+    if (!Buffer.isBuffer(channel)) return; // UNSUBSCRIBE with nothing subscribed: channel is null
+    const set = this.sets[rule[0]];
+    if (rule[1]) set.add(channel.toString('latin1'));
+    else set.delete(channel.toString('latin1'));
+  }
+
+  count(family: Family): number {
+    return this.sets[family].size;
+  }
+
+  total(): number {
+    return this.sets.channel.size + this.sets.pattern.size + this.sets.shard.size;
+  }
+
+  clear(): void {
+    for (const set of Object.values(this.sets)) set.clear();
+  }
+}
