@@ -115,15 +115,18 @@ export function envName(flag: string): string {
 function convert(opt: Option, raw: string, source: string): Config[keyof Config] {
   if (opt.kind === 'string') return raw;
   if (opt.kind === 'level') {
-    if (!LEVELS.includes(raw)) throw new ConfigError(`${source}: expected one of ${LEVELS.join(', ')}`);
+    if (!LEVELS.includes(raw))
+      throw new ConfigError(`${source}: expected one of ${LEVELS.join(', ')}`);
     return raw;
   }
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${source}: '${raw}' is not a non-negative integer`);
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(`${source}: '${raw}' is not a non-negative integer`);
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < (opt.min ?? 0)) {
     throw new ConfigError(`${source}: '${raw}' is out of range (minimum ${opt.min ?? 0})`);
   }
-  if (opt.key === 'port' && n > 65535) throw new ConfigError(`${source}: port ${n} is out of range`);
+  if (opt.key === 'port' && n > 65535)
+    throw new ConfigError(`${source}: port ${n} is out of range`);
   return n;
 }
 
@@ -184,7 +187,8 @@ export function parseRedisUrl(url: string): RedisAddress {
   const port = u.port === '' ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\//, '');
   const db = dbText === '' ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) throw new ConfigError(`--upstream: bad database '${dbText}'`);
+  if (!Number.isInteger(db) || db < 0)
+    throw new ConfigError(`--upstream: bad database '${dbText}'`);
   return {
     host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
     port,
@@ -204,10 +208,10 @@ export function helpText(): string {
   ];
   for (const opt of OPTIONS) {
     const def = opt.def === undefined ? '' : ` (default: ${opt.def})`;
-    lines.push(`  --${opt.flag} <value>`.padEnd(30) + `${opt.help}${def}`);
+    lines.push(`${`  --${opt.flag} <value>`.padEnd(30)}${opt.help}${def}`);
     lines.push(`${' '.repeat(30)}env ${envName(opt.flag)}`);
   }
-  lines.push(`  -h, --help`.padEnd(30) + 'show this help');
-  lines.push(`  -v, --version`.padEnd(30) + 'print the version');
+  lines.push(`${`  -h, --help`.padEnd(30)}show this help`);
+  lines.push(`${`  -v, --version`.padEnd(30)}print the version`);
   return `${lines.join('\n')}\n`;
 }

@@ -23,10 +23,10 @@ import type { Socket } from 'node:net';
 import { arityOk, type CommandTable } from './commands/types.js';
 import { Err } from './errors.js';
 import type { Logger } from './log.js';
-import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
 import { ReplyFramer, replyKind } from './resp/reply-framer.js';
+import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
 import { encodeReply, type Proto, R, type Reply } from './resp/writer.js';
-import { type Route, Router } from './router.js';
+import type { Route, Router } from './router.js';
 import { Subscriptions } from './subscriptions.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { Deque } from './util/deque.js';
@@ -52,7 +52,7 @@ interface Entry {
   /** A (P|S)(UN)SUBSCRIBE: RESP3 confirmation pushes are its replies. */
   pubsub: boolean;
   /** Local commands waiting for this (state-changing) entry before they start. */
-  then: (() => void)[] | undefined;
+  waiters: (() => void)[] | undefined;
 }
 
 function newEntry(expect: number, hook?: Hook): Entry {
@@ -64,7 +64,7 @@ function newEntry(expect: number, hook?: Hook): Entry {
     done: false,
     closeAfter: false,
     pubsub: false,
-    then: undefined,
+    waiters: undefined,
   };
 }
 
@@ -218,7 +218,11 @@ export class ClientConnection {
         this.closing = true;
         break;
       case 'client':
-        if (!this.inMulti && args.length === 3 && args[1]!.toString('latin1').toLowerCase() === 'reply') {
+        if (
+          !this.inMulti &&
+          args.length === 3 &&
+          args[1]!.toString('latin1').toLowerCase() === 'reply'
+        ) {
           const mode = args[2]!.toString('latin1').toLowerCase();
           if (mode === 'on' || mode === 'off' || mode === 'skip') {
             this.replyMode = mode;
@@ -323,7 +327,7 @@ export class ClientConnection {
     // If a subscription or protocol change is still in flight, wait for it so
     // the context check sees the state Redis had at this point of the pipeline.
     const barrier = this.lastStateEntry;
-    if (barrier !== undefined && !barrier.done) (barrier.then ??= []).push(start);
+    if (barrier !== undefined && !barrier.done) (barrier.waiters ??= []).push(start);
     else start();
   }
 
@@ -449,10 +453,14 @@ export class ClientConnection {
       this.queue.shift();
       this.flushHead();
     }
-    if (target.then) for (const start of target.then) start();
+    if (target.waiters) for (const start of target.waiters) start();
   }
 
-  private isOutOfBand(reply: Buffer, first: number | undefined, target: Entry | undefined): boolean {
+  private isOutOfBand(
+    reply: Buffer,
+    first: number | undefined,
+    target: Entry | undefined,
+  ): boolean {
     if (first === GT) {
       // RESP3 pushes are out of band, except the confirmations a (un)subscribe awaits.
       return !(target?.pubsub === true && Subscriptions.isConfirmation(reply));
@@ -550,7 +558,9 @@ export class ClientConnection {
   private onUpstreamClosed(cause: string, everConnected: boolean): void {
     if (this.closed) return;
     const addr = this.upstream.address;
-    const text = everConnected ? Err.upstreamLost(addr, cause) : Err.upstreamUnreachable(addr, cause);
+    const text = everConnected
+      ? Err.upstreamLost(addr, cause)
+      : Err.upstreamUnreachable(addr, cause);
     this.partial = undefined;
     this.framer = new ReplyFramer();
     this.socket.cork();
@@ -559,7 +569,7 @@ export class ClientConnection {
       (entry.out ??= []).push(R.error(text));
       entry.expect = 0;
       entry.done = true;
-      if (entry.then) for (const start of entry.then) start();
+      if (entry.waiters) for (const start of entry.waiters) start();
     }
     this.awaiting.clear();
     this.lastStateEntry = undefined;

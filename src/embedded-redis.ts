@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -62,14 +62,22 @@ export async function startEmbeddedRedis(opts: {
   const child: ChildProcess = spawn(
     opts.executable,
     [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--save', '',
-      '--daemonize', 'no',
-      '--protected-mode', 'yes',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'yes',
     ],
     { stdio: ['ignore', logFd, logFd] },
   );
@@ -77,7 +85,11 @@ export async function startEmbeddedRedis(opts: {
   const exited = once(child, 'exit');
   const failed = new Promise<never>((_, reject) => {
     child.once('error', (err) =>
-      reject(new Error(`cannot start ${opts.executable}: ${err.message} (install redis-server or pass --upstream)`)),
+      reject(
+        new Error(
+          `cannot start ${opts.executable}: ${err.message} (install redis-server or pass --upstream)`,
+        ),
+      ),
     );
     child.once('exit', (code) =>
       reject(new Error(`${opts.executable} exited with code ${code}; see ${dir}/redis.log`)),

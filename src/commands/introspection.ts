@@ -35,7 +35,10 @@ function infoReply(spec: CommandSpec): Reply {
             [
               R.bulk('spec'),
               R.map([
-                [R.bulk('lastkey'), R.int(spec.lastKey < 0 ? spec.lastKey : spec.lastKey - spec.firstKey)],
+                [
+                  R.bulk('lastkey'),
+                  R.int(spec.lastKey < 0 ? spec.lastKey : spec.lastKey - spec.firstKey),
+                ],
                 [R.bulk('keystep'), R.int(spec.keyStep)],
                 [R.bulk('limit'), R.int(0)],
               ]),
@@ -135,7 +138,8 @@ export function commandSplice(args: Buffer[], table: CommandTable): Splice | und
     };
   }
   if (sub === 'docs') {
-    const wanted = names.length === 0 ? ours : [...new Set(names)].flatMap((n) => table.get(n) ?? []);
+    const wanted =
+      names.length === 0 ? ours : [...new Set(names)].flatMap((n) => table.get(n) ?? []);
     if (wanted.length === 0) return undefined;
     return (reply, proto) => {
       const agg = splitAggregate(reply);

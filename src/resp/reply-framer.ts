@@ -22,6 +22,7 @@ const ST_LEN = 3; // reading the length of a `$ ! = * ~ > % |` header
 const ST_LEN_LF = 4; // expecting the LF of that header
 const ST_BULK = 5; // skipping bulk payload bytes
 const ST_BULK_CR = 6; // expecting the CR after bulk payload
+const DONE = -1; // pseudo-state: the current element just ended
 
 // Lookup by type byte: what kind of element it starts (0 = not a RESP type).
 const K_LINE = 1;
@@ -101,13 +102,17 @@ export class ReplyFramer {
           }
           break;
         }
-        case ST_LF: {
+        case ST_LF:
+        case ST_LEN_LF: {
           if (chunk[pos] !== LF) fail('expected LF after CR', chunk, pos);
           pos++;
-          state = ST_TYPE;
-          if (this.elementDone()) {
-            this.state = ST_TYPE;
-            return pos;
+          state = state === ST_LF ? DONE : this.headerDone(chunk, pos);
+          if (state === DONE) {
+            state = ST_TYPE;
+            if (this.elementDone()) {
+              this.state = ST_TYPE;
+              return pos;
+            }
           }
           break;
         }
@@ -135,20 +140,6 @@ export class ReplyFramer {
           this.digits = digits;
           break;
         }
-        case ST_LEN_LF: {
-          if (chunk[pos] !== LF) fail('expected LF after length', chunk, pos);
-          pos++;
-          state = this.headerDone(chunk, pos);
-          if (state === ST_LF) {
-            // A null or empty element: complete right here.
-            state = ST_TYPE;
-            if (this.elementDone()) {
-              this.state = ST_TYPE;
-              return pos;
-            }
-          }
-          break;
-        }
         case ST_BULK: {
           // Skip payload by arithmetic: a huge bulk costs O(chunks), whatever its content.
           const avail = end - pos;
@@ -174,13 +165,13 @@ export class ReplyFramer {
     return -1;
   }
 
-  /** A length header ended: returns the next state (ST_LF stands for "element already complete"). */
+  /** A length header ended: the next state, or DONE for a null or empty element. */
   private headerDone(chunk: Buffer, pos: number): number {
     const num = this.num;
     if (this.neg) {
       // RESP2 nulls (`$-1`, `*-1`); hiredis accepts -1 for every sized type, so do we.
       if (num !== 1) fail('negative length', chunk, pos - 1);
-      return ST_LF;
+      return DONE;
     }
     const kind = this.kind;
     if (kind === K_BULK) {
@@ -188,7 +179,7 @@ export class ReplyFramer {
       return ST_BULK;
     }
     const children = kind === K_AGG ? num : kind === K_PAIRS ? num * 2 : num * 2 + 1;
-    if (children === 0) return ST_LF;
+    if (children === 0) return DONE;
     if (this.depth === this.stack.length) {
       const grown = new Float64Array(this.stack.length * 2);
       grown.set(this.stack);
@@ -217,11 +208,11 @@ export class ReplyFramer {
 }
 
 // ---- Helpers over one complete reply (pub/sub, MONITOR, COMMAND splicing). ----
-// These run on far fewer replies than the framer, so they favour simplicity over zero-allocation.
+// These see far fewer replies than the framer, so they favour simplicity over zero allocation.
 
 const scratch = new ReplyFramer();
 
-/** End of the element at `pos` (including any attribute prefix), or -1 if malformed/incomplete. */
+/** End of the element at `pos` (with any attribute prefix), or -1 if malformed or incomplete. */
 function skipElement(buf: Buffer, pos: number): number {
   scratch.reset();
   try {
@@ -232,72 +223,51 @@ function skipElement(buf: Buffer, pos: number): number {
   }
 }
 
-interface Header {
-  type: number;
-  n: number; // the number after the type byte (NaN when it is not an integer)
-  lineEnd: number; // index of the CR
-  end: number; // index just past the CRLF
-}
+/** type byte, the number after it (NaN if none), index of its CR, index past its CRLF */
+type Header = { type: number; n: number; cr: number; end: number };
 
-/** Reads the header line at `pos`; undefined if there is no well-formed line. */
 function readHeader(buf: Buffer, pos: number): Header | undefined {
   const cr = buf.indexOf(CR, pos + 1);
   if (pos >= buf.length || cr === -1 || buf[cr + 1] !== LF) return undefined;
-  return { type: buf[pos]!, n: parseIntBytes(buf, pos + 1, cr), lineEnd: cr, end: cr + 2 };
-}
-
-function parseIntBytes(buf: Buffer, start: number, end: number): number {
-  const neg = buf[start] === 45;
-  let i = neg ? start + 1 : start;
-  if (i >= end) return Number.NaN;
-  let n = 0;
-  for (; i < end; i++) {
-    const b = buf[i]!;
-    if (b < 48 || b > 57) return Number.NaN;
-    n = n * 10 + (b - 48);
+  let i = buf[pos + 1] === 45 ? pos + 2 : pos + 1;
+  let n = i < cr ? 0 : Number.NaN;
+  for (; i < cr; i++) {
+    const d = buf[i]! - 48;
+    n = d >= 0 && d <= 9 ? n * 10 + d : Number.NaN;
   }
-  return neg ? -n : n;
+  return { type: buf[pos]!, n: buf[pos + 1] === 45 ? -n : n, cr, end: cr + 2 };
 }
 
-/** Skips attributes preceding the element at `pos`; -1 if malformed. */
-function skipAttributes(buf: Buffer, pos: number): number {
-  while (buf[pos] === 124) {
-    const h = readHeader(buf, pos);
-    if (!h || !(h.n >= 0)) return -1;
-    pos = h.end;
+/** Header of the element at 0 after skipping attributes (`|N` + 2N elements) before it. */
+function mainHeader(buf: Buffer): Header | undefined {
+  let h = readHeader(buf, 0);
+  while (h && h.type === 124 && h.n >= 0) {
+    let pos = h.end;
     for (let i = 0; i < h.n * 2 && pos !== -1; i++) pos = skipElement(buf, pos);
-    if (pos === -1) return -1;
+    h = pos === -1 ? undefined : readHeader(buf, pos);
   }
-  return pos;
+  return h;
 }
 
-const ARRAY = 42; // '*'
-const PUSH = 62; // '>'
-
-/** Header of a non-null `*` or `>` reply (after any attribute), or undefined. */
+/** Header of a non-null `*` or `>` (push) reply, else undefined. */
 function arrayHeader(reply: Buffer): Header | undefined {
-  const start = skipAttributes(reply, 0);
-  if (start === -1) return undefined;
-  const h = readHeader(reply, start);
-  if (!h || (h.type !== ARRAY && h.type !== PUSH) || !(h.n >= 0)) return undefined;
-  return h;
+  const h = mainHeader(reply);
+  return h && (h.type === 42 || h.type === 62) && h.n >= 0 ? h : undefined;
 }
 
 /** For an array/push reply whose first element is a bulk or simple string: that string lower-cased. */
 export function replyKind(reply: Buffer): string | undefined {
   const h = arrayHeader(reply);
-  if (!h || h.n === 0) return undefined;
-  const first = readHeader(reply, h.end);
-  if (!first) return undefined;
-  if (first.type === 43) return reply.toString('latin1', h.end + 1, first.lineEnd).toLowerCase();
-  if (first.type !== 36 || !(first.n >= 0) || first.end + first.n > reply.length) return undefined;
+  const first = h && h.n > 0 ? readHeader(reply, h.end) : undefined;
+  if (first?.type === 43) return reply.toString('latin1', h!.end + 1, first.cr).toLowerCase();
+  if (first?.type !== 36 || !(first.n >= 0) || first.end + first.n > reply.length) return undefined;
   return reply.toString('latin1', first.end, first.end + first.n).toLowerCase();
 }
 
 /**
  * Decodes an array/push of bulk strings, simple strings, integers and nulls (e.g. pub/sub
  * confirmations such as [subscribe, channel, count]); undefined for anything else.
- * Strings are copied so that callers never pin the socket chunk the reply was sliced from.
+ * Strings are copied so callers never pin the socket chunk the reply was sliced from.
  */
 export function decodeFlatArray(reply: Buffer): (Buffer | number | null)[] | undefined {
   const h = arrayHeader(reply);
@@ -305,36 +275,37 @@ export function decodeFlatArray(reply: Buffer): (Buffer | number | null)[] | und
   const out: (Buffer | number | null)[] = [];
   let pos = h.end;
   for (let i = 0; i < h.n; i++) {
-    const e = readHeader(reply, pos);
+    const start = pos;
+    const e = readHeader(reply, start);
     if (!e) return undefined;
+    pos = e.end;
     if (e.type === 36 && e.n >= 0) {
-      const dataEnd = e.end + e.n;
-      if (reply[dataEnd] !== CR || reply[dataEnd + 1] !== LF) return undefined;
-      out.push(Buffer.from(reply.subarray(e.end, dataEnd)));
-      pos = dataEnd + 2;
-      continue;
-    }
-    if (e.type === 43) out.push(Buffer.from(reply.subarray(pos + 1, e.lineEnd)));
+      pos += e.n + 2;
+      if (reply[pos - 2] !== CR || reply[pos - 1] !== LF) return undefined;
+      out.push(Buffer.from(reply.subarray(e.end, pos - 2)));
+    } else if (e.type === 43) out.push(Buffer.from(reply.subarray(start + 1, e.cr)));
     else if (e.type === 58 && !Number.isNaN(e.n)) out.push(e.n);
-    else if ((e.type === 95 && e.lineEnd === pos + 1) || ((e.type === 36 || e.type === ARRAY) && e.n === -1))
+    else if (e.type === 95 ? e.cr === start + 1 : (e.type === 36 || e.type === 42) && e.n === -1)
       out.push(null);
     else return undefined;
-    pos = e.end;
   }
   return pos === reply.length ? out : undefined;
 }
+
+export type AggregateSplit = {
+  type: string;
+  count: number;
+  headerEnd: number;
+  children: Array<[number, number]>;
+};
 
 /**
  * Splits an aggregate reply (`* ~ > %`) into its header and the byte ranges of its top-level
  * children (each including any attribute prefix). `count` is the header's number (pairs for a
  * map, -1 for a null array); bytes [0, headerEnd) are any attribute prefix plus the header line.
  */
-export function splitAggregate(
-  reply: Buffer,
-): { type: string; count: number; headerEnd: number; children: Array<[number, number]> } | undefined {
-  const start = skipAttributes(reply, 0);
-  if (start === -1) return undefined;
-  const h = readHeader(reply, start);
+export function splitAggregate(reply: Buffer): AggregateSplit | undefined {
+  const h = mainHeader(reply);
   const kind = h ? KIND[h.type] : 0;
   if (!h || (kind !== K_AGG && kind !== K_PAIRS) || !(h.n >= -1)) return undefined;
   const children: Array<[number, number]> = [];

@@ -164,7 +164,8 @@ function write(r: Reply, proto: Proto, buf: Buffer, pos: number): number {
     }
     case 'map': {
       const n = r.v.length;
-      pos = proto === 3 ? writeLine(buf, pos, '%', String(n)) : writeLine(buf, pos, '*', String(n * 2));
+      pos =
+        proto === 3 ? writeLine(buf, pos, '%', String(n)) : writeLine(buf, pos, '*', String(n * 2));
       for (const [k, v] of r.v) pos = write(v, proto, buf, write(k, proto, buf, pos));
       return pos;
     }

@@ -7,11 +7,11 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CommandSpec } from '../../src/commands/types.js';
 import { type Config, defaultConfig } from '../../src/config.js';
 import { freePort, waitForPong } from '../../src/embedded-redis.js';
 import { silentLogger } from '../../src/log.js';
 import { SemcacheServer } from '../../src/server.js';
-import type { CommandSpec } from '../../src/commands/types.js';
 
 export interface RedisHandle {
   port: number;
@@ -27,7 +27,19 @@ export async function startRedis(args: string[] = [], port?: number): Promise<Re
   const dir = mkdtempSync(join(tmpdir(), 'semcache-test-redis-'));
   const child = spawn(
     'redis-server',
-    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args],
+    [
+      '--port',
+      String(p),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      ...args,
+    ],
     { stdio: 'ignore' },
   );
   const exited = once(child, 'exit');

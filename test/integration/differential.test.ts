@@ -71,7 +71,15 @@ describe('byte-identical to redis-server', () => {
   });
 
   it('inline commands, quotes and escapes', async () => {
-    await same(['PING\r\n', 'SET a "hello world"\r\n', "GET a\r\nSET b 'x y'\n", 'GET b\r\n', 'ECHO "\\x41\\n"\r\n', '\r\n', 'EXISTS a b\r\n']);
+    await same([
+      'PING\r\n',
+      'SET a "hello world"\r\n',
+      "GET a\r\nSET b 'x y'\n",
+      'GET b\r\n',
+      'ECHO "\\x41\\n"\r\n',
+      '\r\n',
+      'EXISTS a b\r\n',
+    ]);
   });
 
   it('a pipeline of 2000 commands in one write', async () => {
@@ -102,7 +110,15 @@ describe('byte-identical to redis-server', () => {
   });
 
   it('SELECT keeps its database per connection', async () => {
-    await same([cmd('SELECT', '1'), cmd('SET', 'x', 'db1'), cmd('SELECT', '0'), cmd('GET', 'x'), cmd('SELECT', '1'), cmd('GET', 'x'), cmd('SELECT', '99')]);
+    await same([
+      cmd('SELECT', '1'),
+      cmd('SET', 'x', 'db1'),
+      cmd('SELECT', '0'),
+      cmd('GET', 'x'),
+      cmd('SELECT', '1'),
+      cmd('GET', 'x'),
+      cmd('SELECT', '99'),
+    ]);
   });
 
   it('RESP3 after HELLO 3: maps, sets, doubles, nulls', async () => {
@@ -166,7 +182,16 @@ describe('byte-identical to redis-server', () => {
   });
 
   it('RESET leaves subscribed mode, MULTI and RESP3', async () => {
-    await same([hello3, cmd('SUBSCRIBE', 'c'), cmd('RESET'), cmd('HSET', 'h', 'a', 'b'), cmd('HGETALL', 'h'), cmd('MULTI'), cmd('RESET'), cmd('GET', 'h')]);
+    await same([
+      hello3,
+      cmd('SUBSCRIBE', 'c'),
+      cmd('RESET'),
+      cmd('HSET', 'h', 'a', 'b'),
+      cmd('HGETALL', 'h'),
+      cmd('MULTI'),
+      cmd('RESET'),
+      cmd('GET', 'h'),
+    ]);
   });
 
   it('QUIT answers, closes and ignores what follows', async () => {
@@ -176,7 +201,13 @@ describe('byte-identical to redis-server', () => {
 
   it('scripting, CONFIG, DEBUG, OBJECT', async () => {
     await same([
-      cmd('EVAL', "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])", '1', 'k', 'v'),
+      cmd(
+        'EVAL',
+        "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])",
+        '1',
+        'k',
+        'v',
+      ),
       cmd('EVAL', 'return {1, 2, {3, "x"}, redis.error_reply("boom")}', '0'),
       cmd('EVAL', 'return {err = "x"}', '0'),
       cmd('CONFIG', 'GET', 'maxmemory-policy'),
@@ -188,7 +219,13 @@ describe('byte-identical to redis-server', () => {
   it('binary values and a 20 MB value', async () => {
     const binary = Buffer.from([0, 13, 10, 255, 42, 13, 10, 0]);
     const big = Buffer.alloc(20 * 1024 * 1024, 'x');
-    await same([cmd('SET', 'bin', binary), cmd('GET', 'bin'), cmd('SET', 'big', big), cmd('STRLEN', 'big'), cmd('GET', 'big')]);
+    await same([
+      cmd('SET', 'bin', binary),
+      cmd('GET', 'bin'),
+      cmd('SET', 'big', big),
+      cmd('STRLEN', 'big'),
+      cmd('GET', 'big'),
+    ]);
   });
 
   it.each([
@@ -196,7 +233,10 @@ describe('byte-identical to redis-server', () => {
     ['bad bulk length', '*1\r\n$-5\r\n'],
     ['expected $', '*1\r\n:1\r\n'],
     ['unbalanced quotes', 'SET a "b\r\n'],
-    ['commands before the error are answered', Buffer.concat([cmd('SET', 'a', '1'), Buffer.from('*2\r\n$3\r\nGET\r\n+a\r\n')])],
+    [
+      'commands before the error are answered',
+      Buffer.concat([cmd('SET', 'a', '1'), Buffer.from('*2\r\n$3\r\nGET\r\n+a\r\n')]),
+    ],
     ['*0 and negative counts are ignored', '*0\r\n*-1\r\nPING\r\n'],
   ])('protocol error: %s', async (_name, bytes) => {
     await same([bytes]);

@@ -132,14 +132,20 @@ const COMMAND_INFO_RESP2 = b(
     ':1\r\n$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n' +
     ':0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n*0\r\n$-1\r\n',
 );
-SMALL.push(['COMMAND INFO (RESP3)', COMMAND_INFO_RESP3], ['COMMAND INFO (RESP2)', COMMAND_INFO_RESP2]);
+SMALL.push(
+  ['COMMAND INFO (RESP3)', COMMAND_INFO_RESP3],
+  ['COMMAND INFO (RESP2)', COMMAND_INFO_RESP2],
+);
 
 const BIG: Array<[string, Buffer]> = [
   ['1 MB bulk', bulk(megabyte)],
   ['1 MB blob error', Buffer.concat([b(`!${megabyte.length}\r\n`), megabyte, b('\r\n')])],
   [
     'array of 2000 bulks',
-    Buffer.concat([b('*2000\r\n'), ...Array.from({ length: 2000 }, (_, i) => bulk(b(`v${i}\r\n`)))]),
+    Buffer.concat([
+      b('*2000\r\n'),
+      ...Array.from({ length: 2000 }, (_, i) => bulk(b(`v${i}\r\n`))),
+    ]),
   ],
 ];
 
@@ -269,7 +275,9 @@ type V2 =
 const line = fc.string({ maxLength: 20 }).map((s) => s.replace(/[\r\n]/g, ''));
 const bytes = fc.oneof(
   fc.uint8Array({ maxLength: 40 }),
-  fc.array(fc.constantFrom(13, 10, 36, 42, 58, 48, 49, 45), { maxLength: 20 }).map((a) => Uint8Array.from(a)),
+  fc
+    .array(fc.constantFrom(13, 10, 36, 42, 58, 48, 49, 45), { maxLength: 20 })
+    .map((a) => Uint8Array.from(a)),
 );
 const { v2 } = fc.letrec<{ v2: V2 }>((tie) => ({
   v2: fc.oneof(
@@ -422,7 +430,8 @@ describe('ReplyFramer fuzz', () => {
             const at = m.at % (buf.length + 1);
             const before = buf.subarray(0, at);
             if (m.op === 'flip' && at < buf.length) buf[at] = m.byte;
-            else if (m.op === 'insert') buf = Buffer.concat([before, Buffer.from([m.byte]), buf.subarray(at)]);
+            else if (m.op === 'insert')
+              buf = Buffer.concat([before, Buffer.from([m.byte]), buf.subarray(at)]);
             else if (m.op === 'delete') buf = Buffer.concat([before, buf.subarray(at + 1)]);
             else if (m.op === 'truncate') buf = Buffer.from(before);
           }
@@ -554,8 +563,18 @@ describe('splitAggregate', () => {
       ],
     });
     expect(splitAggregate(b('>1\r\n+x\r\n'))?.type).toBe('>');
-    expect(splitAggregate(b('*0\r\n'))).toEqual({ type: '*', count: 0, headerEnd: 4, children: [] });
-    expect(splitAggregate(b('*-1\r\n'))).toEqual({ type: '*', count: -1, headerEnd: 5, children: [] });
+    expect(splitAggregate(b('*0\r\n'))).toEqual({
+      type: '*',
+      count: 0,
+      headerEnd: 4,
+      children: [],
+    });
+    expect(splitAggregate(b('*-1\r\n'))).toEqual({
+      type: '*',
+      count: -1,
+      headerEnd: 5,
+      children: [],
+    });
     expect(splitAggregate(b('|1\r\n+a\r\n+b\r\n*1\r\n:1\r\n'))).toEqual({
       type: '*',
       count: 1,
