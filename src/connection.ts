@@ -139,6 +139,19 @@ export class ClientConnection {
     this.socket.destroy();
   }
 
+  /** Bytes held for this client: written but not yet taken by its socket, plus queued replies. */
+  get bufferedBytes(): number {
+    let n = this.socket.writableLength + this.parser.pendingBytes;
+    for (const entry of this.queue) {
+      if (entry.out) for (const o of entry.out) n += Buffer.isBuffer(o) ? o.length : 64;
+    }
+    return n;
+  }
+
+  get pendingCommands(): number {
+    return this.queue.length;
+  }
+
   // ---- requests ---------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {

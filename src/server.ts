@@ -86,6 +86,17 @@ export class SemcacheServer {
     return this.clients.size;
   }
 
+  /** Memory held for clients, for tests and INFO-like reporting. */
+  stats(): { clients: number; bufferedBytes: number; pendingCommands: number } {
+    let bufferedBytes = 0;
+    let pendingCommands = 0;
+    for (const c of this.clients) {
+      bufferedBytes += c.bufferedBytes;
+      pendingCommands += c.pendingCommands;
+    }
+    return { clients: this.clients.size, bufferedBytes, pendingCommands };
+  }
+
   private accept(socket: Socket): void {
     if (this.closing !== undefined) {
       socket.destroy();
