@@ -12,6 +12,7 @@ export interface Config {
   upstream: string | undefined;
   connectTimeout: number;
   maxClients: number;
+  multiplex: number;
   maxPending: number;
   maxRequestSize: number;
   shutdownTimeout: number;
@@ -56,6 +57,14 @@ export const OPTIONS: readonly Option[] = [
     def: 10000,
     min: 1,
     help: 'maximum simultaneous client connections (like Redis maxclients)',
+  },
+  {
+    key: 'multiplex',
+    flag: 'multiplex',
+    kind: 'int',
+    def: 1,
+    min: 0,
+    help: 'shared upstream connections for stateless commands (0: one connection per client only)',
   },
   {
     key: 'maxPending',

@@ -27,6 +27,7 @@ import { ReplyFramer, replyKind } from './resp/reply-framer.js';
 import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
 import { encodeReply, type Proto, R, type Reply } from './resp/writer.js';
 import type { Route, Router } from './router.js';
+import type { SharedOwner, SharedUpstream, SharedWaiter } from './shared-upstream.js';
 import { Subscriptions } from './subscriptions.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { Deque } from './util/deque.js';
@@ -36,10 +37,15 @@ const STAR = 0x2a;
 const PLUS = 0x2b;
 const MINUS = 0x2d;
 
+/** Commands one client may have in flight on a shared connection before it gets its own. */
+export const SHARED_MAX_IN_FLIGHT = 32;
+
 /** Transforms the complete reply of a forwarded command; may update connection state. */
 type Hook = (reply: Buffer) => Buffer | Reply;
 
 interface Entry {
+  /** Set while the entry waits on a shared upstream connection. */
+  owner: SharedOwner | undefined;
   /** Upstream replies still expected; 0 for local entries. */
   expect: number;
   /** For UNSUBSCRIBE without arguments: computed once every older reply has arrived. */
@@ -57,6 +63,7 @@ interface Entry {
 
 function newEntry(expect: number, hook?: Hook): Entry {
   return {
+    owner: undefined,
     expect,
     lazyExpect: undefined,
     hook,
@@ -73,19 +80,26 @@ export interface ConnectionOptions {
   commands: CommandTable;
   router: Router;
   upstream: UpstreamOptions;
+  /** Where stateless commands go until the client is pinned; undefined = always pinned. */
+  shared: SharedUpstream | undefined;
   maxPending: number;
   maxRequestSize: number;
   logger: Logger;
   onClose: (conn: ClientConnection) => void;
 }
 
-export class ClientConnection {
+export class ClientConnection implements SharedOwner {
   readonly id: number;
   private readonly parser: RequestParser;
   private framer = new ReplyFramer();
   private readonly queue = new Deque<Entry>();
   private readonly awaiting = new Deque<Entry>();
-  private readonly upstream: Upstream;
+  /** This client's own connection, opened when it is pinned. */
+  private upstream: Upstream | undefined;
+  private sharedInFlight = 0;
+  /** The client stopped taking replies: stop sending its commands to a shared connection. */
+  private backlogged = false;
+  private batchCorked = false;
   private proto: Proto = 2;
   private readonly subs = new Subscriptions();
   private monitor = false;
@@ -115,15 +129,12 @@ export class ClientConnection {
     this.id = opts.id;
     this.parser = new RequestParser({ maxBulkLength: opts.maxRequestSize });
     socket.setNoDelay(true);
-    this.upstream = new Upstream(opts.upstream, {
-      data: (chunk) => this.onUpstreamData(chunk),
-      drain: () => this.setPaused('upstream', false),
-      blocked: () => this.setPaused('upstream', true),
-      closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
-    });
-    this.upstream.connect();
+    if (opts.shared === undefined) this.pin();
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
-    socket.on('drain', () => this.upstream.resume());
+    socket.on('drain', () => {
+      this.backlogged = false;
+      this.upstream?.resume();
+    });
     socket.on('error', (err) => opts.logger.debug(`client ${this.id}: ${err.message}`));
     socket.on('close', () => this.onClientClosed());
   }
@@ -152,6 +163,22 @@ export class ClientConnection {
     return this.queue.length;
   }
 
+  /**
+   * Give this client its own upstream connection, for good: it is about to
+   * use connection state or block. Requests already on the shared connection
+   * are answered first (see flushForward), so Redis runs them in order.
+   */
+  private pin(): Upstream {
+    this.upstream = new Upstream(this.opts.upstream, {
+      data: (chunk) => this.onUpstreamData(chunk),
+      drain: () => this.setPaused('upstream', false),
+      blocked: () => this.setPaused('upstream', true),
+      closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
+    });
+    this.upstream.connect();
+    return this.upstream;
+  }
+
   // ---- requests ---------------------------------------------------------
 
   private onClientData(chunk: Buffer): void {
@@ -177,6 +204,22 @@ export class ClientConnection {
     let silent = this.replyMode !== 'on';
     if (this.replyMode === 'skip') this.replyMode = 'on';
     if (route.kind === 'plain') {
+      const shared = this.opts.shared;
+      if (
+        this.upstream === undefined &&
+        shared !== undefined &&
+        route.shareable &&
+        this.sharedInFlight < SHARED_MAX_IN_FLIGHT &&
+        !this.backlogged
+      ) {
+        // Only unpinned clients get here, and they are never silenced (CLIENT pins).
+        const entry = newEntry(1);
+        entry.owner = this;
+        this.queue.push(entry);
+        this.sharedInFlight++;
+        shared.send(entry, cmd.raw);
+        return;
+      }
       this.forward(cmd, silent ? undefined : newEntry(1));
       return;
     }
@@ -225,6 +268,12 @@ export class ClientConnection {
         };
         break;
       case 'quit':
+        if (this.upstream === undefined) {
+          // No connection state upstream to end: answer it here.
+          this.closing = true;
+          this.pushLocal(R.ok).closeAfter = true;
+          return;
+        }
         if (this.inMulti) break;
         entry.closeAfter = true;
         silent = false;
@@ -273,6 +322,7 @@ export class ClientConnection {
   }
 
   private forward(cmd: ParsedCommand, entry: Entry | undefined): void {
+    if (this.upstream === undefined) this.pin();
     for (const part of cmd.raw) this.queueForward(part);
     if (entry === undefined) return;
     this.queue.push(entry);
@@ -296,8 +346,9 @@ export class ClientConnection {
   }
 
   private flushForward(): void {
-    if (this.fwd.length === 0) return;
-    this.upstream.write(this.fwd);
+    // Held back until every request on the shared connection is answered.
+    if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
+    this.upstream?.write(this.fwd);
     this.fwd = [];
   }
 
@@ -315,6 +366,7 @@ export class ClientConnection {
       // flagged so EXEC fails with EXECABORT. An unknown command flags it upstream.
       entry.expect = 1;
       entry.hook = () => R.error(Err.notInMulti);
+      if (this.upstream === undefined) this.pin();
       this.queueForward(Buffer.from('*1\r\n$27\r\nsemcache-no-multi-transaction\r\n'));
       this.awaiting.push(entry);
       return;
@@ -373,7 +425,7 @@ export class ClientConnection {
       this.consume(chunk);
     } catch (err) {
       this.opts.logger.error(`client ${this.id}: bad upstream reply: ${(err as Error).message}`);
-      this.upstream.destroy(err as Error);
+      this.upstream?.destroy(err as Error);
     }
     this.flushRun();
     this.socket.uncork();
@@ -544,13 +596,55 @@ export class ClientConnection {
       this.runStart === 0 && this.runEnd === chunk.length
         ? chunk
         : chunk.subarray(this.runStart, this.runEnd);
-    if (!this.socket.write(bytes)) this.upstream.pause();
+    if (!this.socket.write(bytes)) this.blockedOnClient();
   }
 
   private writeClient(out: Buffer | Reply): void {
     this.flushRun();
     const bytes = Buffer.isBuffer(out) ? out : encodeReply(out, this.proto);
-    if (!this.socket.write(bytes)) this.upstream.pause();
+    if (!this.socket.write(bytes)) this.blockedOnClient();
+  }
+
+  /** The client is not taking replies as fast as they come: stop reading upstream for it. */
+  private blockedOnClient(): void {
+    this.backlogged = true;
+    this.upstream?.pause();
+  }
+
+  // ---- shared upstream --------------------------------------------------
+
+  onSharedReply(waiter: SharedWaiter, reply: Buffer, start: number, end: number): void {
+    if (this.closed) return;
+    const entry = waiter as Entry;
+    entry.owner = undefined;
+    this.sharedInFlight--;
+    if (!this.batchCorked) {
+      this.batchCorked = true;
+      this.socket.cork();
+    }
+    entry.done = true;
+    if (entry === this.queue.peek()) {
+      this.extendRun(reply, start, end);
+      this.queue.shift();
+      this.flushHead();
+    } else (entry.out ??= []).push(reply.subarray(start, end));
+    if (this.sharedInFlight === 0) this.flushForward();
+  }
+
+  onSharedError(waiter: SharedWaiter, text: string): void {
+    if (this.closed) return;
+    const entry = waiter as Entry;
+    entry.owner = undefined;
+    this.sharedInFlight--;
+    this.complete(entry, R.error(text));
+    if (this.sharedInFlight === 0) this.flushForward();
+  }
+
+  onSharedBatchEnd(): void {
+    if (!this.batchCorked) return;
+    this.batchCorked = false;
+    this.flushRun();
+    this.socket.uncork();
   }
 
   private resetState(): void {
@@ -570,7 +664,7 @@ export class ClientConnection {
 
   private onUpstreamClosed(cause: string, everConnected: boolean): void {
     if (this.closed) return;
-    const addr = this.upstream.address;
+    const addr = this.upstream?.address ?? '';
     const text = everConnected
       ? Err.upstreamLost(addr, cause)
       : Err.upstreamUnreachable(addr, cause);
@@ -598,7 +692,8 @@ export class ClientConnection {
   private onClientClosed(): void {
     this.closed = true;
     this.closing = true;
-    this.upstream.destroy();
+    this.upstream?.destroy();
+    for (const entry of this.queue) entry.owner = undefined;
     this.queue.clear();
     this.awaiting.clear();
     this.opts.onClose(this);

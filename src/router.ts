@@ -5,11 +5,12 @@
  * without lower-casing or allocating beyond the name string.
  */
 import { commandSplice } from './commands/introspection.js';
+import { shareableCommands } from './commands/shareable.js';
 import type { CommandSpec, CommandTable } from './commands/types.js';
 import type { Proto, Reply } from './resp/writer.js';
 
 export type Route =
-  | { kind: 'plain' }
+  | { kind: 'plain'; shareable: boolean }
   | { kind: 'local'; spec: CommandSpec }
   | {
       kind:
@@ -44,7 +45,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   command: 'command',
 };
 
-const PLAIN: Route = { kind: 'plain' };
+const SHARED: Route = { kind: 'plain', shareable: true };
+const PINNED: Route = { kind: 'plain', shareable: false };
 const CACHE_LIMIT = 4096;
 
 export class Router {
@@ -63,7 +65,9 @@ export class Router {
       ? { kind: 'local', spec }
       : special
         ? ({ kind: special } as Route)
-        : PLAIN;
+        : shareableCommands.has(lower)
+          ? SHARED
+          : PINNED;
     // Arbitrary names (typos, garbage) must not grow the cache without bound.
     if (this.cache.size < CACHE_LIMIT) this.cache.set(spelled, route);
     return route;

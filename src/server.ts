@@ -14,6 +14,7 @@ import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { Router } from './router.js';
+import { SharedUpstream } from './shared-upstream.js';
 
 export interface ServerOptions {
   config: Config;
@@ -25,6 +26,7 @@ export interface ServerOptions {
 export class SemcacheServer {
   private readonly clients = new Set<ClientConnection>();
   private nextId = 1;
+  private readonly shared: SharedUpstream[] = [];
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -35,6 +37,9 @@ export class SemcacheServer {
     private readonly embedded: EmbeddedRedis | undefined,
     private readonly logger: Logger,
   ) {
+    for (let i = 0; i < config.multiplex; i++) {
+      this.shared.push(new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }));
+    }
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -107,8 +112,10 @@ export class SemcacheServer {
       socket.end(`-${Err.maxClients}\r\n`);
       return;
     }
+    const id = this.nextId++;
     const conn = new ClientConnection(socket, {
-      id: this.nextId++,
+      id,
+      shared: this.shared.length > 0 ? this.shared[id % this.shared.length] : undefined,
       commands: this.router.commands,
       router: this.router,
       upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
@@ -137,6 +144,7 @@ export class SemcacheServer {
       this.logger.warn(`closing ${this.clients.size} client(s) with replies still pending`);
       for (const client of this.clients) client.destroy();
     }
+    for (const shared of this.shared) shared.close();
     await closed;
     await this.embedded?.stop();
   }
