@@ -557,9 +557,7 @@ export class ClientConnection implements SharedOwner {
       this.queue.shift();
       if (head.out) for (const o of head.out) this.writeClient(o);
       if (head.closeAfter) {
-        this.flushRun();
-        this.socket.end();
-        this.closed = true;
+        this.endClient();
         return;
       }
     }
@@ -571,10 +569,15 @@ export class ClientConnection implements SharedOwner {
 
   private closeIfDrained(): void {
     if (this.closing && !this.closed && this.queue.length === 0 && this.partial === undefined) {
-      this.flushRun();
-      this.closed = true;
-      this.socket.end();
+      this.endClient();
     }
+  }
+
+  /** Like Redis: close the socket once everything written has been flushed. */
+  private endClient(): void {
+    this.flushRun();
+    this.closed = true;
+    this.socket.end(() => this.socket.destroy());
   }
 
   private extendRun(chunk: Buffer, start: number, end: number): void {

@@ -11,22 +11,30 @@ import { type ProxyHandle, type RedisHandle, startProxy, startRedis } from '../h
 type Step = string | Buffer | { publish: [string, string] } | { wait: number };
 
 let redis: RedisHandle;
-let proxy: ProxyHandle;
 let side: RawClient;
+// Both upstream modes: stateless commands on a shared connection (default) and
+// one connection per client. Both must be byte-identical to Redis.
+const proxies: Record<string, ProxyHandle> = {};
+let proxy: ProxyHandle;
 
 beforeAll(async () => {
   redis = await startRedis();
-  proxy = await startProxy(redis.port);
+  proxies.shared = await startProxy(redis.port, { multiplex: 1 });
+  proxies.own = await startProxy(redis.port, { multiplex: 0 });
   side = await RawClient.open(redis.port);
 });
 
 afterAll(async () => {
   side?.close();
-  await proxy?.stop();
+  for (const p of Object.values(proxies)) await p.stop();
   await redis?.stop();
 });
 
-async function run(port: number, steps: Step[]): Promise<{ bytes: string; closed: boolean }> {
+async function run(
+  port: number,
+  steps: Step[],
+  sentinel: boolean,
+): Promise<{ bytes: string; closed: boolean }> {
   side.write(cmd('FLUSHALL'));
   await side.until((b) => b.toString().endsWith('+OK\r\n'));
   const client = await RawClient.open(port);
@@ -37,7 +45,11 @@ async function run(port: number, steps: Step[]): Promise<{ bytes: string; closed
       side.write(cmd('PUBLISH', ...step.publish));
     } else await new Promise((r) => setTimeout(r, step.wait));
   }
-  const bytes = await client.quiet(80);
+  // A final PING marks the end (its reply differs in subscribed mode; a closed
+  // connection ends the wait too), then a short quiet period catches stragglers.
+  if (sentinel) client.write(cmd('PING'));
+  await client.until((b) => /(PONG\r\n|pong\r\n\$0\r\n\r\n)$/.test(b.toString('latin1')), 20_000);
+  const bytes = await client.quiet(30);
   const closed = client.closed;
   client.close();
   // HELLO reports the connection's id, which differs between two connections.
@@ -45,16 +57,20 @@ async function run(port: number, steps: Step[]): Promise<{ bytes: string; closed
   return { bytes: text, closed };
 }
 
-async function same(steps: Step[]): Promise<string> {
-  const direct = await run(redis.port, steps);
-  const proxied = await run(proxy.port, steps);
+async function same(steps: Step[], sentinel = true): Promise<string> {
+  const direct = await run(redis.port, steps, sentinel);
+  const proxied = await run(proxy.port, steps, sentinel);
   expect(proxied).toEqual(direct);
   return direct.bytes;
 }
 
 const hello3 = cmd('HELLO', '3');
 
-describe('byte-identical to redis-server', () => {
+describe.each(['shared', 'own'])('byte-identical to redis-server (%s upstream)', (mode) => {
+  beforeAll(() => {
+    proxy = proxies[mode]!;
+  });
+
   it('strings, errors, unknown commands, wrong arity', async () => {
     const out = await same([
       cmd('SET', 'k', 'v'),
@@ -243,6 +259,8 @@ describe('byte-identical to redis-server', () => {
   });
 
   it('too big inline request', async () => {
-    await same([Buffer.alloc(70 * 1024, 'a')]);
+    // No PING after it: Redis accepts an over-long inline line when its newline
+    // arrives in the same read, so the outcome would depend on TCP chunking.
+    await same([Buffer.alloc(70 * 1024, 'a')], false);
   });
 });
