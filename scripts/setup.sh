@@ -49,7 +49,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "node_modules up to date"
 else
   say "npm ci"
-  npm ci --no-audit --no-fund
+  # Dependency install scripts are not run (npm 11 blocks them; on npm 10 they
+  # would try to download prebuilt binaries): the steps below do what they must.
+  npm ci --no-audit --no-fund --ignore-scripts
   echo "$want" >"$stamp"
 fi
 
