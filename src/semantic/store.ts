@@ -1,0 +1,201 @@
+/*
+ * The Redis layout of the semantic cache (docs/storage.md). Redis is the
+ * source of truth; semcache's memory (index, exact-match map) is rebuilt from
+ * it on start. Per entry, with P the prefix (default "semcache:"):
+ *
+ *   <key>                         the value, exactly as SET would store it
+ *   P rec:<key>                   HASH ns, text, vec (FP32 LE), attrs (JSON), model, exact, ts
+ *   P exact:<ns>:<sha256(norm)>   STRING <key>: the exact-match record
+ *
+ * The record and the exact-match key get the value's TTL, in the same Lua
+ * script that writes the value, so the three never disagree at write time.
+ */
+import type { RedisClient, RedisValue } from '../redis-client.js';
+import { RedisReplyError } from '../redis-client.js';
+
+/** Writes value, record and exact key atomically, with the value's TTL on all three. */
+const SET_SCRIPT = `
+local key, rec, exact = KEYS[1], KEYS[2], KEYS[3]
+local mode, ttl = ARGV[2], ARGV[3]
+if mode == 'EX' then redis.call('SET', key, ARGV[1], 'EX', ttl)
+elseif mode == 'PX' then redis.call('SET', key, ARGV[1], 'PX', ttl)
+elseif mode == 'KEEPTTL' then redis.call('SET', key, ARGV[1], 'KEEPTTL')
+elseif mode == 'INDEX' then
+  if redis.call('EXISTS', key) == 0 then return -3 end
+else redis.call('SET', key, ARGV[1]) end
+local old = redis.call('HGET', rec, 'exact')
+if old and old ~= exact and redis.call('GET', old) == key then redis.call('DEL', old) end
+redis.call('DEL', rec)
+redis.call('HSET', rec, 'ns', ARGV[4], 'text', ARGV[5], 'vec', ARGV[6], 'model', ARGV[7],
+  'exact', exact, 'ts', ARGV[9])
+if ARGV[8] ~= '' then redis.call('HSET', rec, 'attrs', ARGV[8]) end
+redis.call('SET', exact, key)
+local pttl = redis.call('PTTL', key)
+if pttl > 0 then
+  redis.call('PEXPIRE', rec, pttl)
+  redis.call('PEXPIRE', exact, pttl)
+end
+return pttl
+`;
+
+/** Removes record, exact key (if it still points here) and, with ARGV[1] == '1', the value. */
+const DEL_SCRIPT = `
+local n = 0
+for i, key in ipairs(KEYS) do
+  local rec = ARGV[2] .. 'rec:' .. key
+  local exact = redis.call('HGET', rec, 'exact')
+  if exact and redis.call('GET', exact) == key then redis.call('DEL', exact) end
+  local had = redis.call('DEL', rec)
+  if ARGV[1] == '1' then had = redis.call('DEL', key) + had end
+  if had > 0 then n = n + 1 end
+end
+return n
+`;
+
+export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | 'INDEX' | '';
+
+export interface StoredEntry {
+  key: Buffer;
+  ns: string;
+  text: string;
+  vector: Float32Array;
+  attrs: string | undefined;
+  model: string;
+}
+
+export function vectorToBytes(v: Float32Array): Buffer {
+  const out = Buffer.allocUnsafe(v.length * 4);
+  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
+  return out;
+}
+
+export function bytesToVector(b: Buffer): Float32Array {
+  const v = new Float32Array(b.length >>> 2);
+  for (let i = 0; i < v.length; i++) v[i] = b.readFloatLE(i * 4);
+  return v;
+}
+
+export class SemanticStore {
+  private shas = new Map<string, string>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    readonly prefix: string,
+  ) {}
+
+  recordKey(key: Buffer): Buffer {
+    return Buffer.concat([Buffer.from(`${this.prefix}rec:`), key]);
+  }
+
+  exactKey(ns: string, hash: string): string {
+    return `${this.prefix}exact:${ns}:${hash}`;
+  }
+
+  private async script(
+    src: string,
+    keys: (string | Buffer)[],
+    args: (string | Buffer | number)[],
+  ): Promise<RedisValue> {
+    let sha = this.shas.get(src);
+    if (sha === undefined) {
+      sha = (await this.redis.call('SCRIPT', 'LOAD', src))!.toString();
+      this.shas.set(src, sha);
+    }
+    try {
+      return await this.redis.call('EVALSHA', sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      // The script cache was flushed (SCRIPT FLUSH, restart): load it again.
+      if (err instanceof RedisReplyError && err.message.startsWith('NOSCRIPT')) {
+        this.shas.delete(src);
+        return this.script(src, keys, args);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Write value (unless mode is INDEX: then the key must exist), record and exact key.
+   * Returns the PTTL now on the key, or undefined when INDEX found no key.
+   */
+  async put(
+    entry: StoredEntry & { exactHash: string; value: Buffer | undefined },
+    mode: TtlMode,
+    ttl: number,
+  ): Promise<number | undefined> {
+    const reply = await this.script(
+      SET_SCRIPT,
+      [entry.key, this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash)],
+      [
+        entry.value ?? '',
+        mode,
+        ttl,
+        entry.ns,
+        entry.text,
+        vectorToBytes(entry.vector),
+        entry.model,
+        entry.attrs ?? '',
+        Date.now(),
+      ],
+    );
+    return reply === -3 ? undefined : (reply as number);
+  }
+
+  /** Delete entries; `withValue` also deletes the user keys. Returns how many existed. */
+  async remove(keys: Buffer[], withValue: boolean): Promise<number> {
+    if (keys.length === 0) return 0;
+    return (await this.script(DEL_SCRIPT, keys, [withValue ? '1' : '0', this.prefix])) as number;
+  }
+
+  /** Values of keys (null where gone), one round trip. */
+  async values(keys: Buffer[]): Promise<(Buffer | null)[]> {
+    if (keys.length === 0) return [];
+    const reply = (await this.redis.call('MGET', ...keys)) as RedisValue[];
+    return reply.map((v) => (Buffer.isBuffer(v) ? v : null));
+  }
+
+  async exists(keys: Buffer[]): Promise<boolean[]> {
+    const replies = await this.redis.pipeline(keys.map((k) => ['EXISTS', k]));
+    return replies.map((r) => r === 1);
+  }
+
+  async vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]> {
+    const replies = await this.redis.pipeline(keys.map((k) => ['HGET', this.recordKey(k), 'vec']));
+    return replies.map((r) => (Buffer.isBuffer(r) ? bytesToVector(r) : undefined));
+  }
+
+  /** Every stored entry, in batches, for the rebuild on start. */
+  async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
+    const recPrefix = Buffer.from(`${this.prefix}rec:`);
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.redis.call(
+        'SCAN',
+        cursor,
+        'MATCH',
+        `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}rec:*`,
+        'COUNT',
+        batch,
+      )) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      if (keys.length === 0) continue;
+      const replies = await this.redis.pipeline(
+        keys.map((k) => ['HMGET', k, 'ns', 'text', 'vec', 'attrs', 'model']),
+      );
+      const out: StoredEntry[] = [];
+      replies.forEach((r, i) => {
+        if (!Array.isArray(r)) return;
+        const [ns, text, vec, attrs, model] = r;
+        if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return;
+        out.push({
+          key: keys[i]!.subarray(recPrefix.length),
+          ns: ns.toString(),
+          text: text.toString(),
+          vector: bytesToVector(vec),
+          attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
+          model: Buffer.isBuffer(model) ? model.toString() : '',
+        });
+      });
+      yield out;
+    } while (cursor !== '0');
+  }
+}
