@@ -19,9 +19,24 @@ export interface Config {
   dataDir: string;
   redisServer: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  embedder: 'transformers' | 'openai' | 'hash';
+  model: string;
+  modelDir: string | undefined;
+  cacheDir: string;
+  dtype: string;
+  embedUrl: string | undefined;
+  embedModel: string;
+  embedKeyEnv: string;
+  threshold: number;
+  index: 'flat' | 'hnsw' | 'auto';
+  prefix: string;
+  embedBatch: number;
+  embedWait: number;
+  embedCache: number;
+  sweepInterval: number;
 }
 
-type Kind = 'int' | 'string' | 'level';
+type Kind = 'int' | 'string' | 'level' | 'float' | { oneOf: string[] };
 
 interface Option {
   key: keyof Config;
@@ -111,6 +126,115 @@ export const OPTIONS: readonly Option[] = [
     def: 'info',
     help: 'debug, info, warn or error',
   },
+  {
+    key: 'embedder',
+    flag: 'embedder',
+    kind: { oneOf: ['transformers', 'openai', 'hash'] },
+    def: 'transformers',
+    help: 'transformers (local model), openai (HTTP endpoint) or hash (lexical, offline)',
+  },
+  {
+    key: 'model',
+    flag: 'model',
+    kind: 'string',
+    def: 'Xenova/all-MiniLM-L6-v2',
+    help: 'transformers.js model id (downloaded on first use)',
+  },
+  {
+    key: 'modelDir',
+    flag: 'model-dir',
+    kind: 'string',
+    def: undefined,
+    help: 'local model directory for offline use (config.json, tokenizer.json, onnx/)',
+  },
+  {
+    key: 'cacheDir',
+    flag: 'cache-dir',
+    kind: 'string',
+    def: '.semcache-models',
+    help: 'where downloaded models are kept',
+  },
+  {
+    key: 'dtype',
+    flag: 'dtype',
+    kind: { oneOf: ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4'] },
+    def: 'fp32',
+    help: 'model weights to load (quantized ones are smaller and faster)',
+  },
+  {
+    key: 'embedUrl',
+    flag: 'embed-url',
+    kind: 'string',
+    def: undefined,
+    help: 'OpenAI-compatible embeddings API base URL, e.g. http://host:8000/v1',
+  },
+  {
+    key: 'embedModel',
+    flag: 'embed-model',
+    kind: 'string',
+    def: 'text-embedding-3-small',
+    help: 'model name sent to --embed-url',
+  },
+  {
+    key: 'embedKeyEnv',
+    flag: 'embed-key-env',
+    kind: 'string',
+    def: 'OPENAI_API_KEY',
+    help: 'environment variable holding the API key for --embed-url',
+  },
+  {
+    key: 'threshold',
+    flag: 'threshold',
+    kind: 'float',
+    def: 0.9,
+    help: 'default minimum cosine similarity for a SEMGET hit, in [-1, 1]',
+  },
+  {
+    key: 'index',
+    flag: 'index',
+    kind: { oneOf: ['auto', 'flat', 'hnsw'] },
+    def: 'auto',
+    help: 'vector index: flat (exact), hnsw (approximate, fast at scale) or auto (by size)',
+  },
+  {
+    key: 'prefix',
+    flag: 'prefix',
+    kind: 'string',
+    def: 'semcache:',
+    help: 'prefix of the keys semcache keeps in Redis (docs/storage.md)',
+  },
+  {
+    key: 'embedBatch',
+    flag: 'embed-batch',
+    kind: 'int',
+    def: 32,
+    min: 1,
+    help: 'largest micro-batch of texts per model call (1 = no batching)',
+  },
+  {
+    key: 'embedWait',
+    flag: 'embed-wait',
+    kind: 'int',
+    def: 2,
+    min: 0,
+    help: 'milliseconds a text may wait for others to share a model call',
+  },
+  {
+    key: 'embedCache',
+    flag: 'embed-cache',
+    kind: 'int',
+    def: 10000,
+    min: 0,
+    help: 'texts whose embeddings are kept in memory (LRU)',
+  },
+  {
+    key: 'sweepInterval',
+    flag: 'sweep-interval',
+    kind: 'int',
+    def: 60000,
+    min: 0,
+    help: 'milliseconds between sweeps for entries whose key is gone (0: never)',
+  },
 ];
 
 export class ConfigError extends Error {}
@@ -123,6 +247,19 @@ export function envName(flag: string): string {
 
 function convert(opt: Option, raw: string, source: string): Config[keyof Config] {
   if (opt.kind === 'string') return raw;
+  if (typeof opt.kind === 'object') {
+    if (!opt.kind.oneOf.includes(raw)) {
+      throw new ConfigError(`${source}: expected one of ${opt.kind.oneOf.join(', ')}`);
+    }
+    return raw;
+  }
+  if (opt.kind === 'float') {
+    const f = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(f) || f < -1 || f > 1) {
+      throw new ConfigError(`${source}: '${raw}' is not a number between -1 and 1`);
+    }
+    return f;
+  }
   if (opt.kind === 'level') {
     if (!LEVELS.includes(raw))
       throw new ConfigError(`${source}: expected one of ${LEVELS.join(', ')}`);

@@ -55,6 +55,8 @@ interface Entry {
   out: (Buffer | Reply)[] | undefined;
   done: boolean;
   closeAfter: boolean;
+  /** A local command flagged 'write' (forwarded commands wait for it). */
+  localWrite: boolean;
   /** A (P|S)(UN)SUBSCRIBE: RESP3 confirmation pushes are its replies. */
   pubsub: boolean;
   /** Local commands waiting for this (state-changing) entry before they start. */
@@ -70,6 +72,7 @@ function newEntry(expect: number, hook?: Hook): Entry {
     out: undefined,
     done: false,
     closeAfter: false,
+    localWrite: false,
     pubsub: false,
     waiters: undefined,
   };
@@ -106,8 +109,13 @@ export class ClientConnection implements SharedOwner {
   /** Predicted at request time: Redis has not answered yet when we must decide. */
   private inMulti = false;
   private replyMode: 'on' | 'off' | 'skip' = 'on';
-  /** The newest forwarded entry that changes connection state (see `startLocal`). */
-  private lastStateEntry: Entry | undefined;
+  /** The newest forwarded entry: a local command starts once it has been answered. */
+  private lastForwarded: Entry | undefined;
+  /** The newest local write: local reads and forwarded commands wait for it. */
+  private lastLocalWrite: Entry | undefined;
+  private localWrites = 0;
+  /** Stateless commands held back while a local write runs. */
+  private heldShared: { entry: Entry; raw: Buffer[] }[] = [];
   /** No more requests are read (QUIT, protocol error, upstream lost, shutdown). */
   private closing = false;
   private closed = false;
@@ -216,8 +224,12 @@ export class ClientConnection implements SharedOwner {
         const entry = newEntry(1);
         entry.owner = this;
         this.queue.push(entry);
-        this.sharedInFlight++;
-        shared.send(entry, cmd.raw);
+        this.lastForwarded = entry;
+        if (this.localWrites > 0) this.heldShared.push({ entry, raw: cmd.raw });
+        else {
+          this.sharedInFlight++;
+          shared.send(entry, cmd.raw);
+        }
         return;
       }
       this.forward(cmd, silent ? undefined : newEntry(1));
@@ -245,7 +257,6 @@ export class ClientConnection implements SharedOwner {
           if (reply[0] === PLUS) this.resetState();
           return reply;
         };
-        this.lastStateEntry = entry;
         break;
       case 'hello':
         if (!this.inMulti) {
@@ -254,7 +265,6 @@ export class ClientConnection implements SharedOwner {
             if (reply[0] !== MINUS && (version === 2 || version === 3)) this.proto = version;
             return reply;
           };
-          this.lastStateEntry = entry;
         }
         break;
       case 'subscribe':
@@ -318,13 +328,13 @@ export class ClientConnection implements SharedOwner {
       entry.expect = 0;
       entry.lazyExpect = () => Math.max(1, this.subs.count(family));
     }
-    this.lastStateEntry = entry;
   }
 
   private forward(cmd: ParsedCommand, entry: Entry | undefined): void {
     if (this.upstream === undefined) this.pin();
     for (const part of cmd.raw) this.queueForward(part);
     if (entry === undefined) return;
+    this.lastForwarded = entry;
     this.queue.push(entry);
     this.awaiting.push(entry);
     if (this.awaiting.length === 1) this.resolveExpect(entry);
@@ -346,8 +356,9 @@ export class ClientConnection implements SharedOwner {
   }
 
   private flushForward(): void {
-    // Held back until every request on the shared connection is answered.
-    if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
+    // Held back while a local write runs, and until every request on the
+    // shared connection is answered, so Redis runs them in request order.
+    if (this.fwd.length === 0 || this.sharedInFlight > 0 || this.localWrites > 0) return;
     this.upstream?.write(this.fwd);
     this.fwd = [];
   }
@@ -389,11 +400,48 @@ export class ClientConnection implements SharedOwner {
         );
       } else this.complete(entry, result);
     };
-    // If a subscription or protocol change is still in flight, wait for it so
-    // the context check sees the state Redis had at this point of the pipeline.
-    const barrier = this.lastStateEntry;
-    if (barrier !== undefined && !barrier.done) (barrier.waiters ??= []).push(start);
-    else start();
+    // Execution order follows request order where it matters: a local command
+    // starts once the forwarded command before it has been answered (so it sees
+    // that command's effect, and the subscription state at this point), and a
+    // local read waits for the local write before it. Local reads after reads
+    // run concurrently, so a pipeline of lookups shares model calls.
+    const write = spec.flags.includes('write');
+    const barriers = [this.lastForwarded, write ? undefined : this.lastLocalWrite];
+    if (write) {
+      this.localWrites++;
+      this.lastLocalWrite = entry;
+      entry.localWrite = true;
+    }
+    this.after(barriers, start);
+  }
+
+  /** Run `fn` once every entry in `barriers` is done. */
+  private after(barriers: (Entry | undefined)[], fn: () => void): void {
+    const pending = barriers.find((b) => b !== undefined && !b.done);
+    if (pending === undefined) fn();
+    else (pending.waiters ??= []).push(() => this.after(barriers, fn));
+  }
+
+  /** An entry got its reply: wake what waited for it. */
+  private settle(entry: Entry): void {
+    entry.done = true;
+    if (entry.localWrite && --this.localWrites === 0) this.releaseHeld();
+    const waiters = entry.waiters;
+    if (waiters === undefined) return;
+    entry.waiters = undefined;
+    for (const w of waiters) w();
+  }
+
+  /** The last local write finished: send what waited for it, in order. */
+  private releaseHeld(): void {
+    const held = this.heldShared;
+    this.heldShared = [];
+    for (const { entry, raw } of held) {
+      if (entry.done) continue;
+      this.sharedInFlight++;
+      this.opts.shared!.send(entry, raw);
+    }
+    this.flushForward();
   }
 
   private pushLocal(reply: Reply | undefined): Entry {
@@ -409,7 +457,7 @@ export class ClientConnection implements SharedOwner {
   private complete(entry: Entry, reply: Reply): void {
     if (this.closed) return;
     (entry.out ??= []).push(reply);
-    entry.done = true;
+    this.settle(entry);
     if (entry === this.queue.peek()) {
       this.socket.cork();
       this.flushHead();
@@ -488,7 +536,7 @@ export class ClientConnection implements SharedOwner {
   /** The head entry's single reply went straight through. */
   private directDone(): void {
     const entry = this.awaiting.shift()!;
-    entry.done = true;
+    this.settle(entry);
     this.queue.shift();
     this.nextAwaiting();
     this.flushHead();
@@ -512,13 +560,12 @@ export class ClientConnection implements SharedOwner {
     // An error ends a multi-reply command (SUBSCRIBE with an arity error).
     if (--target.expect > 0 && first !== MINUS) return;
     this.awaiting.shift();
-    target.done = true;
+    this.settle(target);
     this.nextAwaiting();
     if (target === this.queue.peek()) {
       this.queue.shift();
       this.flushHead();
     }
-    if (target.waiters) for (const start of target.waiters) start();
   }
 
   private isOutOfBand(
@@ -625,7 +672,7 @@ export class ClientConnection implements SharedOwner {
       this.batchCorked = true;
       this.socket.cork();
     }
-    entry.done = true;
+    this.settle(entry);
     if (entry === this.queue.peek()) {
       this.extendRun(reply, start, end);
       this.queue.shift();
@@ -678,11 +725,9 @@ export class ClientConnection implements SharedOwner {
     for (const entry of this.awaiting) {
       (entry.out ??= []).push(R.error(text));
       entry.expect = 0;
-      entry.done = true;
-      if (entry.waiters) for (const start of entry.waiters) start();
+      this.settle(entry);
     }
     this.awaiting.clear();
-    this.lastStateEntry = undefined;
     if (everConnected) {
       // The server-side state of this client (db, MULTI, subscriptions) is gone.
       this.closing = true;
