@@ -4,7 +4,7 @@
 #  1. system packages (redis-server, redis-tools, nutcracker, libfaiss-dev,
 #     libopenblas-dev): installed with apt-get when we are root on Debian or
 #     Ubuntu, otherwise listed with the command to install them;
-#  2. npm dependencies (npm ci, skipped when package-lock.json is unchanged);
+#  2. npm dependencies from package-lock.json (skipped when it is unchanged);
 #  3. the TypeScript build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,10 +48,13 @@ want=$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "node_modules up to date"
 else
-  say "npm ci"
+  say "installing npm dependencies"
   # Dependency install scripts are not run (npm 11 blocks them; on npm 10 they
   # would try to download prebuilt binaries): the steps below do what they must.
-  npm ci --no-audit --no-fund --ignore-scripts
+  # 'npm install' rather than 'npm ci': npm 11 writes lock files without the
+  # other platforms' optional packages (biome, rollup, esbuild) and then its
+  # own 'npm ci' refuses them as out of sync; 'npm install' follows the lock.
+  npm install --no-audit --no-fund --ignore-scripts
   echo "$want" >"$stamp"
 fi
 
