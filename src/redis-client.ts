@@ -59,23 +59,25 @@ export function decodeReply(buf: Buffer, pos: number): [RedisValue, number] {
       return [new RedisReplyError(buf.toString('utf8', pos + 1, lineEnd)), next];
     case 0x3a /* : */:
       return [Number(line), next];
-    case 0x24 /* $ */: {
-      const len = Number(line);
-      if (len < 0) return [null, next];
-      return [buf.subarray(next, next + len), next + len + 2];
-    }
-    case 0x2a /* * */: {
-      const n = Number(line);
-      if (n < 0) return [null, next];
-      const items: RedisValue[] = [];
-      let p = next;
-      for (let i = 0; i < n; i++) {
-        const [v, e] = decodeReply(buf, p);
-        items.push(v);
-        p = e;
+    case 0x24 /* $ */:
+      {
+        const len = Number(line);
+        if (len < 0) return [null, next];
+        return [buf.subarray(next, next + len), next + len + 2];
       }
-      return [items, p];
-    }
+    case 0x2a /* * */:
+      {
+        const n = Number(line);
+        if (n < 0) return [null, next];
+        const items: RedisValue[] = [];
+        let p = next;
+        for (let i = 0; i < n; i++) {
+          const [v, e] = decodeReply(buf, p);
+          items.push(v);
+          p = e;
+        }
+        return [items, p];
+      }
     default:
       throw new RedisConnectionError(`unexpected reply type 0x${(type ?? 0).toString(16)}`);
   }
@@ -131,7 +133,8 @@ export class RedisClient {
     this.partial = [];
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => socket.destroy(new Error(`connect timeout after ${this.opts.connectTimeout ?? 2000} ms`)),
+        () =>
+          socket.destroy(new Error(`connect timeout after ${this.opts.connectTimeout ?? 2000} ms`)),
         this.opts.connectTimeout ?? 2000,
       );
       socket.once('connect', () => {
