@@ -57,6 +57,7 @@ else
   npm install --no-audit --no-fund --ignore-scripts
   echo "$want" >"$stamp"
 fi
+bash scripts/build-faiss.sh
 
 say "building"
 npm run --silent build

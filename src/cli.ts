@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn(`${signal} again: exiting now`);
+      server.abort();
       process.exit(1);
     }
     stopping = true;

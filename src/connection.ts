@@ -23,7 +23,7 @@ import type { Socket } from 'node:net';
 import { arityOk, type CommandTable } from './commands/types.js';
 import { Err } from './errors.js';
 import type { Logger } from './log.js';
-import { ReplyFramer, replyKind } from './resp/reply-framer.js';
+import { ReplyFramer, replyKind, splitAggregate } from './resp/reply-framer.js';
 import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
 import { encodeReply, type Proto, R, type Reply } from './resp/writer.js';
 import type { Route, Router } from './router.js';
@@ -36,6 +36,8 @@ const GT = 0x3e; // '>' RESP3 push
 const STAR = 0x2a;
 const PLUS = 0x2b;
 const MINUS = 0x2d;
+const EMPTY = Buffer.alloc(0);
+const WAIT_MARKER = Buffer.from('*3\r\n$7\r\nPUBLISH\r\n$14\r\n__semcache__:w\r\n$0\r\n\r\n');
 
 /** Commands one client may have in flight on a shared connection before it gets its own. */
 export const SHARED_MAX_IN_FLIGHT = 32;
@@ -55,8 +57,8 @@ interface Entry {
   out: (Buffer | Reply)[] | undefined;
   done: boolean;
   closeAfter: boolean;
-  /** A local command flagged 'write' (forwarded commands wait for it). */
-  localWrite: boolean;
+  /** A local command: forwarded commands after it wait for it. */
+  local: boolean;
   /** A (P|S)(UN)SUBSCRIBE: RESP3 confirmation pushes are its replies. */
   pubsub: boolean;
   /** Local commands waiting for this (state-changing) entry before they start. */
@@ -72,7 +74,7 @@ function newEntry(expect: number, hook?: Hook): Entry {
     out: undefined,
     done: false,
     closeAfter: false,
-    localWrite: false,
+    local: false,
     pubsub: false,
     waiters: undefined,
   };
@@ -108,14 +110,21 @@ export class ClientConnection implements SharedOwner {
   private monitor = false;
   /** Predicted at request time: Redis has not answered yet when we must decide. */
   private inMulti = false;
+  /** In MULTI: per queued command, what to mirror from its EXEC result. */
+  private queuedEffects: (((reply: Buffer) => void) | undefined)[] | undefined;
+  /** The client has sent commands over a shared connection (see 'wait'). */
+  private usedShared = false;
   private replyMode: 'on' | 'off' | 'skip' = 'on';
   /** The newest forwarded entry: a local command starts once it has been answered. */
   private lastForwarded: Entry | undefined;
   /** The newest local write: local reads and forwarded commands wait for it. */
   private lastLocalWrite: Entry | undefined;
-  private localWrites = 0;
-  /** Stateless commands held back while a local write runs. */
-  private heldShared: { entry: Entry; raw: Buffer[] }[] = [];
+  /**
+   * Requests behind a local command that has not finished, in request order:
+   * a forwarded command is sent only once every local command before it is
+   * done (those after it do not hold it). Empty in the common case.
+   */
+  private outbox: ({ gate: Entry } | { entry: Entry; raw: Buffer[] } | { parts: Buffer[] })[] = [];
   /** No more requests are read (QUIT, protocol error, upstream lost, shutdown). */
   private closing = false;
   private closed = false;
@@ -207,6 +216,7 @@ export class ClientConnection implements SharedOwner {
 
   private readonly onCommand = (cmd: ParsedCommand): void => {
     if (this.closing) return;
+    if (this.queuedEffects !== undefined) this.queuedEffects.push(undefined);
     const route = this.opts.router.route(cmd.args[0]!);
     // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
     let silent = this.replyMode !== 'on';
@@ -225,7 +235,8 @@ export class ClientConnection implements SharedOwner {
         entry.owner = this;
         this.queue.push(entry);
         this.lastForwarded = entry;
-        if (this.localWrites > 0) this.heldShared.push({ entry, raw: cmd.raw });
+        this.usedShared = true;
+        if (this.outbox.length > 0) this.outbox.push({ entry, raw: cmd.raw });
         else {
           this.sharedInFlight++;
           shared.send(entry, cmd.raw);
@@ -243,11 +254,50 @@ export class ClientConnection implements SharedOwner {
     const args = cmd.args;
     switch (route.kind) {
       case 'multi':
+        // A nested MULTI is refused without being queued: it has no EXEC slot.
+        if (this.inMulti) this.queuedEffects?.pop();
+        else this.queuedEffects = [];
         this.inMulti = true;
+        // Redis can refuse MULTI (subscribed mode, NOAUTH): then there is no transaction.
+        entry.hook = (reply) => {
+          if (reply[0] === MINUS && this.queuedEffects !== undefined) {
+            this.inMulti = false;
+            this.queuedEffects = undefined;
+          }
+          return reply;
+        };
+        this.forward(cmd, silent ? undefined : entry);
+        return;
+      case 'exec': {
+        // Queued commands take effect now: mirror those that change framing.
+        const effects = this.queuedEffects;
+        this.inMulti = false;
+        this.queuedEffects = undefined;
+        if (effects?.some((e) => e !== undefined)) {
+          entry.hook = (reply) => {
+            const agg = splitAggregate(reply);
+            agg?.children.forEach(([s, e], i) => {
+              effects[i]?.(reply.subarray(s, e));
+            });
+            return reply;
+          };
+        }
         break;
-      case 'exec':
+      }
       case 'discard':
         this.inMulti = false;
+        this.queuedEffects = undefined;
+        break;
+      case 'wait':
+        // WAIT counts replicas that have this client's writes, by the write
+        // offset of its connection. Writes sent over a shared connection do
+        // not count there, so a PUBLISH (propagated to replicas, invisible
+        // unless someone subscribed to semcache's own channel) first moves this
+        // connection's offset past them. Its reply is swallowed.
+        if (this.usedShared && !this.inMulti) {
+          const marker = newEntry(1, () => EMPTY);
+          this.forward({ args: [], raw: [WAIT_MARKER], inline: false }, marker);
+        }
         break;
       case 'reset':
         this.inMulti = false;
@@ -258,15 +308,20 @@ export class ClientConnection implements SharedOwner {
           return reply;
         };
         break;
-      case 'hello':
-        if (!this.inMulti) {
-          const version = args.length > 1 ? Number(args[1]!.toString('latin1')) : 0;
+      case 'hello': {
+        const version = args.length > 1 ? Number(args[1]!.toString('latin1')) : 0;
+        const apply = (reply: Buffer) => {
+          if (reply[0] !== MINUS && (version === 2 || version === 3)) this.proto = version;
+        };
+        // In MULTI, HELLO runs at EXEC (the last slot is this command's).
+        if (this.queuedEffects) this.queuedEffects[this.queuedEffects.length - 1] = apply;
+        else
           entry.hook = (reply) => {
-            if (reply[0] !== MINUS && (version === 2 || version === 3)) this.proto = version;
+            apply(reply);
             return reply;
           };
-        }
         break;
+      }
       case 'subscribe':
       case 'unsubscribe':
         if (!this.inMulti) this.subscription(entry, route.kind, cmd);
@@ -284,7 +339,7 @@ export class ClientConnection implements SharedOwner {
           this.pushLocal(R.ok).closeAfter = true;
           return;
         }
-        if (this.inMulti) break;
+        // QUIT is never queued, not even in MULTI: answered, then the connection closes.
         entry.closeAfter = true;
         silent = false;
         this.closing = true;
@@ -332,7 +387,7 @@ export class ClientConnection implements SharedOwner {
 
   private forward(cmd: ParsedCommand, entry: Entry | undefined): void {
     if (this.upstream === undefined) this.pin();
-    for (const part of cmd.raw) this.queueForward(part);
+    this.sendPrivate(cmd.raw);
     if (entry === undefined) return;
     this.lastForwarded = entry;
     this.queue.push(entry);
@@ -358,7 +413,7 @@ export class ClientConnection implements SharedOwner {
   private flushForward(): void {
     // Held back while a local write runs, and until every request on the
     // shared connection is answered, so Redis runs them in request order.
-    if (this.fwd.length === 0 || this.sharedInFlight > 0 || this.localWrites > 0) return;
+    if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
     this.upstream?.write(this.fwd);
     this.fwd = [];
   }
@@ -378,7 +433,7 @@ export class ClientConnection implements SharedOwner {
       entry.expect = 1;
       entry.hook = () => R.error(Err.notInMulti);
       if (this.upstream === undefined) this.pin();
-      this.queueForward(Buffer.from('*1\r\n$27\r\nsemcache-no-multi-transaction\r\n'));
+      this.sendPrivate([Buffer.from('*1\r\n$27\r\nsemcache-no-multi-transaction\r\n')]);
       this.awaiting.push(entry);
       return;
     }
@@ -400,18 +455,17 @@ export class ClientConnection implements SharedOwner {
         );
       } else this.complete(entry, result);
     };
-    // Execution order follows request order where it matters: a local command
-    // starts once the forwarded command before it has been answered (so it sees
-    // that command's effect, and the subscription state at this point), and a
-    // local read waits for the local write before it. Local reads after reads
-    // run concurrently, so a pipeline of lookups shares model calls.
+    // Execution follows request order: a local command starts once the
+    // forwarded command before it has been answered (so it sees that command's
+    // effect, and the subscription state at this point); a local read waits for
+    // the local write before it; a forwarded command is sent once the local
+    // commands before it are done. Local reads after reads run concurrently,
+    // so a pipeline of lookups shares model calls.
     const write = spec.flags.includes('write');
     const barriers = [this.lastForwarded, write ? undefined : this.lastLocalWrite];
-    if (write) {
-      this.localWrites++;
-      this.lastLocalWrite = entry;
-      entry.localWrite = true;
-    }
+    if (write) this.lastLocalWrite = entry;
+    entry.local = true;
+    this.outbox.push({ gate: entry });
     this.after(barriers, start);
   }
 
@@ -425,21 +479,29 @@ export class ClientConnection implements SharedOwner {
   /** An entry got its reply: wake what waited for it. */
   private settle(entry: Entry): void {
     entry.done = true;
-    if (entry.localWrite && --this.localWrites === 0) this.releaseHeld();
+    if (entry.local) this.pump();
     const waiters = entry.waiters;
     if (waiters === undefined) return;
     entry.waiters = undefined;
     for (const w of waiters) w();
   }
 
-  /** The last local write finished: send what waited for it, in order. */
-  private releaseHeld(): void {
-    const held = this.heldShared;
-    this.heldShared = [];
-    for (const { entry, raw } of held) {
-      if (entry.done) continue;
-      this.sharedInFlight++;
-      this.opts.shared!.send(entry, raw);
+  private sendPrivate(parts: Buffer[]): void {
+    if (this.outbox.length > 0) this.outbox.push({ parts });
+    else for (const p of parts) this.queueForward(p);
+  }
+
+  /** A local command finished: send what it held, up to the next unfinished one. */
+  private pump(): void {
+    while (this.outbox.length > 0) {
+      const item = this.outbox[0]!;
+      if ('gate' in item && !item.gate.done) break;
+      this.outbox.shift();
+      if ('parts' in item) for (const p of item.parts) this.queueForward(p);
+      else if ('entry' in item && !this.closed) {
+        this.sharedInFlight++;
+        this.opts.shared!.send(item.entry, item.raw);
+      }
     }
     this.flushForward();
   }

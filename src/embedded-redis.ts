@@ -47,6 +47,8 @@ export async function waitForPong(host: string, port: number, timeoutMs: number)
 export interface EmbeddedRedis {
   port: number;
   stop(): Promise<void>;
+  /** Signal the server to stop without waiting (the caller is about to exit). */
+  kill(): void;
 }
 
 export async function startEmbeddedRedis(opts: {
@@ -100,6 +102,9 @@ export async function startEmbeddedRedis(opts: {
   opts.logger.info(`embedded redis-server started on 127.0.0.1:${port}, data in ${dir}`);
   return {
     port,
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

@@ -23,6 +23,7 @@ export type Route =
         | 'unsubscribe'
         | 'monitor'
         | 'quit'
+        | 'wait'
         | 'client'
         | 'command';
     };
@@ -41,6 +42,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   sunsubscribe: 'unsubscribe',
   monitor: 'monitor',
   quit: 'quit',
+  wait: 'wait',
+  waitaof: 'wait',
   client: 'client',
   command: 'command',
 };

@@ -7,13 +7,16 @@
  */
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { semanticCommands } from './commands/semantic/index.js';
 import { type CommandSpec, commandTable } from './commands/types.js';
-import { type Config, parseRedisUrl } from './config.js';
+import { type Config, parseRedisUrl, type RedisAddress } from './config.js';
 import { ClientConnection } from './connection.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { Router } from './router.js';
+import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
+import type { Embedder } from './semantic/types.js';
 import { SharedUpstream } from './shared-upstream.js';
 
 export interface ServerOptions {
@@ -21,6 +24,10 @@ export interface ServerOptions {
   /** Our own commands; tests inject extra ones. */
   commands?: CommandSpec[];
   logger?: Logger;
+  /** false: a plain proxy without the SEM* commands (default true). */
+  semantic?: boolean;
+  /** Replaces the embedder the configuration names (tests, benchmarks). */
+  embedder?: Embedder;
 }
 
 export class SemcacheServer {
@@ -36,6 +43,7 @@ export class SemcacheServer {
     private readonly upstream: { host: string; port: number },
     private readonly embedded: EmbeddedRedis | undefined,
     private readonly logger: Logger,
+    readonly semantic: SemanticRuntime | undefined,
   ) {
     for (let i = 0; i < config.multiplex; i++) {
       this.shared.push(new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }));
@@ -47,21 +55,41 @@ export class SemcacheServer {
     const { config } = opts;
     const logger = opts.logger ?? createLogger(config.logLevel);
     let embedded: EmbeddedRedis | undefined;
-    let upstream: { host: string; port: number };
+    let address: RedisAddress;
     if (config.upstream === undefined) {
       embedded = await startEmbeddedRedis({
         executable: config.redisServer,
         dataDir: config.dataDir,
         logger,
       });
-      upstream = { host: '127.0.0.1', port: embedded.port };
-    } else {
-      const addr = parseRedisUrl(config.upstream);
-      upstream = { host: addr.host, port: addr.port };
-    }
-    const router = new Router(commandTable(opts.commands ?? []));
+      address = {
+        host: '127.0.0.1',
+        port: embedded.port,
+        username: undefined,
+        password: undefined,
+        db: 0,
+      };
+    } else address = parseRedisUrl(config.upstream);
+    const upstream = { host: address.host, port: address.port };
+    const semantic =
+      opts.semantic === false
+        ? undefined
+        : createSemanticCache(config, address, logger, opts.embedder);
+    const commands = [
+      ...(semantic ? semanticCommands(semantic.engine) : []),
+      ...(opts.commands ?? []),
+    ];
+    const router = new Router(commandTable(commands));
     const server = createServer({ noDelay: true });
-    const instance = new SemcacheServer(server, config, router, upstream, embedded, logger);
+    const instance = new SemcacheServer(
+      server,
+      config,
+      router,
+      upstream,
+      embedded,
+      logger,
+      semantic,
+    );
     server.listen(config.port, config.bind);
     try {
       await Promise.race([
@@ -69,6 +97,7 @@ export class SemcacheServer {
         once(server, 'error').then(([err]) => Promise.reject(err)),
       ]);
     } catch (err) {
+      await semantic?.close();
       await embedded?.stop();
       throw err;
     }
@@ -127,6 +156,12 @@ export class SemcacheServer {
     this.clients.add(conn);
   }
 
+  /** Exit now: drop clients and signal the embedded redis-server (it saves and exits). */
+  abort(): void {
+    for (const client of this.clients) client.destroy();
+    this.embedded?.kill();
+  }
+
   /** Stop accepting, let pending replies go out (bounded), then close everything. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -145,6 +180,7 @@ export class SemcacheServer {
       for (const client of this.clients) client.destroy();
     }
     for (const shared of this.shared) shared.close();
+    await this.semantic?.close();
     await closed;
     await this.embedded?.stop();
   }

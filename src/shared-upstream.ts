@@ -11,11 +11,22 @@
  * block, are sent here (see router.ts); a client that sends anything else is
  * pinned to a connection of its own. If this connection fails, the commands
  * waiting on it get an error; the next command opens a new one.
+ *
+ * Redis authenticates a connection once, when it opens; a password set later
+ * (CONFIG SET requirepass, ACL SETUSER default) does not reach it. Clients on
+ * a shared connection are unauthenticated by definition (AUTH pins), so every
+ * batch starts with RESET, which re-evaluates the default user: a client gets
+ * -NOAUTH exactly when it would on a connection of its own. It costs one
+ * small command per batch, not per request.
  */
 import { Err } from './errors.js';
 import { ReplyFramer } from './resp/reply-framer.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { Deque } from './util/deque.js';
+
+const RESET = Buffer.from('*1\r\n$5\r\nRESET\r\n');
+/** Its reply is read and dropped. */
+const NOBODY: SharedWaiter = { owner: undefined };
 
 export interface SharedOwner {
   onSharedReply(waiter: SharedWaiter, reply: Buffer, start: number, end: number): void;
@@ -44,6 +55,10 @@ export class SharedUpstream {
   }
 
   send(waiter: SharedWaiter, parts: Buffer[]): void {
+    if (this.out.length === 0) {
+      this.awaiting.push(NOBODY);
+      this.out.push(RESET);
+    }
     this.awaiting.push(waiter);
     for (const p of parts) this.out.push(p);
     if (!this.scheduled) {

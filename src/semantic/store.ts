@@ -21,7 +21,9 @@ if mode == 'EX' then redis.call('SET', key, ARGV[1], 'EX', ttl)
 elseif mode == 'PX' then redis.call('SET', key, ARGV[1], 'PX', ttl)
 elseif mode == 'KEEPTTL' then redis.call('SET', key, ARGV[1], 'KEEPTTL')
 elseif mode == 'INDEX' then
-  if redis.call('EXISTS', key) == 0 then return -3 end
+  local t = redis.call('TYPE', key).ok
+  if t == 'none' then return -3 end
+  if t ~= 'string' then return -4 end
 else redis.call('SET', key, ARGV[1]) end
 local old = redis.call('HGET', rec, 'exact')
 if old and old ~= exact and redis.call('GET', old) == key then redis.call('DEL', old) end
@@ -32,8 +34,10 @@ if ARGV[8] ~= '' then redis.call('HSET', rec, 'attrs', ARGV[8]) end
 redis.call('SET', exact, key)
 local pttl = redis.call('PTTL', key)
 if pttl > 0 then
-  redis.call('PEXPIRE', rec, pttl)
-  redis.call('PEXPIRE', exact, pttl)
+  -- %.0f: tostring() would give exponent form for TTLs of 1e17 ms and more.
+  local ms = string.format('%.0f', pttl)
+  redis.call('PEXPIRE', rec, ms)
+  redis.call('PEXPIRE', exact, ms)
 end
 return pttl
 `;
@@ -51,6 +55,13 @@ for i, key in ipairs(KEYS) do
 end
 return n
 `;
+
+/** SEMINDEX of a key that holds a list, hash...: only strings can be cache values. */
+export class WrongTypeError extends Error {
+  constructor() {
+    super('Operation against a key holding the wrong kind of value');
+  }
+}
 
 export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | 'INDEX' | '';
 
@@ -137,6 +148,7 @@ export class SemanticStore {
         Date.now(),
       ],
     );
+    if (reply === -4) throw new WrongTypeError();
     return reply === -3 ? undefined : (reply as number);
   }
 

@@ -3,6 +3,7 @@
  * server sends until it has been quiet for a while or closed the connection.
  */
 import { connect, type Socket } from 'node:net';
+import { ReplyFramer } from '../../src/resp/reply-framer.js';
 
 export interface Transcript {
   bytes: Buffer;
@@ -90,4 +91,34 @@ export function cmd(...args: (string | Buffer)[]): Buffer {
     parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
   }
   return Buffer.concat(parts);
+}
+
+/** Split bytes into complete top-level RESP replies (a push is one too); `rest` is an unfinished tail. */
+export function splitReplies(bytes: Buffer): { replies: Buffer[]; rest: Buffer } {
+  const framer = new ReplyFramer();
+  const replies: Buffer[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const end = framer.next(bytes, pos);
+    if (end < 0) break;
+    replies.push(bytes.subarray(pos, end));
+    pos = end;
+  }
+  return { replies, rest: bytes.subarray(pos) };
+}
+
+/** Send `req` and wait (bounded) until `n` complete replies arrived after what was already received. */
+export async function request(
+  client: RawClient,
+  req: Buffer | string,
+  n = 1,
+  timeoutMs = 5000,
+): Promise<string> {
+  const before = client.received.length;
+  client.write(req);
+  const out = await client.until(
+    (b) => splitReplies(b.subarray(before)).replies.length >= n,
+    timeoutMs,
+  );
+  return out.subarray(before).toString('latin1');
 }

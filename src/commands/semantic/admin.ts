@@ -1,0 +1,131 @@
+/*
+ * SEMDEL key [key ...]
+ * SEMFLUSH [NS namespace]
+ * SEMEMBED text
+ * SEMINFO [NS namespace]
+ */
+import { R, type Reply } from '../../resp/writer.js';
+import type { Namespace, SemanticCache } from '../../semantic/engine.js';
+import { ArgErr, ArgReader, CommandError } from '../args.js';
+import { NS_ARG, spec } from './common.js';
+import { guarded } from './errors.js';
+
+function nsOption(args: Buffer[], start: number): string | undefined {
+  const r = new ArgReader(args, start);
+  let ns: string | undefined;
+  while (!r.done) {
+    const opt = r.option();
+    if (opt === 'NS') ns = r.string('NS');
+    else throw new CommandError(ArgErr.syntax(r.last));
+  }
+  return ns;
+}
+
+export const semdel = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semdel',
+      arity: -2,
+      flags: ['write'],
+      firstKey: 1,
+      lastKey: -1,
+      keyStep: 1,
+      summary: 'Delete keys and their semantic index entries; the number of keys that existed.',
+      complexity: 'O(N) for N keys',
+      arguments: [{ name: 'key', type: 'key', multiple: true }],
+    },
+    (args) => guarded(async () => R.int(await engine.del(args.slice(1)))),
+  );
+
+export const semflush = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semflush',
+      arity: -1,
+      flags: ['write'],
+      summary:
+        'Delete every entry (value and index) of a namespace, or of all; the number deleted.',
+      complexity: 'O(N) for the N entries',
+      arguments: [NS_ARG],
+    },
+    (args) => guarded(async () => R.int(await engine.flush(nsOption(args, 1)))),
+  );
+
+export const semembed = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semembed',
+      arity: 2,
+      flags: ['readonly'],
+      summary:
+        'The embedding of a text, and whether it was computed or served from the embedding cache.',
+      complexity: 'O(d)',
+      arguments: [{ name: 'text', type: 'string' }],
+    },
+    (args) =>
+      guarded(async () => {
+        const { vector, cached } = await engine.embed(args[1]!.toString());
+        return R.map([
+          [R.bulk('vector'), R.array(Array.from(vector, (x) => R.double(x)))],
+          [R.bulk('dim'), R.int(vector.length)],
+          [R.bulk('source'), R.bulk(cached ? 'cached' : 'computed')],
+          [R.bulk('model'), R.bulk(engine.modelId)],
+        ]);
+      }),
+  );
+
+function latency(name: string, s: { count: number; mean: number; p50: number; p99: number }) {
+  return [
+    [R.bulk(`${name}_count`), R.int(s.count)],
+    [R.bulk(`${name}_mean_ms`), R.double(round(s.mean))],
+    [R.bulk(`${name}_p50_ms`), R.double(round(s.p50))],
+    [R.bulk(`${name}_p99_ms`), R.double(round(s.p99))],
+  ] as Array<[Reply, Reply]>;
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+function namespaceInfo(engine: SemanticCache, space: Namespace): Reply {
+  return R.map([
+    [R.bulk('namespace'), R.bulk(space.name)],
+    [R.bulk('entries'), R.int(space.entries.size)],
+    [R.bulk('dimension'), R.int(engine.opts.embedder.dim)],
+    [R.bulk('model'), R.bulk(engine.modelId)],
+    [R.bulk('index'), R.bulk(space.index?.kind ?? 'none')],
+    [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
+    [R.bulk('hits'), R.int(space.hits)],
+    [R.bulk('exact_hits'), R.int(space.exactHits)],
+    [R.bulk('misses'), R.int(space.misses)],
+    ...latency('lookup', space.lookup.summary()),
+    ...latency('embed', space.embedTime.summary()),
+    ...latency('search', space.searchTime.summary()),
+  ]);
+}
+
+export const seminfo = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'seminfo',
+      arity: -1,
+      flags: ['readonly', 'fast'],
+      summary: 'Statistics of the semantic cache, or of one namespace.',
+      complexity: 'O(number of namespaces)',
+      arguments: [NS_ARG],
+    },
+    (args) =>
+      guarded(() => {
+        const ns = nsOption(args, 1);
+        if (ns !== undefined) return namespaceInfo(engine, engine.namespace(ns));
+        let entries = 0;
+        for (const s of engine.namespaces.values()) entries += s.entries.size;
+        return R.map([
+          [R.bulk('state'), R.bulk(engine.state)],
+          [R.bulk('embedder'), R.bulk(engine.opts.embedder.kind)],
+          [R.bulk('model'), R.bulk(engine.modelId)],
+          [R.bulk('dimension'), R.int(engine.opts.embedder.dim)],
+          [R.bulk('entries'), R.int(entries)],
+          [R.bulk('default_threshold'), R.double(engine.opts.threshold)],
+          [R.bulk('namespaces'), R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)))],
+        ]);
+      }),
+  );

@@ -1,0 +1,33 @@
+/*
+ * Domain errors → Redis-style error replies, in one place: the engine throws
+ * typed errors, the commands never format them themselves.
+ */
+import { R, type Reply } from '../../resp/writer.js';
+import { InvalidInputError, LoadingError, UnknownNamespaceError } from '../../semantic/engine.js';
+import { FilterSyntaxError } from '../../semantic/filter.js';
+import { WrongTypeError } from '../../semantic/store.js';
+import { EmbedderUnavailableError } from '../../semantic/types.js';
+import { CommandError } from '../args.js';
+
+export function errorReply(err: unknown): Reply {
+  if (err instanceof CommandError) return R.error(err.message);
+  if (err instanceof LoadingError) return R.error(`LOADING ${err.message}`);
+  if (err instanceof EmbedderUnavailableError) {
+    return R.error(`ERR embedding model unavailable: ${err.message} (${err.remedy})`);
+  }
+  if (err instanceof UnknownNamespaceError || err instanceof InvalidInputError) {
+    return R.error(`ERR ${err.message}`);
+  }
+  if (err instanceof FilterSyntaxError) return R.error(`ERR ${err.message}`);
+  if (err instanceof WrongTypeError) return R.error(`WRONGTYPE ${err.message}`);
+  return R.error(`ERR semcache: ${(err as Error).message}`);
+}
+
+/** Run a command body, turning any thrown error into its reply. */
+export async function guarded(body: () => Promise<Reply> | Reply): Promise<Reply> {
+  try {
+    return await body();
+  } catch (err) {
+    return errorReply(err);
+  }
+}

@@ -1,0 +1,51 @@
+/* SEMGET text [NS namespace] [THRESHOLD similarity] [FILTER expression] [WITHSCORE] [WITHKEY] */
+import { R } from '../../resp/writer.js';
+import type { SemanticCache } from '../../semantic/engine.js';
+import { ArgErr, ArgReader, CommandError } from '../args.js';
+import { FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
+import { guarded } from './errors.js';
+
+export const semget = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semget',
+      arity: -2,
+      flags: ['readonly'],
+      summary:
+        'Get the value cached for the most similar text (exact match first) at or above the threshold.',
+      complexity: 'O(1) for an exact match, else O(d) to embed plus the index search',
+      arguments: [
+        { name: 'text', type: 'string' },
+        NS_ARG,
+        THRESHOLD_ARG,
+        FILTER_ARG,
+        { name: 'withscore', type: 'pure-token', token: 'WITHSCORE', optional: true },
+        { name: 'withkey', type: 'pure-token', token: 'WITHKEY', optional: true },
+      ],
+    },
+    (args) =>
+      guarded(async () => {
+        const r = new ArgReader(args, 2);
+        let ns: string | undefined;
+        let threshold: number | undefined;
+        let filter: string | undefined;
+        let detail = false;
+        while (!r.done) {
+          const opt = r.option();
+          if (opt === 'NS') ns = r.string('NS');
+          else if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
+          else if (opt === 'FILTER') filter = r.string('FILTER');
+          else if (opt === 'WITHSCORE' || opt === 'WITHKEY') detail = true;
+          else throw new CommandError(ArgErr.syntax(r.last));
+        }
+        const hit = await engine.get({ text: args[1]!.toString(), ns, threshold, filter });
+        if (hit === undefined) return R.null;
+        if (!detail) return R.bulk(hit.value!);
+        return R.map([
+          [R.bulk('value'), R.bulk(hit.value!)],
+          [R.bulk('key'), R.bulk(hit.entry.key)],
+          [R.bulk('score'), R.double(hit.score)],
+          [R.bulk('text'), R.bulk(hit.entry.text)],
+        ]);
+      }),
+  );

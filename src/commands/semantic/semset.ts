@@ -1,0 +1,70 @@
+/* SEMSET key text value [EX seconds | PX milliseconds | KEEPTTL] [NS namespace] [ATTRS json] */
+import { R } from '../../resp/writer.js';
+import type { SemanticCache } from '../../semantic/engine.js';
+import type { TtlMode } from '../../semantic/store.js';
+import { ArgErr, ArgReader, CommandError } from '../args.js';
+import { NS_ARG, spec } from './common.js';
+import { guarded } from './errors.js';
+
+export const semset = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semset',
+      arity: -4,
+      flags: ['write', 'denyoom'],
+      firstKey: 1,
+      lastKey: 1,
+      keyStep: 1,
+      summary: 'Set the value of a key like SET and index its text for semantic lookups.',
+      complexity: 'O(d) for the embedding plus O(log N) (HNSW) or O(1) (flat) to index',
+      arguments: [
+        { name: 'key', type: 'key' },
+        { name: 'text', type: 'string' },
+        { name: 'value', type: 'string' },
+        {
+          name: 'expiration',
+          type: 'oneof',
+          optional: true,
+          arguments: [
+            { name: 'seconds', type: 'integer', token: 'EX' },
+            { name: 'milliseconds', type: 'integer', token: 'PX' },
+            { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' },
+          ],
+        },
+        NS_ARG,
+        { name: 'json', type: 'string', token: 'ATTRS', optional: true },
+      ],
+    },
+    (args) =>
+      guarded(async () => {
+        const r = new ArgReader(args, 4);
+        let ttlMode: TtlMode = '';
+        let ttl = 0;
+        let ns: string | undefined;
+        let attrs: string | undefined;
+        while (!r.done) {
+          const opt = r.option();
+          if ((opt === 'EX' || opt === 'PX' || opt === 'KEEPTTL') && ttlMode !== '') {
+            throw new CommandError(ArgErr.syntax(r.last));
+          }
+          if (opt === 'EX' || opt === 'PX') {
+            ttlMode = opt;
+            ttl = r.integer(opt);
+            if (ttl <= 0) throw new CommandError(ArgErr.expire('semset'));
+          } else if (opt === 'KEEPTTL') ttlMode = 'KEEPTTL';
+          else if (opt === 'NS') ns = r.string('NS');
+          else if (opt === 'ATTRS') attrs = r.string('ATTRS');
+          else throw new CommandError(ArgErr.syntax(r.last));
+        }
+        await engine.set({
+          key: args[1]!,
+          text: args[2]!.toString(),
+          value: args[3]!,
+          ttlMode,
+          ttl,
+          ns,
+          attrs,
+        });
+        return R.ok;
+      }),
+  );

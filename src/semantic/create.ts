@@ -1,0 +1,96 @@
+/*
+ * Builds the semantic cache from the configuration: the embedder chain
+ * (model → micro-batching → LRU of embeddings), semcache's own Redis
+ * connection, the store and the engine, and starts loading in the background
+ * so pass-through traffic is served while the model loads.
+ */
+import type { Config, RedisAddress } from '../config.js';
+import type { Logger } from '../log.js';
+import { RedisClient } from '../redis-client.js';
+import { BatchingEmbedder } from './embedders/batching.js';
+import { CachedEmbedder } from './embedders/cache.js';
+import { createHashEmbedder } from './embedders/hash.js';
+import { createOpenAIEmbedder } from './embedders/openai.js';
+import { createTransformersEmbedder, type TransformersDtype } from './embedders/transformers.js';
+import { SemanticCache } from './engine.js';
+import { SemanticStore } from './store.js';
+import type { Embedder } from './types.js';
+
+export interface SemanticRuntime {
+  engine: SemanticCache;
+  close(): Promise<void>;
+}
+
+export function createEmbedder(config: Config): Embedder & { close?: () => Promise<void> } {
+  switch (config.embedder) {
+    case 'hash':
+      return createHashEmbedder({});
+    case 'openai':
+      if (config.embedUrl === undefined) {
+        throw new Error('--embedder openai needs --embed-url (an OpenAI-compatible base URL)');
+      }
+      return createOpenAIEmbedder({
+        url: config.embedUrl,
+        model: config.embedModel,
+        apiKey: process.env[config.embedKeyEnv],
+        keyEnv: config.embedKeyEnv,
+      });
+    default:
+      return createTransformersEmbedder({
+        model: config.model,
+        modelDir: config.modelDir,
+        cacheDir: config.cacheDir,
+        dtype: config.dtype as TransformersDtype,
+        maxBatch: config.embedBatch,
+      });
+  }
+}
+
+export function createSemanticCache(
+  config: Config,
+  upstream: RedisAddress,
+  logger: Logger,
+  embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
+): SemanticRuntime {
+  const redis = new RedisClient({ ...upstream, connectTimeout: config.connectTimeout });
+  const chain = new CachedEmbedder(
+    new BatchingEmbedder(embedder, {
+      maxBatch: config.embedBatch,
+      maxWaitMs: config.embedWait,
+      enabled: config.embedBatch > 1,
+    }),
+    { maxEntries: config.embedCache },
+  );
+  const engine = new SemanticCache({
+    store: new SemanticStore(redis, config.prefix),
+    embedder: chain,
+    threshold: config.threshold,
+    indexKind: config.index,
+    logger,
+  });
+  void engine.start();
+  let sweeping = false;
+  const timer =
+    config.sweepInterval > 0
+      ? setInterval(() => {
+          if (sweeping) return;
+          sweeping = true;
+          engine
+            .sweep()
+            .then((n) => n > 0 && logger.info(`sweep: dropped ${n} entries whose key is gone`))
+            .catch((err: Error) => logger.warn(`sweep failed: ${err.message}`))
+            .finally(() => {
+              sweeping = false;
+            });
+        }, config.sweepInterval)
+      : undefined;
+  timer?.unref();
+  return {
+    engine,
+    async close() {
+      if (timer) clearInterval(timer);
+      redis.close();
+      await embedder.close?.();
+    },
+  };
+}

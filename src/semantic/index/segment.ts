@@ -1,0 +1,122 @@
+/*
+ * One FAISS index and the map between its positions and the caller's ids.
+ *
+ * FAISS numbers vectors by position (0..ntotal-1) and faiss-node has no
+ * add_with_ids, so `slots[position]` holds the id stored there, or DEAD, and
+ * `positions` maps id -> position. Removing an id only marks its slot DEAD (a
+ * tombstone): search asks FAISS for more than it needs and skips dead slots.
+ * A flat segment compacts with one removeIds call, after which FAISS has
+ * shifted every later vector down, keeping their order, and the slots are
+ * renumbered alike. An HNSW segment cannot remove; the owner replaces it.
+ */
+
+import type { IndexKind, SearchHit } from '../types.js';
+import { type FaissIndex, type HnswParams, newFlatIP, newHnswIP } from './faiss.js';
+
+const DEAD = -1;
+/**
+ * Vectors per faiss add() call. The binding converts element by element, so
+ * batching saves little; past ~1k vectors the temporary number[] gets slower.
+ */
+const ADD_CHUNK = 256;
+
+export class Segment {
+  readonly #faiss: FaissIndex;
+  #slots: number[] = [];
+  readonly #positions = new Map<number, number>();
+  #dead = 0;
+
+  constructor(
+    readonly kind: IndexKind,
+    readonly dim: number,
+    hnsw: HnswParams,
+  ) {
+    this.#faiss = kind === 'flat' ? newFlatIP(dim) : newHnswIP(dim, hnsw);
+  }
+
+  /** Live ids. */
+  get live(): number {
+    return this.#positions.size;
+  }
+
+  /** Vectors held by FAISS, live or dead. */
+  get stored(): number {
+    return this.#slots.length;
+  }
+
+  get dead(): number {
+    return this.#dead;
+  }
+
+  has(id: number): boolean {
+    return this.#positions.has(id);
+  }
+
+  ids(): IterableIterator<number> {
+    return this.#positions.keys();
+  }
+
+  /** Marks the slot of `id` dead; false when `id` is not here. */
+  bury(id: number): boolean {
+    const pos = this.#positions.get(id);
+    if (pos === undefined) return false;
+    this.#slots[pos] = DEAD;
+    this.#positions.delete(id);
+    this.#dead++;
+    return true;
+  }
+
+  /** Adds unit vectors for ids that are in no segment. */
+  append(entries: [number, Float32Array][]): void {
+    const dim = this.dim;
+    for (let start = 0; start < entries.length; start += ADD_CHUNK) {
+      const chunk = entries.slice(start, start + ADD_CHUNK);
+      const xs = new Array<number>(chunk.length * dim);
+      let o = 0;
+      for (const [, v] of chunk) for (let j = 0; j < dim; j++) xs[o++] = v[j]!;
+      this.#faiss.add(xs);
+      for (const [id] of chunk) {
+        this.#positions.set(id, this.#slots.length);
+        this.#slots.push(id);
+      }
+    }
+  }
+
+  /** Up to `want` live hits, best first; `q` is a unit vector of this.dim. */
+  search(q: number[], want: number): SearchHit[] {
+    const live = this.live;
+    want = Math.min(want, live);
+    if (want === 0) return [];
+    const stored = this.stored;
+    // Tombstones are spread evenly, so ask for enough that `want` live ones are
+    // expected among them, and ask again for twice as many when they were not.
+    let fetch = this.#dead === 0 ? want : Math.min(stored, Math.ceil((want * stored) / live) + 16);
+    for (;;) {
+      const { distances, labels } = this.#faiss.search(q, fetch);
+      const hits: SearchHit[] = [];
+      for (let i = 0; i < labels.length && hits.length < want; i++) {
+        const id = this.#slots[labels[i]!]; // HNSW pads with label -1: undefined here
+        if (id === undefined || id === DEAD) continue;
+        hits.push({ id, score: Math.max(-1, Math.min(1, distances[i]!)) });
+      }
+      if (hits.length === want || fetch === stored) return hits;
+      fetch = Math.min(stored, fetch * 2);
+    }
+  }
+
+  /** Flat only: drops every tombstone with one removeIds (O(stored x dead) in FAISS 1.7). */
+  compact(): void {
+    if (this.kind !== 'flat') throw new Error('only a flat segment can compact');
+    const deadPositions: number[] = [];
+    for (let pos = 0; pos < this.#slots.length; pos++) {
+      if (this.#slots[pos] === DEAD) deadPositions.push(pos);
+    }
+    const removed = this.#faiss.removeIds(deadPositions);
+    if (removed !== deadPositions.length) {
+      throw new Error(`FAISS removed ${removed} of ${deadPositions.length} vectors`);
+    }
+    this.#slots = this.#slots.filter((id) => id !== DEAD);
+    for (let pos = 0; pos < this.#slots.length; pos++) this.#positions.set(this.#slots[pos]!, pos);
+    this.#dead = 0;
+  }
+}

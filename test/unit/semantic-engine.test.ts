@@ -1,0 +1,312 @@
+/*
+ * The engine (src/semantic/engine.ts) with test doubles: an in-memory store
+ * (the part of SemanticStore the engine uses) and the hash embedder behind a
+ * double that counts calls and can hold a text back. The vector index is the
+ * real one.
+ */
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.js';
+import { createHashEmbedder } from '../../src/semantic/embedders/hash.js';
+import {
+  InvalidInputError,
+  LoadingError,
+  SemanticCache,
+  type SourcedEmbedder,
+  UnknownNamespaceError,
+} from '../../src/semantic/engine.js';
+import type { SemanticStore, StoredEntry, TtlMode } from '../../src/semantic/store.js';
+import { EmbedderUnavailableError } from '../../src/semantic/types.js';
+
+interface Rec {
+  ns: string;
+  text: string;
+  vector: Float32Array;
+  attrs: string | undefined;
+  model: string;
+}
+
+/** The store's contract in memory: values (as SET), records, no TTLs. */
+class FakeStore {
+  readonly values = new Map<string, Buffer>();
+  readonly records = new Map<string, Rec>();
+  removed: string[] = [];
+
+  async put(
+    e: StoredEntry & { exactHash: string; value: Buffer | undefined },
+    mode: TtlMode,
+  ): Promise<number | undefined> {
+    const k = e.key.toString('latin1');
+    if (mode === 'INDEX') {
+      if (!this.values.has(k)) return undefined;
+    } else this.values.set(k, Buffer.from(e.value ?? ''));
+    this.records.set(k, {
+      ns: e.ns,
+      text: e.text,
+      vector: e.vector,
+      attrs: e.attrs,
+      model: e.model,
+    });
+    return -1;
+  }
+
+  async remove(keys: Buffer[], withValue: boolean): Promise<number> {
+    let n = 0;
+    for (const key of keys) {
+      const k = key.toString('latin1');
+      this.removed.push(k);
+      let had = this.records.delete(k);
+      if (withValue) had = this.values.delete(k) || had;
+      if (had) n++;
+    }
+    return n;
+  }
+
+  async valuesOf(keys: Buffer[]): Promise<(Buffer | null)[]> {
+    return keys.map((k) => this.values.get(k.toString('latin1')) ?? null);
+  }
+
+  async exists(keys: Buffer[]): Promise<boolean[]> {
+    return keys.map((k) => this.values.has(k.toString('latin1')));
+  }
+
+  async vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]> {
+    return keys.map((k) => this.records.get(k.toString('latin1'))?.vector);
+  }
+
+  async *scan(): AsyncGenerator<StoredEntry[]> {
+    const all = [...this.records.entries()].map(([k, r]) => ({
+      key: Buffer.from(k, 'latin1'),
+      ...r,
+    }));
+    for (let i = 0; i < all.length; i += 3) yield all.slice(i, i + 3);
+  }
+
+  /** As the engine sees it. */
+  asStore(): SemanticStore {
+    return {
+      put: this.put.bind(this),
+      remove: this.remove.bind(this),
+      values: this.valuesOf.bind(this),
+      exists: this.exists.bind(this),
+      vectors: this.vectors.bind(this),
+      scan: this.scan.bind(this),
+    } as unknown as SemanticStore;
+  }
+}
+
+/** The hash embedder, counting, with texts that can be held back until released. */
+class FakeEmbedder implements SourcedEmbedder {
+  readonly kind = 'hash';
+  readonly model: string;
+  readonly dim: number;
+  calls = 0;
+  texts: string[] = [];
+  loadGate: Promise<void> | undefined;
+  loadError: Error | undefined;
+  private readonly inner;
+  private readonly held = new Map<string, Promise<void>>();
+
+  constructor(dim = 64) {
+    this.inner = createHashEmbedder({ dim });
+    this.model = this.inner.model;
+    this.dim = dim;
+  }
+
+  hold(text: string): () => void {
+    let release!: () => void;
+    this.held.set(
+      text,
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
+    return release;
+  }
+
+  async load(): Promise<void> {
+    await this.loadGate;
+    if (this.loadError) throw this.loadError;
+  }
+
+  async embed(texts: string[]): Promise<Float32Array[]> {
+    this.calls++;
+    this.texts.push(...texts);
+    await Promise.all(texts.map((t) => this.held.get(t)));
+    return this.inner.embed(texts);
+  }
+
+  async embedWithSource(texts: string[]) {
+    return (await this.embed(texts)).map((vector) => ({ vector, cached: false }));
+  }
+}
+
+async function engineWith(
+  opts: { store?: FakeStore; embedder?: FakeEmbedder; threshold?: number; start?: boolean } = {},
+) {
+  const store = opts.store ?? new FakeStore();
+  const embedder = opts.embedder ?? new FakeEmbedder();
+  const engine = new SemanticCache({
+    store: store.asStore(),
+    embedder,
+    threshold: opts.threshold ?? 0.9,
+    indexKind: 'flat',
+    logger: silentLogger,
+  });
+  if (opts.start !== false) await engine.start();
+  return { engine, store, embedder };
+}
+
+const b = (s: string) => Buffer.from(s);
+const set = (engine: SemanticCache, key: string, text: string, value: string, ns?: string) =>
+  engine.set({ key: b(key), text, value: b(value), ttlMode: '', ttl: 0, ns });
+
+describe('SemanticCache with test doubles', () => {
+  it('an exact match is answered without the embedder, with score 1', async () => {
+    const { engine, embedder } = await engineWith();
+    await set(engine, 'k', 'House near Ostsee', 'v');
+    const calls = embedder.calls;
+    const hit = await engine.get({ text: '  house NEAR ostsee!!' });
+    expect(hit?.value?.toString()).toBe('v');
+    expect(hit?.exact).toBe(true);
+    expect(hit?.score).toBe(1);
+    expect(embedder.calls).toBe(calls);
+    const space = engine.namespace(undefined);
+    expect([space.hits, space.exactHits, space.misses]).toEqual([1, 1, 0]);
+  });
+
+  it('writes to one key apply in arrival order, even when the later one embeds first', async () => {
+    const { engine, store, embedder } = await engineWith();
+    const release = embedder.hold('the slow first text');
+    const first = set(engine, 'k', 'the slow first text', 'v1');
+    const second = set(engine, 'k', 'the quick second text', 'v2');
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    await Promise.all([first, second]);
+    expect(store.values.get('k')?.toString()).toBe('v2');
+    expect(store.records.get('k')?.text).toBe('the quick second text');
+    expect((await engine.get({ text: 'the quick second text' }))?.value?.toString()).toBe('v2');
+    expect(await engine.get({ text: 'the slow first text', threshold: 0.99 })).toBeUndefined();
+    expect(engine.namespace(undefined).entries.size).toBe(1);
+  });
+
+  it('SEMGET: the best candidate gone, the next one above the threshold answers', async () => {
+    const { engine, store } = await engineWith();
+    await set(engine, 'k1', 'house near ostsee', 'v1');
+    await set(engine, 'k2', 'a house near the ostsee', 'v2');
+    store.values.delete('k2'); // deleted by someone else
+    const hit = await engine.get({ text: 'the house near the ostsee', threshold: 0.3 });
+    expect(store.removed).toContain('k2'); // dropped, record removed
+    expect(hit?.entry.key.toString()).toBe('k1');
+    expect(hit?.value?.toString()).toBe('v1');
+  });
+
+  it('SEMSEARCH: entries gone do not reduce COUNT', async () => {
+    const { engine, store } = await engineWith();
+    for (let i = 0; i < 6; i++) await set(engine, `k${i}`, `lorem ipsum ${'x'.repeat(i + 1)}`, 'v');
+    const top = await engine.search({ text: 'lorem ipsum x', count: 3, withValues: false });
+    expect(top).toHaveLength(3);
+    store.values.delete(top[0]!.entry.key.toString());
+    const again = await engine.search({ text: 'lorem ipsum x', count: 3, withValues: false });
+    expect(again).toHaveLength(3);
+  });
+
+  it('SEMSEARCH with a selective filter searches deeper until COUNT entries pass', async () => {
+    const { engine } = await engineWith();
+    for (let i = 0; i < 200; i++) {
+      const rare = i % 40 === 3;
+      await engine.set({
+        key: b(`k${i}`),
+        text: rare ? `zebra quokka ${i}` : `common report ${i}`,
+        value: b('v'),
+        ttlMode: '',
+        ttl: 0,
+        attrs: JSON.stringify({ rare }),
+      });
+    }
+    const hits = await engine.search({
+      text: 'common report',
+      count: 5,
+      filter: '.rare',
+      fetchK: 8,
+      withValues: false,
+    });
+    expect(hits.map((h) => h.entry.key.toString()).sort()).toEqual(
+      ['k3', 'k43', 'k83', 'k123', 'k163'].sort(),
+    );
+  });
+
+  it('rebuilds from the store on start, without calling the model', async () => {
+    const { engine, store } = await engineWith();
+    await set(engine, 'k1', 'house near ostsee', 'v1');
+    await set(engine, 'k2', 'train to hamburg', 'v2', 'other');
+    const embedder = new FakeEmbedder();
+    const { engine: again } = await engineWith({ store, embedder });
+    expect(again.state).toBe('ready');
+    expect(embedder.calls).toBe(0);
+    expect((await again.get({ text: 'house near ostsee' }))?.value?.toString()).toBe('v1');
+    expect((await again.get({ text: 'train to hamburg', ns: 'other' }))?.value?.toString()).toBe(
+      'v2',
+    );
+  });
+
+  it('records of another model are embedded again on start (docs/storage.md "Model changes")', async () => {
+    const { engine, store } = await engineWith({ embedder: new FakeEmbedder(64) });
+    await set(engine, 'k1', 'house near ostsee', 'v1');
+    await set(engine, 'k2', 'train to hamburg', 'v2', 'other');
+    const embedder = new FakeEmbedder(32);
+    const { engine: again } = await engineWith({ store, embedder });
+    expect(again.state).toBe('ready');
+    expect([...embedder.texts].sort()).toEqual(['house near ostsee', 'train to hamburg']);
+    expect(store.records.get('k1')?.vector.length).toBe(32);
+    expect(store.records.get('k1')?.model).toBe('hash:hash-v1-32:32');
+    const hit = await again.get({ text: 'a house near the ostsee', threshold: 0.3 });
+    expect(hit?.entry.key.toString()).toBe('k1');
+  });
+
+  it('loading, then failed: typed errors', async () => {
+    const embedder = new FakeEmbedder();
+    let release!: () => void;
+    embedder.loadGate = new Promise<void>((r) => {
+      release = r;
+    });
+    embedder.loadError = new EmbedderUnavailableError('no model here', 'use --embedder hash');
+    const { engine } = await engineWith({ embedder, start: false });
+    const started = engine.start();
+    expect(engine.state).toBe('loading');
+    await expect(engine.get({ text: 'x' })).rejects.toBeInstanceOf(LoadingError);
+    expect(() => set(engine, 'k', 't', 'v')).toThrow(LoadingError);
+    release();
+    await started;
+    expect(engine.state).toBe('failed');
+    await expect(engine.get({ text: 'x' })).rejects.toBeInstanceOf(EmbedderUnavailableError);
+    await expect(engine.embed('x')).rejects.toThrow('no model here');
+  });
+
+  it('namespaces: unknown ones are errors; a flush removes only its own', async () => {
+    const { engine, store } = await engineWith();
+    await expect(engine.get({ text: 'x', ns: 'nope' })).rejects.toBeInstanceOf(
+      UnknownNamespaceError,
+    );
+    await set(engine, 'a1', 'same text', 'va', 'a');
+    await set(engine, 'b1', 'same text', 'vb', 'b');
+    expect((await engine.get({ text: 'same text', ns: 'a' }))?.value?.toString()).toBe('va');
+    expect((await engine.get({ text: 'same text', ns: 'b' }))?.value?.toString()).toBe('vb');
+    expect(await engine.flush('a')).toBe(1);
+    expect(store.values.has('a1')).toBe(false);
+    expect(store.values.get('b1')?.toString()).toBe('vb');
+    expect((await engine.get({ text: 'same text', ns: 'b' }))?.value?.toString()).toBe('vb');
+  });
+
+  it('bad vectors and attributes are InvalidInputError', async () => {
+    const { engine } = await engineWith();
+    await set(engine, 'k', 'text', 'v');
+    await expect(
+      engine.search({ vector: new Float32Array(64), count: 1, withValues: false }),
+    ).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(
+      engine.search({ vector: new Float32Array(3).fill(1), count: 1, withValues: false }),
+    ).rejects.toThrow('vector has 3 dimensions, the index has 64');
+    expect(() => SemanticCache.parseAttrs('{')).toThrow(InvalidInputError);
+    expect(() => SemanticCache.parseAttrs('[1]')).toThrow('ATTRS must be a JSON object');
+  });
+});
