@@ -89,6 +89,7 @@ export function createSemanticCache(
     engine,
     async close() {
       if (timer) clearInterval(timer);
+      engine.stop();
       redis.close();
       await embedder.close?.();
     },

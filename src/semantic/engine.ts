@@ -19,7 +19,7 @@ import { LatencyStats, since } from './stats.js';
 import type { SemanticStore, TtlMode } from './store.js';
 import type { Embedder, VectorIndex } from './types.js';
 import { EmbedderUnavailableError } from './types.js';
-import { createVectorIndex } from './vector-index.js';
+import { createVectorIndex, type FaissVectorIndex } from './vector-index.js';
 
 export interface SourcedEmbedder extends Embedder {
   embedWithSource(texts: string[]): Promise<{ vector: Float32Array; cached: boolean }[]>;
@@ -31,6 +31,8 @@ export class InvalidInputError extends Error {}
 
 export const DEFAULT_NAMESPACE = 'default';
 const MAX_NAMESPACE_LENGTH = 256;
+const MAINTAIN_EVERY_MS = 10;
+const MAINTAIN_BUDGET_MS = 4;
 /** Candidates read from Redis per round trip when checking that a hit still exists. */
 const CHECK_BATCH = 4;
 
@@ -45,7 +47,7 @@ export interface Entry {
 }
 
 export class Namespace {
-  index: VectorIndex | undefined;
+  index: FaissVectorIndex | undefined;
   readonly entries = new Map<number, Entry>();
   readonly exact = new Map<string, Entry>();
   threshold: number | undefined;
@@ -81,6 +83,8 @@ export class SemanticCache {
   state: 'loading' | 'ready' | 'failed' = 'loading';
   private failure: EmbedderUnavailableError | undefined;
   loadingWhat = 'the embedding model';
+  private maintainTimer: NodeJS.Timeout | undefined;
+  private sweepCursor: Iterator<Entry> | undefined;
 
   constructor(readonly opts: EngineOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -103,6 +107,9 @@ export class SemanticCache {
       this.loadingWhat = 'the index from redis';
       await this.rebuild();
       this.state = 'ready';
+      for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
+      this.maintainTimer = setInterval(() => this.maintain(), MAINTAIN_EVERY_MS);
+      this.maintainTimer.unref();
     } catch (err) {
       this.state = 'failed';
       this.failure =
@@ -331,6 +338,7 @@ export class SemanticCache {
   private indexOf(space: Namespace): VectorIndex {
     if (space.index !== undefined) return space.index;
     const index = createVectorIndex({ dim: this.opts.embedder.dim, kind: this.opts.indexKind });
+    if (this.state === 'loading') index.bulkLoad(true);
     space.index = index;
     return index;
   }
@@ -580,10 +588,34 @@ export class SemanticCache {
     return r!;
   }
 
+  /**
+   * Moves a few milliseconds' worth of vectors of any flat-to-HNSW migration,
+   * so it completes in the background without long pauses of the event loop.
+   */
+  private maintain(): void {
+    for (const space of this.namespaces.values()) {
+      if (space.index?.migrating) space.index.maintain(MAINTAIN_BUDGET_MS);
+    }
+  }
+
+  stop(): void {
+    if (this.maintainTimer) clearInterval(this.maintainTimer);
+  }
+
   /** Periodic sweep: drop up to `limit` entries whose key no longer exists. */
   async sweep(limit = 1000): Promise<number> {
     if (this.state !== 'ready') return 0;
-    const entries = [...this.byKey.values()].slice(0, limit);
+    // Resume where the last sweep stopped, so every entry is visited in turn.
+    const entries: Entry[] = [];
+    for (let restarted = false; entries.length < Math.min(limit, this.byKey.size); ) {
+      this.sweepCursor ??= this.byKey.values();
+      const next = this.sweepCursor.next();
+      if (next.done) {
+        this.sweepCursor = undefined;
+        if (restarted) break;
+        restarted = true;
+      } else entries.push(next.value);
+    }
     let dropped = 0;
     for (let i = 0; i < entries.length; i += 200) {
       const slice = entries.slice(i, i + 200);

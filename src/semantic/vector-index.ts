@@ -13,7 +13,7 @@
  * - 'auto': flat until more than autoThreshold vectors are live, then HNSW for
  *   good (back to flat only when emptied).
  *
- * Migration. Building an HNSW graph costs 0.3-1.5 ms per vector, so a
+ * Migration. Building an HNSW graph costs 0.25-0.8 ms per vector, so a
  * rebuild, or the switch from flat, done in one go would stop the event loop
  * for seconds (minutes at 100k). Instead, as Redis rehashes its dicts, a fresh
  * HNSW segment becomes the main one and takes every new vector, while the old
@@ -72,12 +72,14 @@ export class FaissVectorIndex implements VectorIndex {
   /** Ids #old held when the migration began; those before #queueAt have been handled. */
   #queue: number[] = [];
   #queueAt = 0;
+  /** While bulk loading (the rebuild from Redis), 'auto' stays flat: flat adds are fast. */
+  #bulk = false;
 
   constructor(opts: VectorIndexOptions) {
     if (opts.kind !== 'flat' && opts.kind !== 'hnsw' && opts.kind !== 'auto') {
       throw new RangeError(`index kind must be flat, hnsw or auto, got ${String(opts.kind)}`);
     }
-    this.dim = intOption('dim', opts.dim, 0, 1, 65536);
+    this.dim = intOption('dim', opts.dim ?? Number.NaN, 0, 1, 65536);
     this.#hnsw = {
       m: intOption('hnswM', opts.hnswM, 16, 2, 256),
       efSearch: intOption('efSearch', opts.efSearch, 64, 1, 100_000),
@@ -141,7 +143,12 @@ export class FaissVectorIndex implements VectorIndex {
     }
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
-    if (this.#auto && this.#main.kind === 'flat' && this.size + batch.size > this.#autoThreshold) {
+    if (
+      this.#auto &&
+      !this.#bulk &&
+      this.#main.kind === 'flat' &&
+      this.size + batch.size > this.#autoThreshold
+    ) {
       this.#startMigration();
     }
     this.#main.append([...batch]);
@@ -174,6 +181,18 @@ export class FaissVectorIndex implements VectorIndex {
       .concat(more)
       .sort((a, b) => b.score - a.score)
       .slice(0, want);
+  }
+
+  /**
+   * Bulk loading on: an 'auto' index takes adds into its flat segment however
+   * many there are. Off: if it has grown past the threshold, the move to HNSW
+   * starts, and proceeds through maintain() and later operations.
+   */
+  bulkLoad(on: boolean): void {
+    this.#bulk = on;
+    if (!on && this.#auto && this.#main.kind === 'flat' && this.size > this.#autoThreshold) {
+      this.#startMigration();
+    }
   }
 
   /**

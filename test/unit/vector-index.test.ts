@@ -151,7 +151,7 @@ describe('hnsw index, 20k clustered vectors', () => {
   let live: Map<number, Float32Array>;
 
   beforeAll(() => {
-    index = createVectorIndex({ dim: DIM, kind: 'hnsw', hnswM: 16 });
+    index = createVectorIndex({ dim: DIM, kind: 'hnsw' });
     live = fill(index, data);
   }, 120_000);
 
@@ -312,6 +312,7 @@ describe('bad input never reaches FAISS', () => {
 
   it('rejects bad options', () => {
     for (const opts of [
+      { kind: 'flat' },
       { dim: 0, kind: 'flat' },
       { dim: 1.5, kind: 'flat' },
       { dim: DIM, kind: 'ivf' },
