@@ -51,6 +51,7 @@ export class Namespace {
   readonly entries = new Map<number, Entry>();
   readonly exact = new Map<string, Entry>();
   threshold: number | undefined;
+  indexKind: 'flat' | 'hnsw' | 'auto' | undefined;
   hits = 0;
   exactHits = 0;
   misses = 0;
@@ -122,6 +123,14 @@ export class SemanticCache {
 
   private async rebuild(): Promise<void> {
     const t = process.hrtime.bigint();
+    for (const [name, settings] of await this.opts.store.namespaces()) {
+      const space = this.namespace(name, true);
+      const threshold = Number(settings.threshold);
+      if (settings.threshold !== undefined && threshold >= -1 && threshold <= 1)
+        space.threshold = threshold;
+      const kind = settings.index;
+      if (kind === 'flat' || kind === 'hnsw' || kind === 'auto') space.indexKind = kind;
+    }
     let n = 0;
     let stale: { key: Buffer; text: string; ns: string; attrs: string | undefined }[] = [];
     for await (const batch of this.opts.store.scan()) {
@@ -337,7 +346,8 @@ export class SemanticCache {
 
   private indexOf(space: Namespace): VectorIndex {
     if (space.index !== undefined) return space.index;
-    const index = createVectorIndex({ dim: this.opts.embedder.dim, kind: this.opts.indexKind });
+    const kind = space.indexKind ?? this.opts.indexKind;
+    const index = createVectorIndex({ dim: this.opts.embedder.dim, kind });
     if (this.state === 'loading') index.bulkLoad(true);
     space.index = index;
     return index;
@@ -386,9 +396,39 @@ export class SemanticCache {
         for (const e of slice) this.forget(e);
       }
       space.index?.clear();
-      if (space.name !== DEFAULT_NAMESPACE) this.namespaces.delete(space.name);
+      if (space.name !== DEFAULT_NAMESPACE) {
+        this.namespaces.delete(space.name);
+        await this.opts.store.deleteNamespace(space.name);
+      }
     }
     return n;
+  }
+
+  /** SEMNS SET: create a namespace or change its settings (persisted in Redis). */
+  async configure(
+    ns: string,
+    settings: { threshold?: number | undefined; index?: 'flat' | 'hnsw' | 'auto' | undefined },
+  ): Promise<void> {
+    this.ready();
+    const space = this.namespace(ns, true);
+    if (
+      settings.index !== undefined &&
+      settings.index !== (space.indexKind ?? this.opts.indexKind)
+    ) {
+      if (space.entries.size > 0) {
+        throw new InvalidInputError(
+          `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
+        );
+      }
+      space.index = undefined;
+    }
+    const saved: Record<string, string> = {};
+    if (settings.threshold !== undefined) saved.threshold = String(settings.threshold);
+    if (settings.index !== undefined) saved.index = settings.index;
+    saved.created = String(Date.now());
+    await this.opts.store.saveNamespace(ns, saved);
+    if (settings.threshold !== undefined) space.threshold = settings.threshold;
+    if (settings.index !== undefined) space.indexKind = settings.index;
   }
 
   // ---- reads ------------------------------------------------------------

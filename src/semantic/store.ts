@@ -175,6 +175,45 @@ export class SemanticStore {
     return replies.map((r) => (Buffer.isBuffer(r) ? bytesToVector(r) : undefined));
   }
 
+  private namespaceKey(ns: string): string {
+    return `${this.prefix}ns:${ns}`;
+  }
+
+  /** Namespace settings (threshold, index kind), kept without TTL at P ns:<name>. */
+  async saveNamespace(ns: string, settings: Record<string, string>): Promise<void> {
+    const fields = Object.entries(settings).flat();
+    if (fields.length > 0) await this.redis.call('HSET', this.namespaceKey(ns), ...fields);
+  }
+
+  async deleteNamespace(ns: string): Promise<void> {
+    await this.redis.call('DEL', this.namespaceKey(ns));
+  }
+
+  async namespaces(): Promise<Map<string, Record<string, string>>> {
+    const out = new Map<string, Record<string, string>>();
+    const prefix = `${this.prefix}ns:`;
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.redis.call(
+        'SCAN',
+        cursor,
+        'MATCH',
+        `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}ns:*`,
+        'COUNT',
+        1000,
+      )) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
+      replies.forEach((r, i) => {
+        if (!Array.isArray(r)) return;
+        const settings: Record<string, string> = {};
+        for (let j = 0; j + 1 < r.length; j += 2) settings[String(r[j])] = String(r[j + 1]);
+        out.set(keys[i]!.toString().slice(prefix.length), settings);
+      });
+    } while (cursor !== '0');
+    return out;
+  }
+
   /** Every stored entry, in batches, for the rebuild on start. */
   async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
     const recPrefix = Buffer.from(`${this.prefix}rec:`);

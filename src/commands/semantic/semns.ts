@@ -1,0 +1,85 @@
+/*
+ * SEMNS SET namespace [THRESHOLD similarity] [INDEX FLAT|HNSW|AUTO]
+ * SEMNS GET namespace
+ * SEMNS LIST
+ */
+import { R } from '../../resp/writer.js';
+import type { SemanticCache } from '../../semantic/engine.js';
+import { ArgErr, ArgReader, CommandError } from '../args.js';
+import { spec } from './common.js';
+import { guarded } from './errors.js';
+
+const KINDS = ['flat', 'hnsw', 'auto'] as const;
+
+export const semns = (engine: SemanticCache) =>
+  spec(
+    {
+      name: 'semns',
+      arity: -2,
+      flags: ['write'],
+      summary:
+        'Create a namespace or set its default threshold and index kind (SET), show them (GET), list namespaces (LIST).',
+      complexity: 'O(1), LIST O(number of namespaces)',
+      arguments: [
+        {
+          name: 'subcommand',
+          type: 'oneof',
+          arguments: [
+            {
+              name: 'set',
+              type: 'block',
+              arguments: [
+                { name: 'set', type: 'pure-token', token: 'SET' },
+                { name: 'namespace', type: 'string' },
+                { name: 'similarity', type: 'double', token: 'THRESHOLD', optional: true },
+                { name: 'kind', type: 'string', token: 'INDEX', optional: true },
+              ],
+            },
+            {
+              name: 'get',
+              type: 'block',
+              arguments: [
+                { name: 'get', type: 'pure-token', token: 'GET' },
+                { name: 'namespace', type: 'string' },
+              ],
+            },
+            { name: 'list', type: 'pure-token', token: 'LIST' },
+          ],
+        },
+      ],
+    },
+    (args) =>
+      guarded(async () => {
+        const r = new ArgReader(args, 1);
+        const sub = r.option();
+        if (sub === 'LIST' && r.done) {
+          return R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)));
+        }
+        if (sub === 'GET' && args.length === 3) {
+          const space = engine.namespace(r.string('GET'));
+          return R.map([
+            [R.bulk('namespace'), R.bulk(space.name)],
+            [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
+            [R.bulk('index'), R.bulk(space.indexKind ?? engine.opts.indexKind)],
+            [R.bulk('entries'), R.int(space.entries.size)],
+          ]);
+        }
+        if (sub !== 'SET' || args.length < 3) throw new CommandError(ArgErr.syntax(r.last));
+        const ns = r.string('SET');
+        let threshold: number | undefined;
+        let index: (typeof KINDS)[number] | undefined;
+        while (!r.done) {
+          const opt = r.option();
+          if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
+          else if (opt === 'INDEX') {
+            const kind = r.string('INDEX').toLowerCase();
+            if (!(KINDS as readonly string[]).includes(kind)) {
+              throw new CommandError(ArgErr.syntax(kind));
+            }
+            index = kind as (typeof KINDS)[number];
+          } else throw new CommandError(ArgErr.syntax(r.last));
+        }
+        await engine.configure(ns, { threshold, index });
+        return R.ok;
+      }),
+  );

@@ -1,0 +1,91 @@
+/*
+ * SEMNS: namespace settings (default threshold, index kind), persisted in
+ * Redis and applied after a restart.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type RedisHandle,
+  type SemanticProxyHandle,
+  startRedis,
+  startSemanticProxy,
+} from '../helpers/servers.js';
+
+let redis: RedisHandle;
+let proxy: SemanticProxyHandle;
+let c: Redis;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  proxy = await startSemanticProxy(redis.port);
+  c = new Redis({ port: proxy.port });
+});
+
+afterAll(async () => {
+  c?.disconnect();
+  await proxy?.stop();
+  await redis?.stop();
+});
+
+describe('SEMNS', () => {
+  it('a namespace threshold applies to SEMGET without THRESHOLD, and survives a restart', async () => {
+    expect(await c.call('SEMNS', 'SET', 'loose', 'THRESHOLD', '0.4')).toBe('OK');
+    await c.call('SEMSET', 'ns:k1', 'house near ostsee', 'v1', 'NS', 'loose');
+    // The default threshold (0.9) would miss this near match; the namespace's 0.4 hits.
+    expect(await c.call('SEMGET', 'a house near the ostsee', 'NS', 'loose')).toBe('v1');
+    await c.call('SEMSET', 'ns:k2', 'house near ostsee', 'v2');
+    expect(await c.call('SEMGET', 'a house near the ostsee')).toBeNull();
+    expect(await c.call('SEMNS', 'GET', 'loose')).toEqual([
+      'namespace',
+      'loose',
+      'threshold',
+      '0.40000000000000002',
+      'index',
+      'auto',
+      'entries',
+      1,
+    ]);
+    await proxy.stop();
+    c.disconnect();
+    proxy = await startSemanticProxy(redis.port);
+    c = new Redis({ port: proxy.port });
+    expect(await c.call('SEMGET', 'a house near the ostsee', 'NS', 'loose')).toBe('v1');
+    expect(await c.call('SEMNS', 'LIST')).toEqual(expect.arrayContaining(['default', 'loose']));
+  });
+
+  it('INDEX sets the kind of an empty namespace and refuses to change a full one', async () => {
+    expect(await c.call('SEMNS', 'SET', 'graph', 'INDEX', 'hnsw')).toBe('OK');
+    await c.call('SEMSET', 'ns:g1', 'some text', 'g', 'NS', 'graph');
+    const info = (await c.call('SEMINFO', 'NS', 'graph')) as unknown[];
+    expect(info[info.indexOf('index') + 1]).toBe('hnsw');
+    await expect(c.call('SEMNS', 'SET', 'graph', 'INDEX', 'flat')).rejects.toThrow(
+      "cannot change the INDEX of namespace 'graph' while it has entries",
+    );
+  });
+
+  it('errors in Redis style', async () => {
+    await expect(c.call('SEMNS', 'GET', 'nosuch')).rejects.toThrow(
+      "ERR unknown namespace 'nosuch'",
+    );
+    await expect(c.call('SEMNS', 'SET', 'x', 'INDEX', 'ivf')).rejects.toThrow(
+      "ERR syntax error near 'ivf'",
+    );
+    await expect(c.call('SEMNS', 'SET', 'x', 'THRESHOLD', '2')).rejects.toThrow(
+      'ERR THRESHOLD must be between -1 and 1',
+    );
+    await expect(c.call('SEMNS', 'BOGUS')).rejects.toThrow("ERR syntax error near 'BOGUS'");
+    await expect(c.call('SEMNS')).rejects.toThrow(
+      "ERR wrong number of arguments for 'semns' command",
+    );
+  });
+
+  it('SEMFLUSH NS removes the namespace and its settings', async () => {
+    await c.call('SEMNS', 'SET', 'gone', 'THRESHOLD', '0.5');
+    await c.call('SEMSET', 'ns:gone1', 't', 'v', 'NS', 'gone');
+    expect(await c.call('SEMFLUSH', 'NS', 'gone')).toBe(1);
+    await expect(c.call('SEMNS', 'GET', 'gone')).rejects.toThrow("unknown namespace 'gone'");
+    const direct = new Redis({ port: redis.port });
+    expect(await direct.exists('semcache:ns:gone')).toBe(0);
+    direct.disconnect();
+  });
+});
