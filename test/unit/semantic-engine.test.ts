@@ -73,6 +73,20 @@ class FakeStore {
     return keys.map((k) => this.records.get(k.toString('latin1'))?.vector);
   }
 
+  readonly settings = new Map<string, Record<string, string>>();
+
+  async namespaces(): Promise<Map<string, Record<string, string>>> {
+    return new Map(this.settings);
+  }
+
+  async saveNamespace(ns: string, fields: Record<string, string>): Promise<void> {
+    this.settings.set(ns, { ...this.settings.get(ns), ...fields });
+  }
+
+  async deleteNamespace(ns: string): Promise<void> {
+    this.settings.delete(ns);
+  }
+
   async *scan(): AsyncGenerator<StoredEntry[]> {
     const all = [...this.records.entries()].map(([k, r]) => ({
       key: Buffer.from(k, 'latin1'),
@@ -90,6 +104,9 @@ class FakeStore {
       exists: this.exists.bind(this),
       vectors: this.vectors.bind(this),
       scan: this.scan.bind(this),
+      namespaces: this.namespaces.bind(this),
+      saveNamespace: this.saveNamespace.bind(this),
+      deleteNamespace: this.deleteNamespace.bind(this),
     } as unknown as SemanticStore;
   }
 }
