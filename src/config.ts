@@ -33,6 +33,7 @@ export interface Config {
   embedBatch: number;
   embedWait: number;
   embedCache: number;
+  embedThreads: number;
   sweepInterval: number;
 }
 
@@ -226,6 +227,14 @@ export const OPTIONS: readonly Option[] = [
     def: 10000,
     min: 0,
     help: 'texts whose embeddings are kept in memory (LRU)',
+  },
+  {
+    key: 'embedThreads',
+    flag: 'embed-threads',
+    kind: 'int',
+    def: 0,
+    min: 0,
+    help: 'onnxruntime threads per model call (0: one per core)',
   },
   {
     key: 'sweepInterval',

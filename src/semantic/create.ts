@@ -42,6 +42,7 @@ export function createEmbedder(config: Config): Embedder & { close?: () => Promi
         cacheDir: config.cacheDir,
         dtype: config.dtype as TransformersDtype,
         maxBatch: config.embedBatch,
+        ...(config.embedThreads > 0 ? { threads: config.embedThreads } : {}),
       });
   }
 }

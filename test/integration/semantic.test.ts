@@ -1148,6 +1148,7 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'dimension',
         'model',
         'index',
+        'index_building',
         'threshold',
         'hits',
         'exact_hits',
