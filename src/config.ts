@@ -216,9 +216,9 @@ export const OPTIONS: readonly Option[] = [
     key: 'embedWait',
     flag: 'embed-wait',
     kind: 'int',
-    def: 2,
+    def: 0,
     min: 0,
-    help: 'milliseconds a text may wait for others to share a model call',
+    help: 'milliseconds a text may wait for others to share a model call (0: only those read in the same event-loop turn, plus what queues while the model runs)',
   },
   {
     key: 'embedCache',

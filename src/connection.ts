@@ -105,6 +105,7 @@ export class ClientConnection implements SharedOwner {
   /** The client stopped taking replies: stop sending its commands to a shared connection. */
   private backlogged = false;
   private batchCorked = false;
+  private flushScheduled = false;
   private proto: Proto = 2;
   private readonly subs = new Subscriptions();
   private monitor = false;
@@ -520,11 +521,23 @@ export class ClientConnection implements SharedOwner {
     if (this.closed) return;
     (entry.out ??= []).push(reply);
     this.settle(entry);
-    if (entry === this.queue.peek()) {
-      this.socket.cork();
-      this.flushHead();
+    if (entry === this.queue.peek()) this.flushSoon();
+  }
+
+  /**
+   * Write completed replies once the current burst of completions is over:
+   * local commands finish in promise callbacks, often many at once (one read
+   * from Redis resolves a whole pipeline), and one write beats one per reply.
+   */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      if (!this.closed) this.flushHead();
       this.socket.uncork();
-    }
+    });
   }
 
   // ---- replies ----------------------------------------------------------

@@ -89,6 +89,8 @@ export class RedisClient {
   private readonly pending = new Deque<Pending>();
   private framer = new ReplyFramer();
   private partial: Buffer[] = [];
+  private out: Buffer[] = [];
+  private flushScheduled = false;
 
   constructor(private readonly opts: RedisClientOptions) {}
 
@@ -107,16 +109,34 @@ export class RedisClient {
   async pipeline(commands: readonly (readonly Arg[])[]): Promise<RedisValue[]> {
     if (commands.length === 0) return [];
     await this.connect();
-    const socket = this.socket!;
     const replies = commands.map(
       () =>
         new Promise<RedisValue>((resolve, reject) => {
           this.pending.push({ resolve, reject });
         }),
     );
-    socket.write(Buffer.concat(commands.map(encodeCommand)));
-    return Promise.all(replies);
+    for (const c of commands) this.out.push(encodeCommand(c));
+    // Commands of one turn of the event loop (every socket read in it) go out
+    // in one write: with many clients that is one syscall instead of one each.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    return replies.length === 1 ? replies[0]!.then((r) => [r]) : Promise.all(replies);
   }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const out = this.out;
+    this.out = [];
+    if (out.length === 0) return;
+    const socket = this.socket;
+    if (socket === undefined) {
+      // The connection died between queueing and now: onClose rejected the waiters.
+      return;
+    }
+    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  };
 
   private connect(): Promise<void> {
     this.ready ??= this.open().catch((err: Error) => {
@@ -197,6 +217,7 @@ export class RedisClient {
     const err = new RedisConnectionError(`connection to redis ${this.address} lost`);
     for (const p of this.pending) p.reject(err);
     this.pending.clear();
+    this.out = [];
   }
 
   close(): void {

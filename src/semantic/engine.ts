@@ -32,6 +32,8 @@ export class InvalidInputError extends Error {}
 export const DEFAULT_NAMESPACE = 'default';
 const MAX_NAMESPACE_LENGTH = 256;
 const MAINTAIN_EVERY_MS = 10;
+/** Texts whose exact-match hash is remembered (oldest forgotten first). */
+const EXACT_MEMO_SIZE = 10_000;
 const MAINTAIN_BUDGET_MS = 4;
 /** Candidates read from Redis per round trip when checking that a hit still exists. */
 const CHECK_BATCH = 4;
@@ -86,6 +88,7 @@ export class SemanticCache {
   loadingWhat = 'the embedding model';
   private maintainTimer: NodeJS.Timeout | undefined;
   private sweepCursor: Iterator<Entry> | undefined;
+  private readonly exactMemo = new Map<string, string>();
 
   constructor(readonly opts: EngineOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -211,7 +214,7 @@ export class SemanticCache {
           vector,
           attrs: req.attrs,
           model: this.modelId,
-          exactHash: exactKey(req.text),
+          exactHash: this.exactOf(req.text),
           value: req.value,
         },
         req.ttlMode,
@@ -250,7 +253,7 @@ export class SemanticCache {
           vector,
           attrs: req.attrs,
           model: this.modelId,
-          exactHash: exactKey(req.text),
+          exactHash: this.exactOf(req.text),
           value: undefined,
         },
         'INDEX',
@@ -336,7 +339,7 @@ export class SemanticCache {
       text,
       attrs,
       attrsJson,
-      exact: exactKey(text),
+      exact: this.exactOf(text),
     };
     this.byKey.set(k, entry);
     space.entries.set(entry.id, entry);
@@ -351,6 +354,22 @@ export class SemanticCache {
     if (this.state === 'loading') index.bulkLoad(true);
     space.index = index;
     return index;
+  }
+
+  /**
+   * The exact-match hash of a text, memoized: the same prompts come back (that
+   * is what a cache is for), and NFKC plus SHA-256 cost more than the lookup.
+   */
+  private exactOf(text: string): string {
+    let h = this.exactMemo.get(text);
+    if (h === undefined) {
+      h = exactKey(text);
+      if (this.exactMemo.size >= EXACT_MEMO_SIZE) {
+        this.exactMemo.delete(this.exactMemo.keys().next().value as string);
+      }
+      this.exactMemo.set(text, h);
+    }
+    return h;
   }
 
   /** Drop an entry from memory only. */
@@ -445,7 +464,7 @@ export class SemanticCache {
     const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
     const threshold = req.threshold ?? space.threshold ?? this.opts.threshold;
     const t0 = process.hrtime.bigint();
-    const exact = space.exact.get(exactKey(req.text));
+    const exact = space.exact.get(this.exactOf(req.text));
     if (exact && (filter === undefined || filter(exact.attrs))) {
       const [value] = await this.opts.store.values([exact.key]);
       if (value) {

@@ -10,6 +10,7 @@
  * The record and the exact-match key get the value's TTL, in the same Lua
  * script that writes the value, so the three never disagree at write time.
  */
+import { endianness } from 'node:os';
 import type { RedisClient, RedisValue } from '../redis-client.js';
 import { RedisReplyError } from '../redis-client.js';
 
@@ -74,15 +75,22 @@ export interface StoredEntry {
   model: string;
 }
 
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** FP32 little-endian bytes (the layout Redis's VADD FP32 uses too). */
 export function vectorToBytes(v: Float32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
   const out = Buffer.allocUnsafe(v.length * 4);
   for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
   return out;
 }
 
 export function bytesToVector(b: Buffer): Float32Array {
-  const v = new Float32Array(b.length >>> 2);
-  for (let i = 0; i < v.length; i++) v[i] = b.readFloatLE(i * 4);
+  const n = b.length >>> 2;
+  // One copy into an aligned buffer; per-float reads are ~50x slower on a rebuild.
+  if (LITTLE_ENDIAN) return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + n * 4));
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = b.readFloatLE(i * 4);
   return v;
 }
 

@@ -130,12 +130,19 @@ export class BatchingEmbedder implements Embedder {
     if (this.#queuedDistinct.size >= this.#maxBatch) {
       this.#flush();
     } else if (!this.#timer) {
-      this.#timer = setTimeout(() => this.#flush(), this.#maxWaitMs);
+      // 0: no waiting beyond this turn of the event loop (requests read from
+      // sockets in the same turn still share the call; later ones queue up
+      // while it runs and go in the next).
+      this.#timer =
+        this.#maxWaitMs === 0
+          ? (setImmediate(() => this.#flush()) as unknown as NodeJS.Timeout)
+          : setTimeout(() => this.#flush(), this.#maxWaitMs);
     }
   }
 
   #flush(): void {
-    clearTimeout(this.#timer);
+    if (this.#maxWaitMs === 0) clearImmediate(this.#timer as unknown as NodeJS.Immediate);
+    else clearTimeout(this.#timer);
     this.#timer = undefined;
     const { texts, slots } = this.#take();
     this.#recount();
