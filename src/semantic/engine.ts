@@ -63,6 +63,13 @@ export class Namespace {
   constructor(readonly name: string) {}
 }
 
+interface EntryRequest {
+  key: Buffer;
+  text: string;
+  ns?: string | undefined;
+  attrs?: string | undefined;
+}
+
 export interface Hit {
   entry: Entry;
   score: number;
@@ -148,7 +155,7 @@ export class SemanticCache {
     while (stale.length > 0) {
       const chunk = stale.slice(0, 256);
       stale = stale.slice(256);
-      for (const e of chunk) await this.indexKey(e);
+      for (const e of chunk) await this.persist(e, undefined, 'INDEX', 0);
       n += chunk.length;
     }
     const ms = since(t);
@@ -203,45 +210,25 @@ export class SemanticCache {
     attrs?: string | undefined;
   }): Promise<void> {
     this.ready();
-    const attrs = SemanticCache.parseAttrs(req.attrs);
-    const space = this.namespace(req.ns, true);
-    return this.write(req.key, req.text, async (vector) => {
-      await this.opts.store.put(
-        {
-          key: req.key,
-          ns: space.name,
-          text: req.text,
-          vector,
-          attrs: req.attrs,
-          model: this.modelId,
-          exactHash: this.exactOf(req.text),
-          value: req.value,
-        },
-        req.ttlMode,
-        req.ttl,
-      );
-      this.addEntry(req.key, space, req.text, attrs, req.attrs, vector);
-      return undefined;
-    }).then(() => undefined);
+    return this.persist(req, req.value, req.ttlMode, req.ttl).then(() => undefined);
   }
 
   /** SEMINDEX: index a key that already holds a value. Resolves false when there is no such key. */
-  index(req: {
-    key: Buffer;
-    text: string;
-    ns?: string | undefined;
-    attrs?: string | undefined;
-  }): Promise<boolean> {
+  index(req: EntryRequest): Promise<boolean> {
     this.ready();
-    return this.indexKey(req);
+    return this.persist(req, undefined, 'INDEX', 0);
   }
 
-  private indexKey(req: {
-    key: Buffer;
-    text: string;
-    ns?: string | undefined;
-    attrs?: string | undefined;
-  }): Promise<boolean> {
+  /**
+   * Embed, write value (unless INDEX), record and exact key to Redis, then
+   * index in memory. Resolves false when INDEX found no key.
+   */
+  private persist(
+    req: EntryRequest,
+    value: Buffer | undefined,
+    mode: TtlMode,
+    ttl: number,
+  ): Promise<boolean> {
     const attrs = SemanticCache.parseAttrs(req.attrs);
     const space = this.namespace(req.ns, true);
     return this.write(req.key, req.text, async (vector) => {
@@ -254,10 +241,10 @@ export class SemanticCache {
           attrs: req.attrs,
           model: this.modelId,
           exactHash: this.exactOf(req.text),
-          value: undefined,
+          value,
         },
-        'INDEX',
-        0,
+        mode,
+        ttl,
       );
       if (pttl === undefined) return false;
       this.addEntry(req.key, space, req.text, attrs, req.attrs, vector);

@@ -199,44 +199,22 @@ export class SemanticStore {
 
   async namespaces(): Promise<Map<string, Record<string, string>>> {
     const out = new Map<string, Record<string, string>>();
-    const prefix = `${this.prefix}ns:`;
-    let cursor = '0';
-    do {
-      const [next, keys] = (await this.redis.call(
-        'SCAN',
-        cursor,
-        'MATCH',
-        `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}ns:*`,
-        'COUNT',
-        1000,
-      )) as [Buffer, Buffer[]];
-      cursor = next.toString();
+    for await (const keys of this.keys('ns:', 1000)) {
       const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
       replies.forEach((r, i) => {
         if (!Array.isArray(r)) return;
         const settings: Record<string, string> = {};
         for (let j = 0; j + 1 < r.length; j += 2) settings[String(r[j])] = String(r[j + 1]);
-        out.set(keys[i]!.toString().slice(prefix.length), settings);
+        out.set(keys[i]!.subarray(Buffer.byteLength(`${this.prefix}ns:`)).toString(), settings);
       });
-    } while (cursor !== '0');
+    }
     return out;
   }
 
   /** Every stored entry, in batches, for the rebuild on start. */
   async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
-    const recPrefix = Buffer.from(`${this.prefix}rec:`);
-    let cursor = '0';
-    do {
-      const [next, keys] = (await this.redis.call(
-        'SCAN',
-        cursor,
-        'MATCH',
-        `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}rec:*`,
-        'COUNT',
-        batch,
-      )) as [Buffer, Buffer[]];
-      cursor = next.toString();
-      if (keys.length === 0) continue;
+    const skip = Buffer.byteLength(`${this.prefix}rec:`);
+    for await (const keys of this.keys('rec:', batch)) {
       const replies = await this.redis.pipeline(
         keys.map((k) => ['HMGET', k, 'ns', 'text', 'vec', 'attrs', 'model']),
       );
@@ -246,7 +224,7 @@ export class SemanticStore {
         const [ns, text, vec, attrs, model] = r;
         if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return;
         out.push({
-          key: keys[i]!.subarray(recPrefix.length),
+          key: keys[i]!.subarray(skip),
           ns: ns.toString(),
           text: text.toString(),
           vector: bytesToVector(vec),
@@ -255,6 +233,24 @@ export class SemanticStore {
         });
       });
       yield out;
+    }
+  }
+
+  /** Our keys of one kind ('rec:', 'ns:'), by SCAN, in non-empty batches. */
+  private async *keys(kind: string, count: number): AsyncGenerator<Buffer[]> {
+    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}${kind}*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.redis.call(
+        'SCAN',
+        cursor,
+        'MATCH',
+        pattern,
+        'COUNT',
+        count,
+      )) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      if (keys.length > 0) yield keys;
     } while (cursor !== '0');
   }
 }
