@@ -267,6 +267,14 @@ export class RespConn {
       this.sock.write(bytes);
     });
   }
+  /** Write `bytes` holding `n` commands; resolves with their n replies. */
+  callMany(bytes, n) {
+    const replies = [];
+    for (let k = 0; k < n; k++)
+      replies.push(new Promise((resolve, reject) => this.pending.push({ resolve, reject })));
+    this.sock.write(bytes);
+    return Promise.all(replies);
+  }
   close() {
     this.sock.destroy();
   }
@@ -289,14 +297,17 @@ export async function respOnce(port, args, ms = 2000) {
 export async function waitForPing(name, port, child, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (child.exited) die(`${child.exited} before answering PING. Last log lines:\n${logTail(child)}`);
+    if (child.exited)
+      die(`${child.exited} before answering PING. Last log lines:\n${logTail(child)}`);
     try {
       if ((await respOnce(port, ['PING'])) === 'PONG') return;
     } catch {
       /* not up yet */
     }
     if (Date.now() > deadline)
-      die(`${name} did not answer PING on 127.0.0.1:${port} within ${ms / 1000}s. Last log lines:\n${logTail(child)}`);
+      die(
+        `${name} did not answer PING on 127.0.0.1:${port} within ${ms / 1000}s. Last log lines:\n${logTail(child)}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -419,7 +430,8 @@ export function machineInfo() {
     cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
   } catch {}
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  const dirty = sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) !== '' ? ', src modified' : '';
+  const dirty =
+    sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) !== '' ? ', src modified' : '';
   return {
     date: new Date().toISOString(),
     cpu,
@@ -432,7 +444,11 @@ export function machineInfo() {
   };
 }
 
-export const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+export const loadavg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 // ---------- the MiniLM-shaped model ----------
 /**
@@ -459,7 +475,11 @@ export async function ensureMiniLm(log = console.log) {
   fs.mkdirSync(cacheRoot, { recursive: true });
   const part = `${dir}.tmp-${process.pid}-${Date.now()}`;
   log(`generating the MiniLM-shaped model into ${path.relative(ROOT, dir)} (once) ...`);
-  const r = await runTracked(process.execPath, [script, '--out', part, '--preset', 'minilm', '--quiet'], 600_000);
+  const r = await runTracked(
+    process.execPath,
+    [script, '--out', part, '--preset', 'minilm', '--quiet'],
+    600_000,
+  );
   if (r.code !== 0) {
     fs.rmSync(part, { recursive: true, force: true });
     die(`scripts/make-model.mjs failed (code ${r.code}):\n${r.out}${r.err}`);
@@ -481,8 +501,13 @@ export const median = (xs) => {
 };
 export const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
 export const fmt1 = (n) =>
-  Number.isFinite(n) ? (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(n >= 10 ? 1 : 2)) : '–';
-export const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN);
+  Number.isFinite(n)
+    ? n >= 100
+      ? Math.round(n).toLocaleString('en-US')
+      : n.toFixed(n >= 10 ? 1 : 2)
+    : '–';
+export const ratio = (a, b) =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN;
 export const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
 
 export function mdTable(header, rows, align) {
@@ -492,4 +517,76 @@ export function mdTable(header, rows, align) {
     `|${a.map((x) => (x === 'l' ? ' --- ' : ' ---: ')).join('|')}|`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
+}
+
+// ---------- semcache entries written straight into Redis (docs/storage.md) ----------
+function gaussian(rand) {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+/**
+ * FLUSHALL, then write `n` entries in semcache's storage layout, as SEMSET would:
+ * the value at `bench:sem:<i>`, the record hash `<prefix>rec:<key>` (ns default,
+ * text, vec = a random unit vector of `dim` float32 LE, model = `modelId`, exact,
+ * ts) and the exact-match key. Pipelined, 1000 entries per round trip. Returns ms.
+ */
+export async function writeEntries(
+  redisPort,
+  n,
+  { modelId, dim, words = 12, prefix = 'semcache:', seed = 12345 },
+) {
+  const { pathToFileURL } = await import('node:url');
+  const { exactKey } = await import(
+    pathToFileURL(path.join(ROOT, 'dist/semantic/normalize.js')).href
+  );
+  const conn = await RespConn.connect(redisPort);
+  await conn.call('FLUSHALL');
+  const rand = mulberry32(seed);
+  const t0 = performance.now();
+  const CHUNK = 1000;
+  const vec = new Float32Array(dim);
+  for (let start = 0; start < n; start += CHUNK) {
+    const parts = [];
+    const end = Math.min(n, start + CHUNK);
+    for (let i = start; i < end; i++) {
+      const key = `bench:sem:${i}`;
+      const text = `stored ${textFor(777, i, words)}`;
+      let s = 0;
+      for (let j = 0; j < dim; j++) {
+        vec[j] = gaussian(rand);
+        s += vec[j] * vec[j];
+      }
+      const norm = Math.sqrt(s);
+      const bytes = Buffer.allocUnsafe(dim * 4);
+      for (let j = 0; j < dim; j++) bytes.writeFloatLE(vec[j] / norm, j * 4);
+      const exact = `${prefix}exact:default:${exactKey(text)}`;
+      parts.push(
+        encodeCommand(['SET', key, `cached answer for entry ${i}: ${textFor(999, i, 10)}`]),
+        encodeCommand([
+          'HSET',
+          `${prefix}rec:${key}`,
+          'ns',
+          'default',
+          'text',
+          text,
+          'vec',
+          bytes,
+          'model',
+          modelId,
+          'exact',
+          exact,
+          'ts',
+          Date.now(),
+        ]),
+        encodeCommand(['SET', exact, key]),
+      );
+    }
+    for (const r of await conn.callMany(Buffer.concat(parts), parts.length))
+      if (r instanceof RespError) die(`writing entries: ${r.message}`);
+  }
+  const ms = performance.now() - t0;
+  const dbsize = await conn.call('DBSIZE');
+  conn.close();
+  if (dbsize !== 3 * n) die(`wrote ${dbsize} keys, expected ${3 * n}`);
+  return ms;
 }
