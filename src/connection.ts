@@ -104,7 +104,7 @@ export class ClientConnection implements SharedOwner {
   private sharedInFlight = 0;
   /** The client stopped taking replies: stop sending its commands to a shared connection. */
   private backlogged = false;
-  private batchCorked = false;
+  private inSharedBatch = false;
   private flushScheduled = false;
   private proto: Proto = 2;
   private readonly subs = new Subscriptions();
@@ -743,10 +743,9 @@ export class ClientConnection implements SharedOwner {
     const entry = waiter as Entry;
     entry.owner = undefined;
     this.sharedInFlight--;
-    if (!this.batchCorked) {
-      this.batchCorked = true;
-      this.socket.cork();
-    }
+    // No cork: a client's replies in one read of the shared connection form
+    // one run, written once at the end of the batch.
+    this.inSharedBatch = true;
     this.settle(entry);
     if (entry === this.queue.peek()) {
       this.extendRun(reply, start, end);
@@ -766,10 +765,9 @@ export class ClientConnection implements SharedOwner {
   }
 
   onSharedBatchEnd(): void {
-    if (!this.batchCorked) return;
-    this.batchCorked = false;
+    if (!this.inSharedBatch) return;
+    this.inSharedBatch = false;
     this.flushRun();
-    this.socket.uncork();
   }
 
   private resetState(): void {
