@@ -87,6 +87,7 @@ function docsReply(spec: CommandSpec): Reply {
   ]);
 }
 
+/** A spliced aggregate keeps Redis's children as bytes; only its header is rewritten. */
 function withCount(type: string, count: number): Buffer {
   return Buffer.from(`${type}${count}\r\n`, 'latin1');
 }
@@ -115,10 +116,10 @@ export function commandSplice(args: Buffer[], table: CommandTable): Splice | und
     return appendAll((proto) => ours.map((s) => encodeReply(infoReply(s), proto)));
   }
   if (sub === 'count' && args.length === 2) {
-    return (reply) => {
+    return (reply, proto) => {
       if (reply[0] !== 0x3a /* : */) return reply;
       const n = Number(reply.subarray(1, reply.length - 2).toString('latin1'));
-      return Buffer.from(`:${n + ours.length}\r\n`, 'latin1');
+      return encodeReply(R.int(n + ours.length), proto);
     };
   }
   if (sub === 'list' && args.length === 2) {

@@ -18,6 +18,7 @@
  * With `enabled: false` every call goes straight through, for benchmarks.
  */
 import type { Embedder } from '../types.js';
+import { WrappedEmbedder } from './wrapped.js';
 
 export interface BatchingOptions {
   /** Most distinct texts per inner call. Default 32. */
@@ -60,8 +61,7 @@ interface Slot {
   at: number;
 }
 
-export class BatchingEmbedder implements Embedder {
-  readonly #inner: Embedder;
+export class BatchingEmbedder extends WrappedEmbedder {
   readonly #maxBatch: number;
   readonly #maxWaitMs: number;
   readonly #enabled: boolean;
@@ -73,27 +73,14 @@ export class BatchingEmbedder implements Embedder {
   readonly #stats = { requests: 0, texts: 0, batches: 0, embedded: 0 };
 
   constructor(inner: Embedder, options: BatchingOptions = {}) {
+    super(inner);
     const { maxBatch = 32, maxWaitMs = 2, enabled = true } = options;
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (!(maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be >= 0, got ${maxWaitMs}`);
-    this.#inner = inner;
     this.#maxBatch = maxBatch;
     this.#maxWaitMs = maxWaitMs;
     this.#enabled = enabled;
-  }
-
-  get kind(): string {
-    return this.#inner.kind;
-  }
-  get model(): string {
-    return this.#inner.model;
-  }
-  get dim(): number {
-    return this.#inner.dim;
-  }
-  load(): Promise<void> {
-    return this.#inner.load();
   }
 
   get stats(): BatchingStats {
@@ -108,7 +95,7 @@ export class BatchingEmbedder implements Embedder {
     if (!this.#enabled) {
       this.#stats.batches++;
       this.#stats.embedded += texts.length;
-      return this.#inner.embed(texts);
+      return this.inner.embed(texts);
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({
@@ -152,7 +139,7 @@ export class BatchingEmbedder implements Embedder {
     this.#stats.embedded += texts.length;
     // The inner embedder may throw synchronously; treat it as a rejection.
     Promise.resolve()
-      .then(() => this.#inner.embed(texts))
+      .then(() => this.inner.embed(texts))
       .then(
         (vectors) => this.#deliver(texts, slots, vectors),
         (err: unknown) => this.#fail(slots, err),

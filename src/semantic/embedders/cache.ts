@@ -15,6 +15,7 @@
  * of them writing into it cannot corrupt the cache.
  */
 import type { Embedder } from '../types.js';
+import { WrappedEmbedder } from './wrapped.js';
 
 export interface CacheOptions {
   /** Most vectors kept. Default 10000; 0 keeps none (every text is a miss). */
@@ -36,8 +37,7 @@ export interface SourcedVector {
   cached: boolean;
 }
 
-export class CachedEmbedder implements Embedder {
-  readonly #inner: Embedder;
+export class CachedEmbedder extends WrappedEmbedder {
   readonly #maxEntries: number;
   readonly #lru = new Map<string, Float32Array>();
   /** Texts being embedded right now, so a concurrent miss waits instead of asking again. */
@@ -46,24 +46,11 @@ export class CachedEmbedder implements Embedder {
   #misses = 0;
 
   constructor(inner: Embedder, options: CacheOptions = {}) {
+    super(inner);
     const { maxEntries = 10_000 } = options;
     if (!Number.isInteger(maxEntries) || maxEntries < 0)
       throw new RangeError(`maxEntries must be a non-negative integer, got ${maxEntries}`);
-    this.#inner = inner;
     this.#maxEntries = maxEntries;
-  }
-
-  get kind(): string {
-    return this.#inner.kind;
-  }
-  get model(): string {
-    return this.#inner.model;
-  }
-  get dim(): number {
-    return this.#inner.dim;
-  }
-  load(): Promise<void> {
-    return this.#inner.load();
   }
 
   get stats(): CacheStats {
@@ -123,7 +110,7 @@ export class CachedEmbedder implements Embedder {
 
   async #embedAndStore(texts: string[]): Promise<Float32Array[]> {
     try {
-      const vectors = await this.#inner.embed(texts);
+      const vectors = await this.inner.embed(texts);
       if (!Array.isArray(vectors) || vectors.length !== texts.length)
         throw new Error(`embedder returned ${vectors?.length} vectors for ${texts.length} texts`);
       for (const [i, text] of texts.entries()) this.#put(text, vectors[i]!);
