@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # scripts/build-faiss.sh: make require('faiss-node') work. Called by
-# scripts/setup.sh after npm ci (which runs no install scripts). Idempotent.
+# scripts/setup.sh after npm install (which runs no install scripts). Idempotent.
 #
-#  1. If the addon loads and passes scripts/faiss/smoke.cjs, do nothing.
-#  2. Try faiss-node's own prebuilt binary (prebuild-install, as its install
-#     script does). It needs github.com and fails fast without it.
-#  3. Compile faiss-node's src/faiss.cc with node-gyp against the system FAISS
-#     (Debian: libfaiss-dev, FAISS 1.7.3), in a scratch directory, and copy the
-#     result to node_modules/faiss-node/build/Release/faiss-node.node, the
+#  1. If the addon loads, carries semcache's patch and passes
+#     scripts/faiss/smoke.cjs, do nothing.
+#  2. Where a compiler and a system FAISS are present (Debian: libfaiss-dev,
+#     FAISS 1.7.3), compile faiss-node's src/faiss.cc with node-gyp, with
+#     scripts/faiss/faiss-node.patch applied, in a scratch directory, and copy
+#     the result to node_modules/faiss-node/build/Release/faiss-node.node, the
 #     first place its loader (the `bindings` package) looks. Nothing tracked in
 #     git and nothing else in node_modules is touched.
+#  3. Else faiss-node's own prebuilt binary (prebuild-install, as its install
+#     script does; it needs github.com). semcache runs on it, with the slower
+#     paths that docs/index.md describes (no Float32Array input, index builds
+#     on the event loop, no IVF).
+#
+# The patch (docs/index.md, "The faiss-node patch") adds Float32Array fast
+# paths, turns FAISS exceptions into JS errors, makes the addon safe to load in
+# worker threads, stops two buffer leaks and adds setParam (efSearch, nprobe).
 #
 # Overrides: FAISS_INCLUDE (dir holding faiss/IndexFlat.h), FAISS_LIB (path of
 # libfaiss.a or libfaiss.so), BLAS_LIBS (linker flags), NODE_GYP (node-gyp.js),
-# NODEDIR (Node headers prefix), FAISS_SKIP_PREBUILT=1.
+# NODEDIR (Node headers prefix), FAISS_SKIP_PREBUILT=1, FAISS_PREFER_PREBUILT=1
+# (try step 3 before step 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$PWD
 pkg=node_modules/faiss-node
 
 say() { printf 'build-faiss: %s\n' "$*"; }
@@ -32,22 +42,28 @@ smoke() { LD_BIND_NOW=1 node scripts/faiss/smoke.cjs; }
 
 [ -f "$pkg/package.json" ] || die "node_modules/faiss-node is missing: run 'npm ci' first"
 
-if smoke >/dev/null 2>&1; then
-  say "faiss-node loads; nothing to do"
+# PATCHED=1 makes the smoke test also require the patch, at its current version.
+if PATCHED=1 smoke >/dev/null 2>&1; then
+  say "faiss-node loads, with semcache's patch; nothing to do"
   exit 0
 fi
 
-# --- 2. faiss-node's prebuilt binary ----------------------------------------
-if [ "${FAISS_SKIP_PREBUILT:-}" != 1 ] && [ -f node_modules/prebuild-install/bin.js ]; then
+try_prebuilt() {
+  [ "${FAISS_SKIP_PREBUILT:-}" != 1 ] && [ -f node_modules/prebuild-install/bin.js ] || return 1
   say "trying faiss-node's prebuilt binary (needs github.com)"
-  to=()
+  local to=()
   command -v timeout >/dev/null 2>&1 && to=(timeout 60)
   if (cd "$pkg" && "${to[@]}" node ../prebuild-install/bin.js --runtime napi) >/dev/null 2>&1 &&
     smoke >/dev/null 2>&1; then
-    say "installed faiss-node's prebuilt binary"
+    say "installed faiss-node's prebuilt binary (without semcache's patch: see docs/index.md)"
     exit 0
   fi
-  say "no usable prebuilt binary; compiling against the system FAISS"
+  say "no usable prebuilt binary"
+  return 1
+}
+
+if [ "${FAISS_PREFER_PREBUILT:-}" = 1 ]; then
+  try_prebuilt || true
 fi
 
 # --- 3. compile against the system FAISS --------------------------------------
@@ -57,7 +73,9 @@ missing=()
 command -v c++ >/dev/null 2>&1 || missing+=("a C++ compiler (g++)")
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-[ ${#missing[@]} -eq 0 ] || die "cannot compile faiss-node: missing ${missing[*]}" "$apt_hint"
+if [ ${#missing[@]} -ne 0 ]; then
+  try_prebuilt || die "cannot compile faiss-node: missing ${missing[*]}" "$apt_hint"
+fi
 
 multiarch=$(c++ -print-multiarch 2>/dev/null || true)
 faiss_include=${FAISS_INCLUDE:-}
@@ -73,7 +91,7 @@ if [ -z "$faiss_lib" ]; then
     [ -f "$f" ] && faiss_lib=$f && break
   done
 fi
-[ -n "$faiss_include" ] && [ -n "$faiss_lib" ] ||
+[ -n "$faiss_include" ] && [ -n "$faiss_lib" ] || try_prebuilt ||
   die "cannot compile faiss-node: FAISS headers or library not found" "$apt_hint" \
     "(or set FAISS_INCLUDE and FAISS_LIB to a FAISS >= 1.7.3 install)"
 
@@ -115,6 +133,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/semcache-faiss.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src" "$work/node-addon-api"
 cp "$pkg/src/faiss.cc" "$work/src/"
+# git apply works outside a repository; `patch` is not on minimal images.
+(cd "$work" && git apply -p1 "$repo/scripts/faiss/faiss-node.patch") ||
+  die "scripts/faiss/faiss-node.patch does not apply to $pkg/src/faiss.cc (faiss-node $(node -p 'require("faiss-node/package.json").version'))"
 cp "$addon_api"/*.h "$work/node-addon-api/"
 cp scripts/faiss/binding.gyp scripts/faiss/faiss-compat.h "$work/"
 
@@ -130,7 +151,7 @@ rm -rf "$pkg/build"
 mkdir -p "$pkg/build/Release"
 cp "$work/build/Release/faiss-node.node" "$pkg/build/Release/faiss-node.node"
 
-if ! out=$(smoke 2>&1); then
+if ! out=$(PATCHED=1 smoke 2>&1); then
   printf '%s\n' "$out" >&2
   rm -rf "$pkg/build"
   die "the compiled faiss-node failed its smoke test (output above)" "$apt_hint"

@@ -28,7 +28,7 @@ export interface Config {
   embedModel: string;
   embedKeyEnv: string;
   threshold: number;
-  index: 'flat' | 'hnsw' | 'auto';
+  index: 'flat' | 'hnsw' | 'ivf' | 'auto';
   prefix: string;
   embedBatch: number;
   embedWait: number;
@@ -193,9 +193,9 @@ export const OPTIONS: readonly Option[] = [
   {
     key: 'index',
     flag: 'index',
-    kind: { oneOf: ['auto', 'flat', 'hnsw'] },
+    kind: { oneOf: ['auto', 'flat', 'hnsw', 'ivf'] },
     def: 'auto',
-    help: 'vector index: flat (exact), hnsw (approximate, fast at scale) or auto (by size)',
+    help: 'vector index: flat (exact), hnsw (approximate, fastest search), ivf (approximate, fastest to build) or auto (flat, then hnsw past 2048 entries)',
   },
   {
     key: 'prefix',

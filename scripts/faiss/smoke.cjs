@@ -2,24 +2,82 @@
 // process (a broken build can segfault, which must not take the script down).
 // Exercises what semcache relies on: IndexFlatIP, HNSW with inner product
 // through the factory, removeIds, and toBuffer/fromBuffer (which crash in
-// __dynamic_cast when the addon was compiled without RTTI).
+// __dynamic_cast when the addon was compiled without RTTI). With PATCHED=1 it
+// also requires semcache's patch (scripts/faiss/faiss-node.patch): Float32Array
+// input, FAISS errors as JS errors, setParam, and loading in a worker thread.
 'use strict';
 const assert = require('node:assert/strict');
-const { Index, IndexFlatIP, MetricType } = require('faiss-node');
+const { Worker, isMainThread, parentPort } = require('node:worker_threads');
+const faiss = require('faiss-node');
+const { Index, IndexFlatIP, MetricType } = faiss;
 
-const flat = new IndexFlatIP(4);
-flat.add([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]);
-const hit = flat.search([0, 1, 0, 0], 2);
-assert.deepEqual(hit.labels, [1, 2]);
-assert.ok(Math.abs(hit.distances[1] - 0.8) < 1e-6, 'flat scores are inner products');
-assert.equal(flat.removeIds([0]), 1);
-assert.equal(flat.ntotal(), 2);
-assert.equal(IndexFlatIP.fromBuffer(flat.toBuffer()).ntotal(), 2);
+/** The patch version this checkout expects (src/semantic/index/faiss.ts). */
+const PATCH_VERSION = 1;
 
-const hnsw = Index.fromFactory(4, 'HNSW8', MetricType.METRIC_INNER_PRODUCT);
-hnsw.add([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]);
-const near = hnsw.search([0.6, 0.8, 0, 0], 3);
-assert.deepEqual(near.labels, [2, 1, 0]);
-assert.ok(Math.abs(near.distances[0] - 1) < 1e-6, 'HNSW scores are inner products');
-assert.equal(Index.fromBuffer(hnsw.toBuffer()).ntotal(), 3);
-console.log('faiss-node ok');
+function basics() {
+  const flat = new IndexFlatIP(4);
+  flat.add([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]);
+  const hit = flat.search([0, 1, 0, 0], 2);
+  assert.deepEqual(Array.from(hit.labels), [1, 2]);
+  assert.ok(Math.abs(hit.distances[1] - 0.8) < 1e-6, 'flat scores are inner products');
+  assert.equal(flat.removeIds([0]), 1);
+  assert.equal(flat.ntotal(), 2);
+  assert.equal(IndexFlatIP.fromBuffer(flat.toBuffer()).ntotal(), 2);
+
+  const hnsw = Index.fromFactory(4, 'HNSW8', MetricType.METRIC_INNER_PRODUCT);
+  hnsw.add([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]);
+  const near = hnsw.search([0.6, 0.8, 0, 0], 3);
+  assert.deepEqual(Array.from(near.labels), [2, 1, 0]);
+  assert.ok(Math.abs(near.distances[0] - 1) < 1e-6, 'HNSW scores are inner products');
+  return Index.fromBuffer(hnsw.toBuffer());
+}
+
+function patched() {
+  assert.equal(faiss.semcachePatch, PATCH_VERSION, 'semcache patch version');
+  const hnsw = Index.fromFactory(4, 'HNSW8', MetricType.METRIC_INNER_PRODUCT);
+  hnsw.add(new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]));
+  hnsw.setParam('efSearch', 32);
+  const near = hnsw.search(new Float32Array([0.6, 0.8, 0, 0]), 3);
+  assert.ok(near.labels instanceof Float64Array && near.distances instanceof Float32Array);
+  assert.deepEqual(Array.from(near.labels), [2, 1, 0]);
+  assert.throws(() => hnsw.setParam('nprobe', 4), /nprobe|parameter/i);
+  assert.throws(() => hnsw.search(new Float32Array(3), 1), /length/);
+  const ivf = Index.fromFactory(4, 'IVF2,Flat', MetricType.METRIC_INNER_PRODUCT);
+  const xs = new Float32Array(4 * 100).map((_, i) => Math.sin(i * 7.1));
+  ivf.train(xs);
+  ivf.add(xs);
+  ivf.setParam('nprobe', 2); // every list: exact, like a flat index
+  const exact = new IndexFlatIP(4);
+  exact.add(Array.from(xs));
+  const q = xs.subarray(40, 44);
+  assert.deepEqual(Array.from(ivf.search(q, 5).labels), exact.search(Array.from(q), 5).labels);
+}
+
+if (isMainThread) {
+  const back = basics();
+  if (process.env.PATCHED === '1') {
+    patched();
+    // The class constructors are per thread: an index made in a worker's
+    // thread, serialized, comes back here as an index of this thread.
+    const w = new Worker(__filename);
+    w.once('message', (buf) => {
+      const idx = Index.fromBuffer(Buffer.from(buf));
+      assert.equal(idx.ntotal(), 3);
+      assert.equal(back.ntotal(), 3);
+      w.terminate().then(() => {
+        // After the worker's environment is gone, this thread's classes still work.
+        assert.equal(Index.fromBuffer(idx.toBuffer()).ntotal(), 3);
+        console.log('faiss-node ok (patched)');
+      });
+    });
+    w.once('error', (err) => {
+      console.error(err);
+      process.exit(1);
+    });
+  } else {
+    console.log('faiss-node ok');
+  }
+} else {
+  patched();
+  parentPort.postMessage(basics().toBuffer());
+}

@@ -17,7 +17,7 @@ import { compileFilter, type Filter } from './filter.js';
 import { exactKey } from './normalize.js';
 import { LatencyStats, since } from './stats.js';
 import type { SemanticStore, TtlMode } from './store.js';
-import type { Embedder, VectorIndex } from './types.js';
+import type { Embedder, IndexKind, VectorIndex } from './types.js';
 import { EmbedderUnavailableError } from './types.js';
 import { createVectorIndex, type FaissVectorIndex } from './vector-index.js';
 
@@ -31,10 +31,8 @@ export class InvalidInputError extends Error {}
 
 export const DEFAULT_NAMESPACE = 'default';
 const MAX_NAMESPACE_LENGTH = 256;
-const MAINTAIN_EVERY_MS = 10;
 /** Texts whose exact-match hash is remembered (oldest forgotten first). */
 const EXACT_MEMO_SIZE = 10_000;
-const MAINTAIN_BUDGET_MS = 4;
 /** Candidates read from Redis per round trip when checking that a hit still exists. */
 const CHECK_BATCH = 4;
 
@@ -53,7 +51,7 @@ export class Namespace {
   readonly entries = new Map<number, Entry>();
   readonly exact = new Map<string, Entry>();
   threshold: number | undefined;
-  indexKind: 'flat' | 'hnsw' | 'auto' | undefined;
+  indexKind: IndexKind | 'auto' | undefined;
   hits = 0;
   exactHits = 0;
   misses = 0;
@@ -81,7 +79,7 @@ export interface EngineOptions {
   store: SemanticStore;
   embedder: SourcedEmbedder;
   threshold: number;
-  indexKind: 'flat' | 'hnsw' | 'auto';
+  indexKind: IndexKind | 'auto';
   logger: Logger;
 }
 
@@ -93,9 +91,9 @@ export class SemanticCache {
   state: 'loading' | 'ready' | 'failed' = 'loading';
   private failure: EmbedderUnavailableError | undefined;
   loadingWhat = 'the embedding model';
-  private maintainTimer: NodeJS.Timeout | undefined;
   private sweepCursor: Iterator<Entry> | undefined;
   private readonly exactMemo = new Map<string, string>();
+  private stopped = false;
 
   constructor(readonly opts: EngineOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -119,8 +117,6 @@ export class SemanticCache {
       await this.rebuild();
       this.state = 'ready';
       for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
-      this.maintainTimer = setInterval(() => this.maintain(), MAINTAIN_EVERY_MS);
-      this.maintainTimer.unref();
     } catch (err) {
       this.state = 'failed';
       this.failure =
@@ -139,7 +135,9 @@ export class SemanticCache {
       if (settings.threshold !== undefined && threshold >= -1 && threshold <= 1)
         space.threshold = threshold;
       const kind = settings.index;
-      if (kind === 'flat' || kind === 'hnsw' || kind === 'auto') space.indexKind = kind;
+      if (kind === 'flat' || kind === 'hnsw' || kind === 'ivf' || kind === 'auto') {
+        space.indexKind = kind;
+      }
     }
     let n = 0;
     let stale: { key: Buffer; text: string; ns: string; attrs: string | undefined }[] = [];
@@ -337,7 +335,23 @@ export class SemanticCache {
   private indexOf(space: Namespace): VectorIndex {
     if (space.index !== undefined) return space.index;
     const kind = space.indexKind ?? this.opts.indexKind;
-    const index = createVectorIndex({ dim: this.opts.embedder.dim, kind });
+    const { logger } = this.opts;
+    const index = createVectorIndex({
+      dim: this.opts.embedder.dim,
+      kind,
+      onBuild: ({ kind, vectors, ms, error }) => {
+        if (this.stopped) return;
+        if (error) {
+          logger.warn(
+            `namespace ${space.name}: ${kind} index build of ${vectors} vectors failed, retrying in a minute: ${error.message}`,
+          );
+        } else {
+          logger.info(
+            `namespace ${space.name}: ${kind} index of ${vectors} vectors built in ${(ms / 1000).toFixed(1)} s`,
+          );
+        }
+      },
+    });
     if (this.state === 'loading') index.bulkLoad(true);
     space.index = index;
     return index;
@@ -413,7 +427,7 @@ export class SemanticCache {
   /** SEMNS SET: create a namespace or change its settings (persisted in Redis). */
   async configure(
     ns: string,
-    settings: { threshold?: number | undefined; index?: 'flat' | 'hnsw' | 'auto' | undefined },
+    settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },
   ): Promise<void> {
     this.ready();
     const space = this.namespace(ns, true);
@@ -634,18 +648,8 @@ export class SemanticCache {
     return r!;
   }
 
-  /**
-   * Moves a few milliseconds' worth of vectors of any flat-to-HNSW migration,
-   * so it completes in the background without long pauses of the event loop.
-   */
-  private maintain(): void {
-    for (const space of this.namespaces.values()) {
-      if (space.index?.migrating) space.index.maintain(MAINTAIN_BUDGET_MS);
-    }
-  }
-
   stop(): void {
-    if (this.maintainTimer) clearInterval(this.maintainTimer);
+    this.stopped = true;
   }
 
   /** Periodic sweep: drop up to `limit` entries whose key no longer exists. */

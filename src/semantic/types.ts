@@ -36,7 +36,7 @@ export interface SearchHit {
   score: number;
 }
 
-export type IndexKind = 'flat' | 'hnsw';
+export type IndexKind = 'flat' | 'hnsw' | 'ivf';
 
 /**
  * A vector index keyed by the caller's own integer ids (FAISS renumbers on

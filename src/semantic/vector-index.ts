@@ -2,30 +2,39 @@
  * The FAISS-backed VectorIndex. docs/index.md has the measurements behind the
  * defaults here.
  *
- * Model. Vectors live in a Segment (index/segment.ts): one FAISS index plus
- * the map between FAISS positions and the caller's ids, with tombstones for
- * removed ids. Kinds:
- * - 'flat': exact inner product; compacts its tombstones in place, and keeps
- *   no copy of the vectors;
- * - 'hnsw': approximate; HNSW cannot remove, so once tombstones pass
- *   maxDeadRatio the graph is rebuilt from the live vectors, which this class
- *   keeps (unit-length copies);
- * - 'auto': flat until more than autoThreshold vectors are live, then HNSW for
- *   good (back to flat only when emptied).
+ * Model: a built segment and a tail (index/segment.ts: one FAISS index each,
+ * plus the map between FAISS positions and the caller's ids, with tombstones).
+ * - The tail is a flat (exact) index. Every add goes there: a flat add is a
+ *   copy, so a write never waits for a graph insert or a training run.
+ * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
+ *   approximate), built from every live vector in a worker thread
+ *   (index/builder.ts) and swapped in when ready. Neither removes: a removal
+ *   is a tombstone.
+ * - Search asks both and merges; an id lives in exactly one of them.
+ * A build starts when the kind should change (an 'auto' index outgrowing
+ * autoThreshold), when the tail outgrows tailMax (searching it costs like a
+ * flat index of its size), or when tombstones pass maxDeadRatio of the main
+ * segment. Ids added or removed while it runs are noted; at the swap they are
+ * buried in the new segment and the live ones form the new tail. A build
+ * costs the event loop only the snapshot and the swap (docs/index.md).
  *
- * Migration. Building an HNSW graph costs 0.25-0.8 ms per vector, so a
- * rebuild, or the switch from flat, done in one go would stop the event loop
- * for seconds (minutes at 100k). Instead, as Redis rehashes its dicts, a fresh
- * HNSW segment becomes the main one and takes every new vector, while the old
- * segment is drained into it a few vectors at a time: about STEP_MS of work in
- * every add, remove and search, or more through maintain(). Until it is empty,
- * search asks both segments and merges; an id is in exactly one of them.
+ * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
+ * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
+ * vectors, then HNSW (flat again only when emptied).
  *
  * Every FAISS call is synchronous on the caller's thread and gets only input
- * checked beforehand (index/validate.ts): FAISS aborts the process otherwise.
+ * checked beforehand (index/validate.ts).
  */
 
-import type { HnswParams } from './index/faiss.js';
+import { buildIndex } from './index/builder.js';
+import {
+  type FaissIndex,
+  type HnswParams,
+  newFlatIP,
+  newHnswIP,
+  newIvfIP,
+  patched,
+} from './index/faiss.js';
 import { Segment } from './index/segment.js';
 import { checkId, checkK, intOption, unitCopy } from './index/validate.js';
 import type { IndexKind, SearchHit, VectorIndex } from './types.js';
@@ -39,20 +48,43 @@ export interface VectorIndexOptions {
   efSearch?: number;
   /** Candidate list size while inserting into HNSW; default 40. */
   efConstruction?: number;
+  /** IVF lists; default: the square root of the vectors at build time. */
+  nlist?: number;
+  /** IVF lists searched per query; default 16. */
+  nprobe?: number;
   /** 'auto' switches to HNSW when more vectors than this are live; default 2048. */
   autoThreshold?: number;
-  /** Tombstones, as a fraction of stored vectors, that trigger compaction; default 0.3. */
+  /** Tombstones, as a fraction of the main segment, that trigger a rebuild; default 0.3. */
   maxDeadRatio?: number;
+  /** Largest tail before a rebuild; default: a tenth of the live vectors, within [1024, 4096]. */
+  tailMax?: number;
+  /** Told about every background build, for the log. */
+  onBuild?: (event: BuildEvent) => void;
+}
+
+export interface BuildEvent {
+  kind: IndexKind;
+  vectors: number;
+  ms: number;
+  error?: Error;
 }
 
 export const DEFAULT_AUTO_THRESHOLD = 2048;
-/** Flat compacts at this many tombstones at the latest: removeIds costs O(stored x dead). */
+/** The tail compacts at this many tombstones at the latest: removeIds costs O(stored x dead). */
 const FLAT_COMPACT_AT = 256;
-/** Migration work done inside each add, remove and search. */
-const STEP_MS = 2;
-const MOVE_CHUNK = 2;
-/** An old segment this small is searched in JS: FAISS would need a large k to skip its dead. */
-const BRUTE_FORCE_MAX = 1024;
+/** IVF below this many vectors would be trained on too little. */
+const IVF_MIN_VECTORS = 1024;
+/** FAISS's k-means wants at least 39 training points per list; we give up to 64. */
+const IVF_TRAIN_PER_LIST = 64;
+/** After a failed build, wait this long before trying again. */
+const RETRY_AFTER_MS = 60_000;
+
+interface Build {
+  kind: IndexKind;
+  /** Ids added or removed since the snapshot. */
+  dirty: Set<number>;
+  done: Promise<void>;
+}
 
 export function createVectorIndex(opts: VectorIndexOptions): FaissVectorIndex {
   return new FaissVectorIndex(opts);
@@ -60,24 +92,29 @@ export function createVectorIndex(opts: VectorIndexOptions): FaissVectorIndex {
 
 export class FaissVectorIndex implements VectorIndex {
   readonly dim: number;
-  readonly #initialKind: IndexKind;
-  readonly #auto: boolean;
+  readonly #kind: IndexKind | 'auto';
   readonly #hnsw: HnswParams;
+  readonly #nlist: number | undefined;
+  readonly #nprobe: number;
   readonly #autoThreshold: number;
   readonly #maxDeadRatio: number;
-  /** Live vectors by id, for migrations; stays empty for kind 'flat'. */
+  readonly #tailMax: number | undefined;
+  readonly #onBuild: ((e: BuildEvent) => void) | undefined;
+  /** Live vectors by id, for builds; stays empty for kind 'flat'. */
   readonly #vectors = new Map<number, Float32Array>();
-  #main: Segment;
-  #old: Segment | undefined;
-  /** Ids #old held when the migration began; those before #queueAt have been handled. */
-  #queue: number[] = [];
-  #queueAt = 0;
-  /** While bulk loading (the rebuild from Redis), 'auto' stays flat: flat adds are fast. */
+  #main: Segment | undefined;
+  #tail: Segment;
+  #build: Build | undefined;
+  /** Bumped by clear(): a build started before it is thrown away. */
+  #generation = 0;
+  #failedAt = Number.NEGATIVE_INFINITY;
+  /** While bulk loading (the rebuild from Redis), no build starts. */
   #bulk = false;
 
   constructor(opts: VectorIndexOptions) {
-    if (opts.kind !== 'flat' && opts.kind !== 'hnsw' && opts.kind !== 'auto') {
-      throw new RangeError(`index kind must be flat, hnsw or auto, got ${String(opts.kind)}`);
+    const kind = opts.kind;
+    if (kind !== 'flat' && kind !== 'hnsw' && kind !== 'ivf' && kind !== 'auto') {
+      throw new RangeError(`index kind must be flat, hnsw, ivf or auto, got ${String(kind)}`);
     }
     this.dim = intOption('dim', opts.dim ?? Number.NaN, 0, 1, 65536);
     this.#hnsw = {
@@ -85,6 +122,9 @@ export class FaissVectorIndex implements VectorIndex {
       efSearch: intOption('efSearch', opts.efSearch, 64, 1, 100_000),
       efConstruction: intOption('efConstruction', opts.efConstruction, 40, 1, 100_000),
     };
+    this.#nlist =
+      opts.nlist === undefined ? undefined : intOption('nlist', opts.nlist, 0, 1, 1 << 20);
+    this.#nprobe = intOption('nprobe', opts.nprobe, 16, 1, 1 << 20);
     this.#autoThreshold = intOption(
       'autoThreshold',
       opts.autoThreshold,
@@ -92,40 +132,60 @@ export class FaissVectorIndex implements VectorIndex {
       1,
       Number.MAX_SAFE_INTEGER,
     );
+    this.#tailMax =
+      opts.tailMax === undefined
+        ? undefined
+        : intOption('tailMax', opts.tailMax, 0, 1, Number.MAX_SAFE_INTEGER);
     const ratio = opts.maxDeadRatio ?? 0.3;
     if (!(ratio > 0 && ratio < 1)) throw new RangeError('maxDeadRatio must be in (0, 1)');
     this.#maxDeadRatio = ratio;
-    this.#auto = opts.kind === 'auto';
-    this.#initialKind = opts.kind === 'hnsw' ? 'hnsw' : 'flat';
-    this.#main = new Segment(this.#initialKind, this.dim, this.#hnsw);
+    if (kind === 'ivf' && !patched()) {
+      throw new RangeError(
+        "index kind ivf needs faiss-node built with semcache's patch (bash scripts/build-faiss.sh)",
+      );
+    }
+    this.#kind = kind;
+    this.#onBuild = opts.onBuild;
+    this.#tail = this.#newFlat();
   }
 
+  /** The kind of the main segment (the tail is always flat). */
   get kind(): IndexKind {
-    return this.#main.kind;
+    return this.#main?.kind ?? 'flat';
   }
 
   get size(): number {
-    return this.#main.live + (this.#old?.live ?? 0);
+    return (this.#main?.live ?? 0) + this.#tail.live;
   }
 
   /** Vectors held by FAISS, live or tombstoned (for stats and tests). */
   get stored(): number {
-    return this.#main.stored + (this.#old?.stored ?? 0);
+    return (this.#main?.stored ?? 0) + this.#tail.stored;
   }
 
   /** Tombstones not yet compacted away. */
   get dead(): number {
-    return this.#main.dead + (this.#old?.dead ?? 0);
+    return (this.#main?.dead ?? 0) + this.#tail.dead;
   }
 
-  /** True while an old segment is being drained into a new HNSW one. */
-  get migrating(): boolean {
-    return this.#old !== undefined;
+  /** Live vectors in the flat tail, waiting for the next build. */
+  get tail(): number {
+    return this.#tail.live;
+  }
+
+  /** True while a background build runs. */
+  get building(): boolean {
+    return this.#build !== undefined;
+  }
+
+  /** Resolves when no build runs (builds started meanwhile included). */
+  async settled(): Promise<void> {
+    while (this.#build) await this.#build.done;
   }
 
   has(id: number): boolean {
     checkId(id);
-    return this.#main.has(id) || this.#old?.has(id) === true;
+    return this.#tail.has(id) || this.#main?.has(id) === true;
   }
 
   add(id: number, vector: Float32Array): void {
@@ -143,24 +203,16 @@ export class FaissVectorIndex implements VectorIndex {
     }
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
-    if (
-      this.#auto &&
-      !this.#bulk &&
-      this.#main.kind === 'flat' &&
-      this.size + batch.size > this.#autoThreshold
-    ) {
-      this.#startMigration();
-    }
-    this.#main.append([...batch]);
-    if (this.#auto || this.#initialKind === 'hnsw') {
-      for (const [id, v] of batch) this.#vectors.set(id, v);
-    }
+    this.#tail.append([...batch]);
+    if (this.#kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
+    if (this.#build) for (const id of batch.keys()) this.#build.dirty.add(id);
     this.#afterWrite();
   }
 
   remove(id: number): boolean {
     if (!this.#bury(checkId(id))) return false;
-    if (this.size === 0) this.clear();
+    this.#build?.dirty.add(id);
+    if (this.size === 0 && this.#build === undefined) this.clear();
     else this.#afterWrite();
     return true;
   }
@@ -168,104 +220,147 @@ export class FaissVectorIndex implements VectorIndex {
   search(query: Float32Array, k: number): SearchHit[] {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
-    this.maintain(STEP_MS);
     const want = Math.min(k, this.size);
     if (want === 0) return [];
-    const qs = Array.from(q);
-    const hits = this.#main.search(qs, want);
-    const old = this.#old;
-    if (old === undefined) return hits;
-    const more =
-      old.live <= BRUTE_FORCE_MAX ? this.#bruteForce(old, q, want) : old.search(qs, want);
+    const tail = this.#tail.search(q, want);
+    const main = this.#main;
+    if (main === undefined || main.live === 0) return tail;
+    const hits = main.search(q, want);
+    if (tail.length === 0) return hits;
     return hits
-      .concat(more)
+      .concat(tail)
       .sort((a, b) => b.score - a.score)
       .slice(0, want);
   }
 
   /**
-   * Bulk loading on: an 'auto' index takes adds into its flat segment however
-   * many there are. Off: if it has grown past the threshold, the move to HNSW
-   * starts, and proceeds through maintain() and later operations.
+   * Bulk loading on: adds go to the tail and no build starts, however many
+   * there are. Off: a build starts if one is due.
    */
   bulkLoad(on: boolean): void {
     this.#bulk = on;
-    if (!on && this.#auto && this.#main.kind === 'flat' && this.size > this.#autoThreshold) {
-      this.#startMigration();
-    }
-  }
-
-  /**
-   * Moves vectors of a running migration for about `budgetMs`; returns true
-   * while some are left. add, remove and search each do STEP_MS of it.
-   */
-  maintain(budgetMs = Number.POSITIVE_INFINITY): boolean {
-    const old = this.#old;
-    if (old === undefined) return false;
-    const t0 = performance.now();
-    while (this.#queueAt < this.#queue.length) {
-      const moving: [number, Float32Array][] = [];
-      while (moving.length < MOVE_CHUNK && this.#queueAt < this.#queue.length) {
-        const id = this.#queue[this.#queueAt++]!;
-        if (old.bury(id)) moving.push([id, this.#vectors.get(id)!]);
-      }
-      this.#main.append(moving);
-      if (performance.now() - t0 >= budgetMs) break;
-    }
-    if (this.#queueAt < this.#queue.length) return true;
-    this.#old = undefined;
-    this.#queue = [];
-    this.#queueAt = 0;
-    return false;
+    if (!on) this.#afterWrite();
   }
 
   clear(): void {
-    this.#main = new Segment(this.#initialKind, this.dim, this.#hnsw);
-    this.#old = undefined;
-    this.#queue = [];
-    this.#queueAt = 0;
+    this.#generation++;
+    this.#main = undefined;
+    this.#tail = this.#newFlat();
     this.#vectors.clear();
+    this.#build = undefined;
+    this.#failedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  #newFlat(): Segment {
+    return new Segment('flat', newFlatIP(this.dim));
   }
 
   #bury(id: number): boolean {
-    if (!this.#main.bury(id) && !this.#old?.bury(id)) return false;
+    if (!this.#tail.bury(id) && this.#main?.bury(id) !== true) return false;
     this.#vectors.delete(id);
     return true;
   }
 
   #afterWrite(): void {
+    const tail = this.#tail;
+    if (
+      tail.dead > 0 &&
+      (tail.dead >= FLAT_COMPACT_AT || tail.dead > this.#maxDeadRatio * tail.stored)
+    ) {
+      tail.compact();
+    }
+    if (this.#bulk || this.#build || performance.now() - this.#failedAt < RETRY_AFTER_MS) return;
+    const kind = this.#targetKind();
+    if (kind === 'flat' || this.size === 0) return;
     const main = this.#main;
-    const overRatio = main.dead > this.#maxDeadRatio * main.stored;
-    if (main.kind === 'flat' && (overRatio || main.dead >= FLAT_COMPACT_AT)) {
-      main.compact();
-    } else if (main.kind === 'hnsw' && overRatio && this.#old === undefined) {
-      this.#startMigration();
-    }
-    this.maintain(STEP_MS);
+    const due =
+      main === undefined ||
+      main.kind !== kind ||
+      tail.live > this.#maxTail() ||
+      main.dead > this.#maxDeadRatio * main.stored;
+    if (due) this.#startBuild(kind);
   }
 
-  /** Makes a fresh HNSW segment the main one; the current one drains into it. */
-  #startMigration(): void {
-    const old = this.#main;
-    this.#old = old;
-    this.#queue = [...old.ids()];
-    this.#queueAt = 0;
-    this.#main = new Segment('hnsw', this.dim, this.#hnsw);
+  #targetKind(): IndexKind {
+    switch (this.#kind) {
+      case 'flat':
+        return 'flat';
+      case 'hnsw':
+        return 'hnsw';
+      case 'ivf':
+        // Too few vectors to train on: the tail (flat, exact) serves them.
+        return this.size >= IVF_MIN_VECTORS ? 'ivf' : 'flat';
+      case 'auto':
+        return this.#main !== undefined || this.size > this.#autoThreshold ? 'hnsw' : 'flat';
+    }
   }
 
-  /** Exact top `want` of a small segment, from the kept vectors. */
-  #bruteForce(seg: Segment, q: Float32Array, want: number): SearchHit[] {
-    const top: SearchHit[] = [];
-    for (const id of seg.ids()) {
-      const v = this.#vectors.get(id)!;
-      let score = 0;
-      for (let j = 0; j < q.length; j++) score += q[j]! * v[j]!;
-      if (top.length === want && score <= top[want - 1]!.score) continue;
-      let i = top.length;
-      while (i > 0 && top[i - 1]!.score < score) i--;
-      top.splice(i, 0, { id, score: Math.max(-1, Math.min(1, score)) });
-      if (top.length > want) top.pop();
-    }
-    return top;
+  #maxTail(): number {
+    return this.#tailMax ?? Math.min(4096, Math.max(1024, Math.floor(this.size / 10)));
   }
+
+  #startBuild(kind: IndexKind): void {
+    const n = this.#vectors.size;
+    const ids = [...this.#vectors.keys()];
+    const xs = new Float32Array(n * this.dim);
+    let i = 0;
+    for (const v of this.#vectors.values()) xs.set(v, this.dim * i++);
+    let template: FaissIndex;
+    let train: Float32Array | undefined;
+    if (kind === 'ivf') {
+      const nlist = Math.max(
+        1,
+        Math.min(this.#nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)),
+      );
+      template = newIvfIP(this.dim, { nlist, nprobe: this.#nprobe });
+      train = sample(xs, this.dim, Math.min(n, nlist * IVF_TRAIN_PER_LIST));
+    } else {
+      template = newHnswIP(this.dim, this.#hnsw);
+    }
+    const generation = this.#generation;
+    const t0 = performance.now();
+    const build: Build = { kind, dirty: new Set(), done: Promise.resolve() };
+    this.#build = build;
+    build.done = buildIndex({ template, vectors: xs, train }).then(
+      (faiss) => {
+        if (generation !== this.#generation) return;
+        this.#swap(new Segment(kind, faiss, ids), build);
+        this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0 });
+        this.#afterWrite();
+      },
+      (err: Error) => {
+        if (generation !== this.#generation) return;
+        this.#build = undefined;
+        this.#failedAt = performance.now();
+        this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0, error: err });
+      },
+    );
+  }
+
+  /** The built segment becomes the main one; what changed meanwhile becomes the tail. */
+  #swap(built: Segment, build: Build): void {
+    const tail: [number, Float32Array][] = [];
+    for (const id of build.dirty) {
+      built.bury(id);
+      const v = this.#vectors.get(id);
+      if (v !== undefined) tail.push([id, v]);
+    }
+    const fresh = this.#newFlat();
+    fresh.append(tail);
+    this.#main = built;
+    this.#tail = fresh;
+    this.#build = undefined;
+  }
+}
+
+/** About `count` vectors of `xs`, evenly strided, in a fresh array. */
+function sample(xs: Float32Array, dim: number, count: number): Float32Array {
+  const n = xs.length / dim;
+  if (count >= n) return xs.slice();
+  const out = new Float32Array(count * dim);
+  for (let i = 0; i < count; i++) {
+    const from = Math.floor((i * n) / count) * dim;
+    out.set(xs.subarray(from, from + dim), i * dim);
+  }
+  return out;
 }

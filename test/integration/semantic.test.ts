@@ -1149,6 +1149,7 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'model',
         'index',
         'index_building',
+        'index_tail',
         'threshold',
         'hits',
         'exact_hits',

@@ -150,9 +150,12 @@ describe('hnsw index, 20k clustered vectors', () => {
   let index: FaissVectorIndex;
   let live: Map<number, Float32Array>;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     index = createVectorIndex({ dim: DIM, kind: 'hnsw' });
     live = fill(index, data);
+    expect([index.kind, index.building, index.tail]).toEqual(['flat', true, 20_000]);
+    await index.settled(); // built in a worker thread
+    expect([index.kind, index.building, index.tail]).toEqual(['hnsw', false, 0]);
   }, 120_000);
 
   it('has recall@10 >= 0.95 and returns inner products', () => {
@@ -188,36 +191,60 @@ describe('hnsw index, 20k clustered vectors', () => {
   });
 });
 
-describe('hnsw tombstones', () => {
-  it('rebuilds once tombstones pass the ratio, keeping every live vector findable', () => {
-    const index = createVectorIndex({ dim: DIM, kind: 'hnsw', maxDeadRatio: 0.3 });
+describe('background builds', () => {
+  it('hnsw: rebuilds once tombstones pass the ratio; writes during a build are kept', async () => {
+    const events: string[] = [];
+    const index = createVectorIndex({
+      dim: DIM,
+      kind: 'hnsw',
+      maxDeadRatio: 0.3,
+      onBuild: (e) => events.push(`${e.kind} ${e.vectors}${e.error ? ' failed' : ''}`),
+    });
     const live = fill(index, clusteredVectors(1000, 21));
     const findsAll = () => {
       for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
     };
+    findsAll(); // from the tail while the graph is built
+    await index.settled();
+    expect([index.kind, index.tail, index.dead, events]).toEqual(['hnsw', 0, 0, ['hnsw 1000']]);
     const ids = [...live.keys()];
     for (const id of ids.slice(0, 300)) {
       index.remove(id);
       live.delete(id);
     }
-    expect([index.migrating, index.dead]).toEqual([false, 300]);
+    expect([index.building, index.dead]).toEqual([false, 300]);
     index.remove(ids[300]!);
     live.delete(ids[300]!);
-    expect(index.migrating).toBe(true); // 301 > 0.3 * 1000: a new graph is being built
-    findsAll(); // each search moves a few vectors: both segments are searched meanwhile
+    expect(index.building).toBe(true); // 301 > 0.3 * 1000: a new graph is being built
+    // Meanwhile: removals, replacements and additions, in both segments.
     for (const id of ids.slice(301, 400)) {
       index.remove(id);
       live.delete(id);
     }
-    expect(index.maintain()).toBe(false);
-    expect([index.migrating, index.size, index.stored - index.dead]).toEqual([false, 600, 600]);
-    expect(index.stored).toBeLessThan(1000);
+    const fresh = clusteredVectors(60, 22);
+    fresh.forEach((v, i) => {
+      const id = i < 30 ? ids[500 + i]! : 5000 + i; // 30 replaced, 30 new
+      index.add(id, v);
+      live.set(id, v);
+    });
+    index.remove(5059);
+    live.delete(5059);
     findsAll();
+    await index.settled();
+    expect(events).toEqual(['hnsw 1000', 'hnsw 699']);
+    // 600 + 29 new live. The new graph: the snapshot's 699 minus the 99 removed and the
+    // 30 replaced since; the tail: the 30 replaced and the 29 new.
+    expect([index.building, index.size, index.tail, index.stored - index.dead]).toEqual([
+      false,
+      629,
+      59,
+      629,
+    ]);
+    findsAll();
+    for (const id of ids.slice(0, 400)) expect(index.has(id)).toBe(false);
   });
-});
 
-describe('auto index', () => {
-  it('starts flat, switches to HNSW past the threshold, keeps every entry', () => {
+  it('auto: flat up to the threshold, then HNSW built in the background; clear() drops a build', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'auto', autoThreshold: 500 });
     const data = clusteredVectors(900, 31);
     const live = new Map<number, Float32Array>();
@@ -228,56 +255,81 @@ describe('auto index', () => {
       index.add(i, data[i]!);
       live.set(i, data[i]!);
     }
-    expect(index.kind).toBe('flat');
+    expect([index.kind, index.building]).toEqual(['flat', false]);
     findsAll();
     const batch = data.slice(450, 600).map((_, i) => 450 + i);
     index.addBatch(batch, data.slice(450, 600));
     for (const id of batch) live.set(id, data[id]!);
-    expect([index.kind, index.migrating, index.size]).toEqual(['hnsw', true, 600]);
-    // While the flat segment drains: a removed id is gone, a replaced one has moved.
+    expect([index.kind, index.building, index.size]).toEqual(['flat', true, 600]);
     index.remove(3);
     live.delete(3);
     const fresh = clusteredVectors(1, 33)[0]!;
     index.add(5, fresh);
+    live.set(5, fresh);
+    await index.settled();
+    expect([index.kind, index.size, index.tail]).toEqual(['hnsw', 599, 1]);
     expect(index.search(fresh, 1)[0]).toEqual({ id: 5, score: expect.closeTo(1, 5) });
     expect(index.search(data[5]!, 1)[0]?.id).not.toBe(5);
     expect(index.search(data[3]!, 5).map((h) => h.id)).not.toContain(3);
-    live.set(5, fresh);
-    for (let i = 600; i < 900; i++) {
-      index.add(i, data[i]!);
-      live.set(i, data[i]!);
-    }
     findsAll();
-    index.maintain();
-    expect([index.migrating, index.size, index.stored - index.dead]).toEqual([false, 899, 899]);
-    findsAll();
+    // A tail past tailMax (1024 here) starts the next build.
+    const more = clusteredVectors(1100, 34);
+    more.forEach((v, i) => {
+      index.add(1000 + i, v);
+      live.set(1000 + i, v);
+    });
+    expect(index.building).toBe(true);
     index.clear();
+    expect([index.kind, index.size, index.building]).toEqual(['flat', 0, false]);
+    await new Promise((r) => setTimeout(r, 500)); // the dropped build ends unseen
     expect([index.kind, index.size]).toEqual(['flat', 0]);
   });
 
-  it('goes straight to HNSW when one batch passes the threshold', () => {
+  it('bulk loading builds nothing until it ends', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'auto', autoThreshold: 100 });
+    index.bulkLoad(true);
     const live = fill(index, clusteredVectors(300, 32));
-    expect([index.kind, index.size, index.stored, index.migrating]).toEqual([
-      'hnsw',
-      300,
-      300,
-      false,
-    ]);
+    expect([index.kind, index.building, index.size]).toEqual(['flat', false, 300]);
+    index.bulkLoad(false);
+    expect(index.building).toBe(true);
+    await index.settled();
+    expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 300, 300, 0]);
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
   });
 });
 
+describe('ivf index, 20k clustered vectors', () => {
+  it('stays flat (exact) below 1024 vectors, then builds inverted lists with recall@10 >= 0.95', async () => {
+    const index = createVectorIndex({ dim: DIM, kind: 'ivf' });
+    const data = clusteredVectors(20_000, 51);
+    const small = fill(index, data.slice(0, 1000));
+    expect([index.kind, index.building]).toEqual(['flat', false]);
+    for (const q of clusteredVectors(5, 52)) expectExact(index, small, q);
+    const live = fill(index, data);
+    expect(index.building).toBe(true);
+    await index.settled();
+    expect([index.kind, index.size, index.tail]).toEqual(['ivf', 20_000, 0]);
+    expect(recallAt10(index, live, clusteredVectors(50, 53))).toBeGreaterThanOrEqual(0.95);
+    for (const id of [...live.keys()].slice(0, 100)) {
+      index.remove(id);
+      live.delete(id);
+    }
+    for (const [id, v] of [...live].slice(0, 200)) expect(index.search(v, 1)[0]?.id).toBe(id);
+  }, 60_000);
+});
+
 describe('bad input never reaches FAISS', () => {
   const v = randomVectors(3, 41);
-  const make = (kind: 'flat' | 'hnsw') => {
+  const make = async (kind: 'flat' | 'hnsw') => {
     const index = createVectorIndex({ dim: DIM, kind });
     index.addBatch([1, 2], [v[0]!, v[1]!]);
+    await index.settled();
+    expect(index.kind).toBe(kind);
     return index;
   };
 
-  it.each(['flat', 'hnsw'] as const)('%s: rejects bad vectors, ids and k', (kind) => {
-    const index = make(kind);
+  it.each(['flat', 'hnsw'] as const)('%s: rejects bad vectors, ids and k', async (kind) => {
+    const index = await make(kind);
     const nan = v[2]!.slice();
     nan[5] = Number.NaN;
     const inf = v[2]!.slice();
@@ -315,7 +367,8 @@ describe('bad input never reaches FAISS', () => {
       { kind: 'flat' },
       { dim: 0, kind: 'flat' },
       { dim: 1.5, kind: 'flat' },
-      { dim: DIM, kind: 'ivf' },
+      { dim: DIM, kind: 'ivfpq' },
+      { dim: DIM, kind: 'ivf', nprobe: 0 },
       { dim: DIM, kind: 'hnsw', hnswM: 1 },
       { dim: DIM, kind: 'hnsw', efSearch: 0 },
       { dim: DIM, kind: 'auto', autoThreshold: -5 },

@@ -93,7 +93,8 @@ function namespaceInfo(engine: SemanticCache, space: Namespace): Reply {
     [R.bulk('model'), R.bulk(engine.modelId)],
     [R.bulk('index'), R.bulk(space.index?.kind ?? 'none')],
     // 1 while a flat index is being moved into HNSW in the background.
-    [R.bulk('index_building'), R.int(space.index?.migrating ? 1 : 0)],
+    [R.bulk('index_building'), R.int(space.index?.building ? 1 : 0)],
+    [R.bulk('index_tail'), R.int(space.index?.tail ?? 0)],
     [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
     [R.bulk('hits'), R.int(space.hits)],
     [R.bulk('exact_hits'), R.int(space.exactHits)],

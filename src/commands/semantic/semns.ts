@@ -9,7 +9,7 @@ import { ArgErr, ArgReader, CommandError } from '../args.js';
 import { spec } from './common.js';
 import { guarded } from './errors.js';
 
-const KINDS = ['flat', 'hnsw', 'auto'] as const;
+const KINDS = ['flat', 'hnsw', 'ivf', 'auto'] as const;
 
 export const semns = (engine: SemanticCache) =>
   spec(

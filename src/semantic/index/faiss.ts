@@ -2,40 +2,52 @@
  * The slice of faiss-node (0.5.1) that the vector index uses, loaded lazily so
  * a process that never builds an index never loads the native addon.
  *
- * What the binding does and does not do, and why the callers are careful:
- * - it takes plain number[] arrays and converts them element by element in
- *   C++ (about 0.1-0.2 us per float here), synchronously, on the calling thread;
- * - a FAISS C++ exception thrown inside add/search/removeIds is not caught by
- *   the binding and aborts the process, so callers validate everything first;
- * - it cannot set HNSW's efConstruction/efSearch (see hnsw-params.ts);
- * - FAISS runs OpenMP threads, limited to one here (see load());
- * - `toBuffer` and `fromBuffer` leak their serialization buffer, so they are
- *   only used on empty indexes.
+ * scripts/build-faiss.sh compiles the addon with scripts/faiss/faiss-node.patch
+ * (docs/index.md, "The faiss-node patch"). With it (`patched()`):
+ * - add, train and search take Float32Array and copy nothing element by
+ *   element; search answers with typed arrays;
+ * - FAISS's C++ exceptions become JS errors instead of aborting the process
+ *   (callers still validate everything first);
+ * - the addon can be loaded in worker threads, so indexes are built off the
+ *   event loop (index/builder.ts), and serialization leaks nothing;
+ * - setParam sets efSearch (HNSW) and nprobe (IVF).
+ * Without it (faiss-node's prebuilt binary), vectors go through number[]
+ * (about 0.1-0.2 us per float), builds run on the calling thread, efSearch is
+ * set by editing the serialized header (hnsw-params.ts) and IVF is refused.
+ *
+ * FAISS runs OpenMP threads, limited to one here (see load()).
  */
 
 import { createRequire } from 'node:module';
 import { setHnswParams } from './hnsw-params.js';
 
+/** The patch version this code expects; scripts/faiss/smoke.cjs checks the same. */
+export const PATCH_VERSION = 1;
+
 export interface FaissSearchResult {
-  distances: number[];
-  labels: number[];
+  distances: ArrayLike<number>;
+  labels: ArrayLike<number>;
 }
 
-export interface FaissIndex {
+/** The binding's index object; methods take number[] always, Float32Array when patched. */
+interface RawIndex {
   ntotal(): number;
-  add(x: number[]): void;
-  search(x: number[], k: number): FaissSearchResult;
+  add(x: number[] | Float32Array): void;
+  train(x: number[] | Float32Array): void;
+  search(x: number[] | Float32Array, k: number): FaissSearchResult;
   removeIds(ids: number[]): number;
   toBuffer(): Buffer;
+  setParam?(name: string, value: number): void;
 }
 
 interface FaissModule {
-  IndexFlatIP: new (d: number) => FaissIndex;
+  IndexFlatIP: new (d: number) => RawIndex;
   Index: {
-    fromFactory(d: number, descriptor: string, metric: number): FaissIndex;
-    fromBuffer(src: Buffer): FaissIndex;
+    fromFactory(d: number, descriptor: string, metric: number): RawIndex;
+    fromBuffer(src: Buffer): RawIndex;
   };
   MetricType: { METRIC_INNER_PRODUCT: number };
+  semcachePatch?: number;
 }
 
 let faiss: FaissModule | undefined;
@@ -60,9 +72,70 @@ function load(): FaissModule {
   return faiss;
 }
 
+/** True when the addon carries semcache's patch, at the version this code expects. */
+export function patched(): boolean {
+  return load().semcachePatch === PATCH_VERSION;
+}
+
+/** Where a worker thread finds the addon (the same file this thread loaded). */
+export function addonPath(): string {
+  return createRequire(import.meta.url).resolve('faiss-node');
+}
+
+/** A FAISS index over unit vectors, inner-product metric, with typed-array methods. */
+export class FaissIndex {
+  readonly #raw: RawIndex;
+  readonly #typed: boolean;
+
+  constructor(
+    raw: RawIndex,
+    readonly dim: number,
+  ) {
+    this.#raw = raw;
+    this.#typed = patched();
+  }
+
+  ntotal(): number {
+    return this.#raw.ntotal();
+  }
+
+  /** Adds xs.length / dim vectors, laid out one after the other. */
+  add(xs: Float32Array): void {
+    this.#raw.add(this.#typed ? xs : Array.from(xs));
+  }
+
+  train(xs: Float32Array): void {
+    this.#raw.train(this.#typed ? xs : Array.from(xs));
+  }
+
+  /** Top k for each of qs.length / dim queries; k <= ntotal. */
+  search(qs: Float32Array, k: number): FaissSearchResult {
+    return this.#raw.search(this.#typed ? qs : Array.from(qs), k);
+  }
+
+  removeIds(positions: number[]): number {
+    return this.#raw.removeIds(positions);
+  }
+
+  toBuffer(): Buffer {
+    return this.#raw.toBuffer();
+  }
+
+  /** efSearch (HNSW) or nprobe (IVF); needs the patch. */
+  setParam(name: 'efSearch' | 'nprobe', value: number): void {
+    if (!this.#raw.setParam)
+      throw new Error('setting FAISS parameters needs the patched faiss-node');
+    this.#raw.setParam(name, value);
+  }
+
+  static fromBuffer(buf: Buffer, dim: number): FaissIndex {
+    return new FaissIndex(load().Index.fromBuffer(buf), dim);
+  }
+}
+
 /** Exact inner-product search over every stored vector. */
 export function newFlatIP(dim: number): FaissIndex {
-  return new (load().IndexFlatIP)(dim);
+  return new FaissIndex(new (load().IndexFlatIP)(dim), dim);
 }
 
 export interface HnswParams {
@@ -78,5 +151,26 @@ export interface HnswParams {
 export function newHnswIP(dim: number, p: HnswParams): FaissIndex {
   const f = load();
   const empty = f.Index.fromFactory(dim, `HNSW${p.m}`, f.MetricType.METRIC_INNER_PRODUCT);
-  return f.Index.fromBuffer(setHnswParams(empty.toBuffer(), p.efConstruction, p.efSearch));
+  return FaissIndex.fromBuffer(setHnswParams(empty.toBuffer(), p.efConstruction, p.efSearch), dim);
+}
+
+export interface IvfParams {
+  nlist: number;
+  nprobe: number;
+}
+
+/** Inverted lists over flat storage (untrained), inner-product metric; needs the patch. */
+export function newIvfIP(dim: number, p: IvfParams): FaissIndex {
+  const f = load();
+  if (!patched()) {
+    throw new Error(
+      "the IVF index needs faiss-node built with semcache's patch: run `bash scripts/build-faiss.sh`",
+    );
+  }
+  const index = new FaissIndex(
+    f.Index.fromFactory(dim, `IVF${p.nlist},Flat`, f.MetricType.METRIC_INNER_PRODUCT),
+    dim,
+  );
+  index.setParam('nprobe', Math.min(p.nprobe, p.nlist));
+  return index;
 }

@@ -7,18 +7,20 @@
  * tombstone): search asks FAISS for more than it needs and skips dead slots.
  * A flat segment compacts with one removeIds call, after which FAISS has
  * shifted every later vector down, keeping their order, and the slots are
- * renumbered alike. An HNSW segment cannot remove; the owner replaces it.
+ * renumbered alike. HNSW and IVF segments do not remove (HNSW cannot, and
+ * IVF's remove_ids would make FAISS hand out labels twice); the owner replaces
+ * them with a fresh build.
  */
 
 import type { IndexKind, SearchHit } from '../types.js';
-import { type FaissIndex, type HnswParams, newFlatIP, newHnswIP } from './faiss.js';
+import type { FaissIndex } from './faiss.js';
 
 const DEAD = -1;
 /**
- * Vectors per faiss add() call. The binding converts element by element, so
- * batching saves little; past ~1k vectors the temporary number[] gets slower.
+ * Vectors per faiss add() call, so that the temporary copy stays small (and,
+ * without the patched addon, the number[] conversion stays fast).
  */
-const ADD_CHUNK = 256;
+const ADD_CHUNK = 1024;
 
 export class Segment {
   readonly #faiss: FaissIndex;
@@ -26,12 +28,24 @@ export class Segment {
   readonly #positions = new Map<number, number>();
   #dead = 0;
 
+  /** `faiss` holds, at positions 0.., the vectors of `ids` (none for a new index). */
   constructor(
     readonly kind: IndexKind,
-    readonly dim: number,
-    hnsw: HnswParams,
+    faiss: FaissIndex,
+    ids: readonly number[] = [],
   ) {
-    this.#faiss = kind === 'flat' ? newFlatIP(dim) : newHnswIP(dim, hnsw);
+    if (faiss.ntotal() !== ids.length) {
+      throw new Error(`segment: FAISS holds ${faiss.ntotal()} vectors, ${ids.length} ids given`);
+    }
+    this.#faiss = faiss;
+    for (const id of ids) {
+      this.#positions.set(id, this.#slots.length);
+      this.#slots.push(id);
+    }
+  }
+
+  get dim(): number {
+    return this.#faiss.dim;
   }
 
   /** Live ids. */
@@ -71,9 +85,8 @@ export class Segment {
     const dim = this.dim;
     for (let start = 0; start < entries.length; start += ADD_CHUNK) {
       const chunk = entries.slice(start, start + ADD_CHUNK);
-      const xs = new Array<number>(chunk.length * dim);
-      let o = 0;
-      for (const [, v] of chunk) for (let j = 0; j < dim; j++) xs[o++] = v[j]!;
+      const xs = new Float32Array(chunk.length * dim);
+      for (let i = 0; i < chunk.length; i++) xs.set(chunk[i]![1], i * dim);
       this.#faiss.add(xs);
       for (const [id] of chunk) {
         this.#positions.set(id, this.#slots.length);
@@ -83,7 +96,7 @@ export class Segment {
   }
 
   /** Up to `want` live hits, best first; `q` is a unit vector of this.dim. */
-  search(q: number[], want: number): SearchHit[] {
+  search(q: Float32Array, want: number): SearchHit[] {
     const live = this.live;
     want = Math.min(want, live);
     if (want === 0) return [];

@@ -1,0 +1,99 @@
+/*
+ * Builds a FAISS index from many vectors off the event loop.
+ *
+ * An HNSW graph costs 0.3-2.5 ms of CPU per vector (more for vectors with
+ * little structure, like the random ones of the benchmarks), an IVF index a
+ * training run of seconds: done on the event loop, a build at 100k vectors
+ * would stop every client for minutes. With the patched addon (faiss.ts), a
+ * worker thread gets an empty, configured index serialized (a few hundred
+ * bytes) and the vectors (transferred, not copied), trains and fills the
+ * index, and sends it back serialized; the caller's thread only deserializes
+ * it (about 10 ms per 1,000 vectors of 384 floats, measured in docs/index.md).
+ * One worker per build; it exits when done.
+ *
+ * Without the patch the addon is not safe to load in a second thread, so the
+ * build runs inline, on the caller's thread, and blocks it.
+ */
+
+import { Worker } from 'node:worker_threads';
+import { addonPath, FaissIndex, patched } from './faiss.js';
+
+export interface BuildInput {
+  /** Empty index of the wanted kind and parameters (untrained for IVF). */
+  template: FaissIndex;
+  /** The vectors, one after the other (length = n * dim); transferred to the worker. */
+  vectors: Float32Array;
+  /** Training sample for indexes that need one (IVF), else undefined. */
+  train?: Float32Array | undefined;
+}
+
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const faiss = require(workerData.addon);
+parentPort.once('message', ({ template, vectors, train }) => {
+  try {
+    const index = faiss.Index.fromBuffer(Buffer.from(template.buffer, template.byteOffset, template.byteLength));
+    if (train) index.train(train);
+    if (vectors.length > 0) index.add(vectors);
+    const out = index.toBuffer();
+    parentPort.postMessage({ out }, [out.buffer]);
+  } catch (err) {
+    parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
+  }
+});
+`;
+
+/** Whether builds run in a worker thread (the patched addon) or inline. */
+export function buildsOffThread(): boolean {
+  return patched();
+}
+
+export function buildIndex(input: BuildInput): Promise<FaissIndex> {
+  if (!buildsOffThread()) return Promise.resolve().then(() => buildInline(input));
+  const { template, vectors, train } = input;
+  const dim = template.dim;
+  return new Promise<FaissIndex>((resolve, reject) => {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { addon: addonPath() },
+      name: 'semcache-index-build',
+    });
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      fn();
+      void worker.terminate();
+    };
+    worker.once('message', (msg: { out?: Uint8Array; error?: string }) => {
+      settle(() => {
+        if (msg.out === undefined) {
+          reject(new Error(`index build failed: ${msg.error ?? 'no reason given'}`));
+          return;
+        }
+        const buf = Buffer.from(msg.out.buffer, msg.out.byteOffset, msg.out.byteLength);
+        try {
+          resolve(FaissIndex.fromBuffer(buf, dim));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    });
+    worker.once('error', (err) =>
+      settle(() => reject(new Error(`index build failed: ${err.message}`))),
+    );
+    worker.once('exit', (code) =>
+      settle(() => reject(new Error(`index build worker exited (code ${code})`))),
+    );
+    const transfer = [vectors.buffer as ArrayBuffer];
+    if (train && train.buffer !== vectors.buffer) transfer.push(train.buffer as ArrayBuffer);
+    worker.postMessage({ template: template.toBuffer(), vectors, train }, transfer);
+  });
+}
+
+function buildInline({ template, vectors, train }: BuildInput): FaissIndex {
+  if (train) template.train(train);
+  if (vectors.length > 0) template.add(vectors);
+  return template;
+}
