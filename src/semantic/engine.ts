@@ -144,7 +144,7 @@ export class SemanticCache {
     for await (const batch of this.opts.store.scan()) {
       const fresh = batch.filter((e) => e.model === this.modelId);
       for (const e of batch) if (e.model !== this.modelId) stale.push(e);
-      this.addEntries(fresh.map((e) => ({ ...e, attrs: e.attrs })));
+      this.addEntries(fresh);
       n += fresh.length;
       if (n > 0 && n % 10_000 < fresh.length)
         this.opts.logger.info(`rebuilding index: ${n} entries`);
@@ -229,6 +229,7 @@ export class SemanticCache {
   ): Promise<boolean> {
     const attrs = SemanticCache.parseAttrs(req.attrs);
     const space = this.namespace(req.ns, true);
+    const exactHash = this.exactOf(req.text);
     return this.write(req.key, req.text, async (vector) => {
       const pttl = await this.opts.store.put(
         {
@@ -238,14 +239,14 @@ export class SemanticCache {
           vector,
           attrs: req.attrs,
           model: this.modelId,
-          exactHash: this.exactOf(req.text),
+          exactHash,
           value,
         },
         mode,
         ttl,
       );
       if (pttl === undefined) return false;
-      this.addEntry(req.key, space, req.text, attrs, req.attrs, vector);
+      this.addEntry(req.key, space, req.text, exactHash, attrs, req.attrs, vector);
       return true;
     });
   }
@@ -273,6 +274,7 @@ export class SemanticCache {
       key: Buffer;
       ns: string;
       text: string;
+      exactHash?: string | undefined;
       vector: Float32Array;
       attrs: string | undefined;
     }[],
@@ -286,7 +288,9 @@ export class SemanticCache {
         attrs = undefined;
       }
       const space = this.namespace(e.ns, true);
-      const entry = this.remember(e.key, space, e.text, attrs, e.attrs);
+      // The record's own exact-match hash, as written; computed when it has none.
+      const exact = e.exactHash ?? exactKey(e.text);
+      const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs);
       let g = groups.get(space);
       if (g === undefined) groups.set(space, (g = { ids: [], vectors: [] }));
       g.ids.push(entry.id);
@@ -299,11 +303,12 @@ export class SemanticCache {
     key: Buffer,
     space: Namespace,
     text: string,
+    exact: string,
     attrs: Record<string, unknown> | undefined,
     attrsJson: string | undefined,
     vector: Float32Array,
   ): void {
-    const entry = this.remember(key, space, text, attrs, attrsJson);
+    const entry = this.remember(key, space, text, exact, attrs, attrsJson);
     this.indexOf(space).add(entry.id, vector);
   }
 
@@ -311,6 +316,7 @@ export class SemanticCache {
     key: Buffer,
     space: Namespace,
     text: string,
+    exact: string,
     attrs: Record<string, unknown> | undefined,
     attrsJson: string | undefined,
   ): Entry {
@@ -324,7 +330,7 @@ export class SemanticCache {
       text,
       attrs,
       attrsJson,
-      exact: this.exactOf(text),
+      exact,
     };
     this.byKey.set(k, entry);
     space.entries.set(entry.id, entry);

@@ -1582,6 +1582,8 @@ describe('restart', () => {
     await first.stop();
     const d = new Redis({ port: redis2.port });
     await d.del('rs:gone');
+    // A record that names no exact-match hash (as if written by hand): computed on rebuild.
+    expect(await d.hdel('semcache:rec:rs:2', 'exact')).toBe(1);
     d.disconnect();
 
     const counting = new CountingEmbedder();
@@ -1600,6 +1602,11 @@ describe('restart', () => {
       expect(asMap(3, await c.call('SEMGET', 'a house near the ostsee', 'WITHSCORE')).key).toBe(
         'rs:1',
       );
+      // exact hits, with the record's hash or a computed one: no model call
+      counting.texts.length = 0;
+      expect(await c.call('SEMGET', 'Train to  Hamburg!')).toBe('v2');
+      expect(await c.call('SEMGET', 'HOUSE near ostsee.')).toBe('v1');
+      expect(counting.texts).toEqual([]);
       // its record survived the restart, its value did not: never answered, then dropped
       expect(await c.call('SEMGET', 'deleted while down')).toBeNull();
       expect(asMap(3, await c.call('SEMINFO')).entries).toBe((old.entries as number) - 1);
