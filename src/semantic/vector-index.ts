@@ -20,7 +20,10 @@
  *
  * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
  * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
- * vectors, then HNSW (flat again only when emptied).
+ * vectors, then HNSW (flat again only when emptied). An HNSW graph takes
+ * minutes to build at 100k vectors, an IVF index seconds: so when 'auto' has
+ * no graph yet and more than interimIvfAbove vectors (a restart, a bulk
+ * load), it builds IVF first and serves from it while the graph is built.
  *
  * Every FAISS call is synchronous on the caller's thread and gets only input
  * checked beforehand (index/validate.ts).
@@ -58,6 +61,8 @@ export interface VectorIndexOptions {
   maxDeadRatio?: number;
   /** Largest tail before a rebuild; default: a tenth of the live vectors, within [1024, 4096]. */
   tailMax?: number;
+  /** 'auto' builds IVF before its first graph when more vectors than this are live; default 16384. */
+  interimIvfAbove?: number;
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
 }
@@ -76,6 +81,7 @@ const FLAT_COMPACT_AT = 256;
 const IVF_MIN_VECTORS = 1024;
 /** FAISS's k-means wants at least 39 training points per list; we give up to 64. */
 const IVF_TRAIN_PER_LIST = 64;
+export const DEFAULT_INTERIM_IVF_ABOVE = 16_384;
 /** After a failed build, wait this long before trying again. */
 const RETRY_AFTER_MS = 60_000;
 
@@ -99,6 +105,7 @@ export class FaissVectorIndex implements VectorIndex {
   readonly #autoThreshold: number;
   readonly #maxDeadRatio: number;
   readonly #tailMax: number | undefined;
+  readonly #interimIvfAbove: number;
   readonly #onBuild: ((e: BuildEvent) => void) | undefined;
   /** Live vectors by id, for builds; stays empty for kind 'flat'. */
   readonly #vectors = new Map<number, Float32Array>();
@@ -136,6 +143,13 @@ export class FaissVectorIndex implements VectorIndex {
       opts.tailMax === undefined
         ? undefined
         : intOption('tailMax', opts.tailMax, 0, 1, Number.MAX_SAFE_INTEGER);
+    this.#interimIvfAbove = intOption(
+      'interimIvfAbove',
+      opts.interimIvfAbove,
+      DEFAULT_INTERIM_IVF_ABOVE,
+      IVF_MIN_VECTORS,
+      Number.MAX_SAFE_INTEGER,
+    );
     const ratio = opts.maxDeadRatio ?? 0.3;
     if (!(ratio > 0 && ratio < 1)) throw new RangeError('maxDeadRatio must be in (0, 1)');
     this.#maxDeadRatio = ratio;
@@ -291,7 +305,12 @@ export class FaissVectorIndex implements VectorIndex {
         // Too few vectors to train on: the tail (flat, exact) serves them.
         return this.size >= IVF_MIN_VECTORS ? 'ivf' : 'flat';
       case 'auto':
-        return this.#main !== undefined || this.size > this.#autoThreshold ? 'hnsw' : 'flat';
+        if (this.#main === undefined && this.size <= this.#autoThreshold) return 'flat';
+        // IVF in the meantime needs the patched addon (so does any off-thread build).
+        if (this.#main === undefined && this.size > this.#interimIvfAbove && patched()) {
+          return 'ivf';
+        }
+        return 'hnsw';
     }
   }
 

@@ -285,6 +285,31 @@ describe('background builds', () => {
     expect([index.kind, index.size]).toEqual(['flat', 0]);
   });
 
+  it('auto: a large first build goes through IVF, which serves while the graph is built', async () => {
+    const events: string[] = [];
+    const index = createVectorIndex({
+      dim: DIM,
+      kind: 'auto',
+      autoThreshold: 500,
+      interimIvfAbove: 1024,
+      onBuild: (e) => events.push(`${e.kind} ${e.vectors}`),
+    });
+    index.bulkLoad(true);
+    const live = fill(index, clusteredVectors(3000, 35));
+    index.bulkLoad(false);
+    while (index.kind !== 'ivf') await new Promise((r) => setTimeout(r, 5));
+    expect(index.building).toBe(true); // the graph, now
+    for (const [id, v] of [...live].slice(0, 300)) expect(index.search(v, 1)[0]?.id).toBe(id);
+    await index.settled();
+    expect([index.kind, index.size, index.tail, events]).toEqual([
+      'hnsw',
+      3000,
+      0,
+      ['ivf 3000', 'hnsw 3000'],
+    ]);
+    for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+  });
+
   it('bulk loading builds nothing until it ends', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'auto', autoThreshold: 100 });
     index.bulkLoad(true);
