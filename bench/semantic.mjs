@@ -26,13 +26,13 @@
 //   rebuild   entries/s of semcache's index rebuild from Redis, from its log line
 //             "index rebuilt from redis: N entries in M ms", for every semcache
 //             start above; also the time from spawn to SEMINFO state "ready",
-//             and (--index auto) how long the background move of the index
-//             from flat to HNSW takes after that: until the process is idle.
+//             and (--index auto) how long the background build of the HNSW
+//             graph (in a worker thread; IVF first above 16k entries) takes
+//             after that.
 //
 // Order per size: write the entries; start semcache batch on, wait until ready,
-// measure one 32-client row while its index still migrates to HNSW; start
-// semcache batch off, wait until ready; wait until both have built HNSW (migration
-// done); measure batch on, then batch off (steady state); stop both; start the
+// measure one 32-client row while its HNSW graph is still being built; start
+// semcache batch off, wait until ready; wait until both have built HNSW; measure batch on, then batch off (steady state); stop both; start the
 // naive baseline, measure it.
 //
 // The load driver (bench/lib.mjs drive) is closed-loop: C connections, each
@@ -41,7 +41,7 @@
 //
 // Usage: node bench/semantic.mjs [--quick] [--only exact,semantic,naive,rebuild]
 //          [--sizes 10000,100000] [--clients 1,32] [--duration S] [--warmup S]
-//          [--batch 32] [--index auto|flat|hnsw] [--words 12] [--threshold 0]
+//          [--batch 32] [--index auto|flat|hnsw|ivf] [--words 12] [--threshold 0]
 //          [--exact-requests 100000,300000] [--exact-rounds 3] [--exact-clients 50]
 //          [--model-dir DIR] [--extra-args "..."] [--json FILE] [--timeout S]
 import fs from 'node:fs';
@@ -131,7 +131,8 @@ const exactRounds = list(opt['exact-rounds'] ?? (quick ? '1' : '3'), 'exact-roun
 const exactClients = list(opt['exact-clients'], 'exact-clients')[0];
 const timeoutMs = Number(opt.timeout) * 1000;
 const extraArgs = opt['extra-args'].split(/\s+/).filter(Boolean);
-if (!['auto', 'flat', 'hnsw'].includes(opt.index)) die('--index must be auto, flat or hnsw');
+if (!['auto', 'flat', 'hnsw', 'ivf'].includes(opt.index))
+  die('--index must be auto, flat, hnsw or ivf');
 
 const CLK_TCK = Number(sh('getconf', ['CLK_TCK'])) || 100;
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -365,8 +366,8 @@ function cpuSeconds(pid) {
 }
 
 /**
- * Waits until every instance has finished semcache's background flat-to-HNSW
- * migration after a rebuild: SEMINFO NS default index_building is 0 (polled every
+ * Waits until every instance has finished semcache's background index builds
+ * after a rebuild: SEMINFO NS default index_building is 0 (polled every
  * 0.5 s), or, for a semcache without that field, the process is idle (under 5% of
  * a core over two 1 s windows in a row). Sets inst.idleAt (performance.now() when
  * done) and inst.idleCpu (the process's CPU seconds then).
@@ -440,8 +441,8 @@ async function sizePart(redisPort, size, modelDir, dim, results) {
   const maxClients = Math.max(...clientList);
 
   // Batching on and off. The second instance starts once the first is ready, so
-  // the first one's rebuild figures are clean; both then finish their background
-  // flat-to-HNSW migration at the same time, and are measured one after the
+  // the first one's rebuild figures are clean; both then build their HNSW
+  // graphs in the background at the same time, and are measured one after the
   // other once both are idle (steady state).
   const modes = only.includes('semantic')
     ? [
@@ -457,7 +458,7 @@ async function sizePart(redisPort, size, modelDir, dim, results) {
     const rb = await waitReady(sc, size);
     const inst = { sc, m, rb, readyAt: performance.now(), readyCpu: cpuSeconds(sc.pid) };
     instances.push(inst);
-    rb.note = k === 0 ? '' : 'started while the first instance migrated';
+    rb.note = k === 0 ? '' : 'started while the first instance built its graph';
     res.rebuilds.push(rb);
     say(
       `${m.tag}: ready ${seconds(rb.readyMs)} after spawn (model ${rb.modelMs} ms, rebuild ${fmt(rb.rebuildN)} entries in ${rb.rebuildMs} ms = ${fmt(rb.rebuildN / (rb.rebuildMs / 1000))}/s, index ${rb.indexKind})`,
@@ -469,10 +470,10 @@ async function sizePart(redisPort, size, modelDir, dim, results) {
       size > 2048 &&
       !opt['no-migrating-cell']
     ) {
-      // What clients see right after a restart, while the index moves to HNSW.
+      // What clients see right after a restart, while the HNSW graph is built.
       const r = await cell(sc.port, size, maxClients, `${m.tag} (migrating)`, nsSnapshot);
       res.cells.push({
-        target: `${m.tag}, during HNSW migration`,
+        target: `${m.tag}, during the HNSW build`,
         kind: 'migrating',
         clients: maxClients,
         ...r,
@@ -490,7 +491,7 @@ async function sizePart(redisPort, size, modelDir, dim, results) {
       inst.rb.migrationCpu = inst.idleAt === undefined ? Number.NaN : inst.idleCpu - inst.readyCpu;
     }
     say(
-      `${done ? `migration done (${instances[0].doneBy})` : `still busy after ${opt.timeout}s, measuring anyway`} after ${seconds(performance.now() - t)} more: ${instances.map((i) => `${i.m.tag}: ready → HNSW built ${seconds(i.rb.migrationMs)}, ${fmt1(i.rb.migrationCpu)} CPU s`).join('; ')}`,
+      `${done ? `background builds done (${instances[0].doneBy})` : `still busy after ${opt.timeout}s, measuring anyway`} after ${seconds(performance.now() - t)} more: ${instances.map((i) => `${i.m.tag}: ready → HNSW built ${seconds(i.rb.migrationMs)}, ${fmt1(i.rb.migrationCpu)} CPU s`).join('; ')}`,
     );
     if (!done)
       for (const inst of instances)
@@ -757,7 +758,7 @@ function report(machine, results, modelDir, elapsedMs) {
   if (rb.length > 0) {
     out.push(`## 4. Index rebuild from Redis`, '');
     out.push(
-      `"rebuild" is semcache's log line "index rebuilt from redis: N entries in M ms" (SCAN + pipelined HMGET + inserts into the index; the model is loaded before it and not included); the target is on its rate. "spawn → ready": from starting the process to SEMINFO state ready (node start, model load, rebuild). With --index auto the rebuild bulk-loads into a flat index and semcache is ready then; the move to HNSW runs afterwards in the background, a few ms at a time on the event loop: "ready → HNSW built" is until SEMINFO NS default reports index_building 0, with the CPU seconds the process used meanwhile (the first instance also served the "during HNSW migration" row in that time; both instances built their HNSW graphs at the same time).`,
+      `"rebuild" is semcache's log line "index rebuilt from redis: N entries in M ms" (SCAN + pipelined HMGET + inserts into the index; the model is loaded before it and not included); the target is on its rate. "spawn → ready": from starting the process to SEMINFO state ready (node start, model load, rebuild). With --index auto the rebuild bulk-loads into a flat index and semcache is ready then; the index is then built in a worker thread (above 16k entries an IVF index first, in seconds, then the HNSW graph), and swapped in: "ready → HNSW built" is until SEMINFO NS default reports index_building 0, with the CPU seconds the process used meanwhile, worker included (the first instance also served the "during the HNSW build" row in that time; both instances built their HNSW graphs at the same time).`,
       '',
     );
     const rows = rb.map((r) => {
