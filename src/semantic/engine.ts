@@ -470,14 +470,15 @@ export class SemanticCache {
     const space = this.namespace(req.ns);
     const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
     const threshold = req.threshold ?? space.threshold ?? this.opts.threshold;
-    const t0 = process.hrtime.bigint();
+    // performance.now(), not hrtime.bigint(): no BigInt garbage per exact hit.
+    const t0 = performance.now();
     const exact = space.exact.get(this.exactOf(req.text));
     if (exact && (filter === undefined || filter(exact.attrs))) {
-      const [value] = await this.opts.store.values([exact.key]);
+      const value = (await this.opts.store.values([exact.key]))[0];
       if (value) {
         space.hits++;
         space.exactHits++;
-        space.lookup.record(since(t0));
+        space.lookup.record(performance.now() - t0);
         return { entry: exact, score: 1, value, exact: true };
       }
       if (space.entries.get(exact.id) === exact) this.drop(exact);
@@ -489,7 +490,7 @@ export class SemanticCache {
     }
     if (hit) space.hits++;
     else space.misses++;
-    space.lookup.record(since(t0));
+    space.lookup.record(performance.now() - t0);
     return hit;
   }
 
@@ -505,14 +506,14 @@ export class SemanticCache {
    * a filter the index is searched deeper (fetchK, doubling up to the whole
    * namespace) until enough entries pass.
    */
-  candidates(
+  async candidates(
     space: Namespace,
     query: Float32Array,
     count: number,
     threshold: number,
     filter: Filter | undefined,
     fetchK: number,
-  ): Hit[] {
+  ): Promise<Hit[]> {
     const index = space.index;
     if (index === undefined || index.size === 0) return [];
     const t = process.hrtime.bigint();
@@ -521,7 +522,7 @@ export class SemanticCache {
     for (;;) {
       out = [];
       let exhausted = false;
-      for (const h of index.search(query, k)) {
+      for (const h of await index.searchAsync(query, k)) {
         if (h.score < threshold) {
           exhausted = true;
           break;
@@ -609,7 +610,7 @@ export class SemanticCache {
     let hits: Hit[] = [];
     for (let round = 0; round < 4; round++) {
       const pool = count + CHECK_BATCH - 1;
-      const candidates = this.candidates(space, query, pool, threshold, filter, fetchK);
+      const candidates = await this.candidates(space, query, pool, threshold, filter, fetchK);
       const before = space.entries.size;
       hits = await this.live(candidates, count, withValues);
       if (hits.length >= count || space.entries.size === before) break;

@@ -4,8 +4,12 @@
  *
  * Model: a built segment and a tail (index/segment.ts: one FAISS index each,
  * plus the map between FAISS positions and the caller's ids, with tombstones).
- * - The tail is a flat (exact) index. Every add goes there: a flat add is a
- *   copy, so a write never waits for a graph insert or a training run.
+ * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
+ *   there: a flat add is a copy, so a write never waits for a graph insert or
+ *   a training run. A flat search costs about 0.2 ms per 1,000 vectors here,
+ *   so searchAsync() yields to the event loop between shards once it has run
+ *   for a millisecond: a large flat index (kind 'flat', or 'auto' right after
+ *   a restart, before its first build) never stops the event loop for long.
  * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
  *   approximate), built from every live vector in a worker thread
  *   (index/builder.ts) and swapped in when ready. Neither removes: a removal
@@ -28,6 +32,8 @@
  * Every FAISS call is synchronous on the caller's thread and gets only input
  * checked beforehand (index/validate.ts).
  */
+
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 import { buildIndex } from './index/builder.js';
 import {
@@ -75,8 +81,12 @@ export interface BuildEvent {
 }
 
 export const DEFAULT_AUTO_THRESHOLD = 2048;
-/** The tail compacts at this many tombstones at the latest: removeIds costs O(stored x dead). */
+/** A tail shard compacts at this many tombstones at the latest: removeIds costs O(stored x dead). */
 const FLAT_COMPACT_AT = 256;
+/** Vectors per tail shard: searching one takes well under a millisecond. */
+export const SHARD_SIZE = 4096;
+/** searchAsync() yields to the event loop once it has searched this long. */
+const YIELD_AFTER_MS = 1;
 /** IVF below this many vectors would be trained on too little. */
 const IVF_MIN_VECTORS = 1024;
 /** FAISS's k-means wants at least 39 training points per list; we give up to 64. */
@@ -110,7 +120,10 @@ export class FaissVectorIndex implements VectorIndex {
   /** Live vectors by id, for builds; stays empty for kind 'flat'. */
   readonly #vectors = new Map<number, Float32Array>();
   #main: Segment | undefined;
-  #tail: Segment;
+  /** The tail: flat shards, the last one takes adds. */
+  #shards: Segment[] = [];
+  /** The shard holding each tail id. */
+  readonly #shardOf = new Map<number, Segment>();
   #build: Build | undefined;
   /** Bumped by clear(): a build started before it is thrown away. */
   #generation = 0;
@@ -160,7 +173,6 @@ export class FaissVectorIndex implements VectorIndex {
     }
     this.#kind = kind;
     this.#onBuild = opts.onBuild;
-    this.#tail = this.#newFlat();
   }
 
   /** The kind of the main segment (the tail is always flat). */
@@ -169,22 +181,31 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   get size(): number {
-    return (this.#main?.live ?? 0) + this.#tail.live;
+    return (this.#main?.live ?? 0) + this.#shardOf.size;
   }
 
   /** Vectors held by FAISS, live or tombstoned (for stats and tests). */
   get stored(): number {
-    return (this.#main?.stored ?? 0) + this.#tail.stored;
+    let n = this.#main?.stored ?? 0;
+    for (const s of this.#shards) n += s.stored;
+    return n;
   }
 
   /** Tombstones not yet compacted away. */
   get dead(): number {
-    return (this.#main?.dead ?? 0) + this.#tail.dead;
+    let n = this.#main?.dead ?? 0;
+    for (const s of this.#shards) n += s.dead;
+    return n;
   }
 
   /** Live vectors in the flat tail, waiting for the next build. */
   get tail(): number {
-    return this.#tail.live;
+    return this.#shardOf.size;
+  }
+
+  /** Flat shards of the tail (for stats and tests). */
+  get shards(): number {
+    return this.#shards.length;
   }
 
   /** True while a background build runs. */
@@ -199,7 +220,7 @@ export class FaissVectorIndex implements VectorIndex {
 
   has(id: number): boolean {
     checkId(id);
-    return this.#tail.has(id) || this.#main?.has(id) === true;
+    return this.#shardOf.has(id) || this.#main?.has(id) === true;
   }
 
   add(id: number, vector: Float32Array): void {
@@ -217,7 +238,7 @@ export class FaissVectorIndex implements VectorIndex {
     }
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
-    this.#tail.append([...batch]);
+    this.#appendToTail([...batch]);
     if (this.#kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
     if (this.#build) for (const id of batch.keys()) this.#build.dirty.add(id);
     this.#afterWrite();
@@ -231,20 +252,42 @@ export class FaissVectorIndex implements VectorIndex {
     return true;
   }
 
+  /** Up to k live hits, best first, in one go (however long the tail). */
   search(query: Float32Array, k: number): SearchHit[] {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
     if (want === 0) return [];
-    const tail = this.#tail.search(q, want);
-    const main = this.#main;
-    if (main === undefined || main.live === 0) return tail;
-    const hits = main.search(q, want);
-    if (tail.length === 0) return hits;
-    return hits
-      .concat(tail)
-      .sort((a, b) => b.score - a.score)
-      .slice(0, want);
+    let hits = this.#main?.search(q, want) ?? [];
+    for (const shard of this.#shards) hits = merge(hits, shard.search(q, want), want);
+    return hits;
+  }
+
+  /**
+   * The same as search(), yielding to the event loop between tail shards once
+   * it has run for YIELD_AFTER_MS. Writes may happen meanwhile: what was
+   * removed by the end is left out, what was added may or may not be in.
+   */
+  async searchAsync(query: Float32Array, k: number): Promise<SearchHit[]> {
+    checkK(k);
+    const q = unitCopy(query, this.dim, 'query');
+    const want = Math.min(k, this.size);
+    if (want === 0) return [];
+    let hits = this.#main?.search(q, want) ?? [];
+    let t0 = performance.now();
+    let yielded = false;
+    for (const shard of [...this.#shards]) {
+      if (performance.now() - t0 >= YIELD_AFTER_MS) {
+        await yieldToLoop();
+        yielded = true;
+        t0 = performance.now();
+      }
+      hits = merge(hits, shard.search(q, want), want);
+    }
+    if (!yielded) return hits;
+    // An id removed, or moved to a shard searched before, while this one waited.
+    const seen = new Set<number>();
+    return hits.filter((h) => this.has(h.id) && !seen.has(h.id) && seen.add(h.id) !== undefined);
   }
 
   /**
@@ -259,7 +302,8 @@ export class FaissVectorIndex implements VectorIndex {
   clear(): void {
     this.#generation++;
     this.#main = undefined;
-    this.#tail = this.#newFlat();
+    this.#shards = [];
+    this.#shardOf.clear();
     this.#vectors.clear();
     this.#build = undefined;
     this.#failedAt = Number.NEGATIVE_INFINITY;
@@ -270,19 +314,42 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   #bury(id: number): boolean {
-    if (!this.#tail.bury(id) && this.#main?.bury(id) !== true) return false;
+    const shard = this.#shardOf.get(id);
+    if (shard !== undefined) {
+      shard.bury(id);
+      this.#shardOf.delete(id);
+    } else if (this.#main?.bury(id) !== true) return false;
     this.#vectors.delete(id);
     return true;
   }
 
-  #afterWrite(): void {
-    const tail = this.#tail;
-    if (
-      tail.dead > 0 &&
-      (tail.dead >= FLAT_COMPACT_AT || tail.dead > this.#maxDeadRatio * tail.stored)
-    ) {
-      tail.compact();
+  /** Adds to the last shard, and to new ones when it is full. */
+  #appendToTail(entries: [number, Float32Array][]): void {
+    for (let at = 0; at < entries.length; ) {
+      let shard = this.#shards.at(-1);
+      if (shard === undefined || shard.stored >= SHARD_SIZE) {
+        shard = this.#newFlat();
+        this.#shards.push(shard);
+      }
+      const chunk = entries.slice(at, at + SHARD_SIZE - shard.stored);
+      shard.append(chunk);
+      for (const [id] of chunk) this.#shardOf.set(id, shard);
+      at += chunk.length;
     }
+  }
+
+  /** Drops emptied shards, compacts those with many tombstones. */
+  #tidyTail(): void {
+    this.#shards = this.#shards.filter((s) => s.live > 0);
+    for (const s of this.#shards) {
+      if (s.dead > 0 && (s.dead >= FLAT_COMPACT_AT || s.dead > this.#maxDeadRatio * s.stored)) {
+        s.compact();
+      }
+    }
+  }
+
+  #afterWrite(): void {
+    this.#tidyTail();
     if (this.#bulk || this.#build || performance.now() - this.#failedAt < RETRY_AFTER_MS) return;
     const kind = this.#targetKind();
     if (kind === 'flat' || this.size === 0) return;
@@ -290,7 +357,7 @@ export class FaissVectorIndex implements VectorIndex {
     const due =
       main === undefined ||
       main.kind !== kind ||
-      tail.live > this.#maxTail() ||
+      this.tail > this.#maxTail() ||
       main.dead > this.#maxDeadRatio * main.stored;
     if (due) this.#startBuild(kind);
   }
@@ -364,12 +431,22 @@ export class FaissVectorIndex implements VectorIndex {
       const v = this.#vectors.get(id);
       if (v !== undefined) tail.push([id, v]);
     }
-    const fresh = this.#newFlat();
-    fresh.append(tail);
     this.#main = built;
-    this.#tail = fresh;
+    this.#shards = [];
+    this.#shardOf.clear();
+    this.#appendToTail(tail);
     this.#build = undefined;
   }
+}
+
+/** The best `want` of two lists sorted best first. */
+function merge(a: SearchHit[], b: SearchHit[], want: number): SearchHit[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  return a
+    .concat(b)
+    .sort((x, y) => y.score - x.score)
+    .slice(0, want);
 }
 
 /** About `count` vectors of `xs`, evenly strided, in a fresh array. */

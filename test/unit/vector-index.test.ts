@@ -144,6 +144,47 @@ describe('flat index', () => {
   });
 });
 
+describe('flat tail in shards', () => {
+  it('spreads vectors over shards of 4096; search and searchAsync are exact across them', async () => {
+    const index = createVectorIndex({ dim: DIM, kind: 'flat' });
+    const live = fill(index, clusteredVectors(10_000, 61));
+    expect([index.shards, index.tail, index.size]).toEqual([3, 10_000, 10_000]);
+    for (const q of clusteredVectors(10, 62)) {
+      expectExact(index, live, q);
+      const want = bruteForce(live, q, 10).map((h) => h.id);
+      expect((await index.searchAsync(q, 10)).map((h) => h.id)).toEqual(want);
+    }
+    // Emptying a shard drops it; the others keep answering.
+    const firstShard = [...live.keys()].slice(0, 4096);
+    for (const id of firstShard) {
+      expect(index.remove(id)).toBe(true);
+      live.delete(id);
+    }
+    expect([index.shards, index.size]).toEqual([2, 5904]);
+    for (const q of clusteredVectors(5, 63)) expectExact(index, live, q);
+  });
+
+  it('searchAsync lets the event loop run on a large flat index, and leaves out what was removed meanwhile', async () => {
+    const index = createVectorIndex({ dim: DIM, kind: 'flat' });
+    const data = randomVectors(40_000, 64);
+    const live = fill(index, data);
+    const target = [...live.keys()][0]!; // in the first shard: found before any yield
+    let turns = 0;
+    const tick = setInterval(() => turns++, 0);
+    const pending = index.searchAsync(data[0]!, 3);
+    index.remove(target); // while the search waits for its next turn
+    const hits = await pending;
+    clearInterval(tick);
+    expect(turns).toBeGreaterThan(0);
+    expect(hits.map((h) => h.id)).not.toContain(target);
+    expect(hits).toHaveLength(2); // what remained of its top 3
+    live.delete(target);
+    expect(index.search(data[0]!, 2).map((h) => h.id)).toEqual(
+      bruteForce(live, data[0]!, 2).map((h) => h.id),
+    );
+  });
+});
+
 describe('hnsw index, 20k clustered vectors', () => {
   const data = clusteredVectors(20_000, 11);
   const queries = clusteredVectors(50, 12);
