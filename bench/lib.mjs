@@ -1,4 +1,5 @@
-// bench/lib.mjs — helpers shared by bench/semantic.mjs and bench/naive-faiss-redis.mjs:
+// bench/lib.mjs — helpers shared by bench/proxy.mjs, bench/semantic.mjs,
+// bench/faiss-search.mjs and bench/naive-faiss-redis.mjs:
 // child processes that are always killed, free ports, a small pipelined RESP client,
 // an incremental RESP parser (requests and replies), a closed-loop load driver,
 // machine info and the generated MiniLM-shaped model.
@@ -76,10 +77,11 @@ export function startServer(name, cmd, args, { cwd = tmpDir(), env = process.env
       resolve();
     });
   });
+  // A server that writes its own log file (e.g. nutcracker -o) can repoint child.logFile.
   child.logFile = logFile;
   child.log = () => {
     try {
-      return fs.readFileSync(logFile, 'utf8');
+      return fs.readFileSync(child.logFile, 'utf8');
     } catch {
       return '';
     }
@@ -100,6 +102,16 @@ export async function stopServer(child, ms = 5000) {
 
 export async function stopAll() {
   await Promise.all([...children].map((c) => stopServer(c, 3000)));
+}
+
+/** Run the script's async main(), stop every child, exit 0; any error ends in die(). */
+export function runMain(main) {
+  return main()
+    .then(stopAll)
+    .then(
+      () => process.exit(0),
+      (e) => die(e.stack ?? e),
+    );
 }
 
 /** Run a command to completion (tracked, so it is killed with us); resolves { code, signal, out, err }. */
@@ -508,7 +520,8 @@ export const fmt1 = (n) =>
     : '–';
 export const ratio = (a, b) =>
   Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN;
-export const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
+export const fmtRatio = (r, suffix = '×') =>
+  Number.isFinite(r) ? `${r.toFixed(2)}${suffix}` : '–';
 
 export function mdTable(header, rows, align) {
   const a = align ?? header.map((_, i) => (i === 0 ? 'l' : 'r'));

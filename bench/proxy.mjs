@@ -22,15 +22,31 @@
 //          [--semcache-cli path/to/cli.js]   (default dist/cli.js)
 // Env fallbacks: BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CLIENTS, BENCH_PIPELINES, BENCH_ONLY,
 //                BENCH_EXTRA_ARGS, BENCH_JSON, BENCH_TIMEOUT, BENCH_SEMCACHE_CLI.
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  die,
+  fmt,
+  fmtRatio,
+  freePort,
+  installCleanup,
+  logTail,
+  machineInfo,
+  mdTable,
+  median,
+  ROOT,
+  ratio,
+  respOnce,
+  runMain,
+  runTracked,
+  sh,
+  startServer,
+  tmpDir,
+  waitForPing,
+} from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_TARGETS = ['redis', 'twemproxy', 'semcache'];
 const TESTS = ['SET', 'GET'];
 
@@ -77,201 +93,30 @@ for (const t of targets)
     die(`--only: unknown target "${t}" (use ${ALL_TARGETS.join(', ')})`);
 const extraArgs = opt['extra-args'].split(/\s+/).filter(Boolean);
 
-// ---------- child processes: tracked, always killed ----------
-const children = new Set();
-let tmp;
-function killGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal); // children run detached: kill their whole process group
-  } catch {
-    /* already gone */
-  }
-}
-function killAll(signal) {
-  for (const c of children) killGroup(c, signal);
-}
-/** Normal shutdown: SIGTERM, give children a moment to exit, then cleanupSync() SIGKILLs the rest. */
-async function stopAll(ms = 3000) {
-  const waits = [...children].map((c) => new Promise((r) => c.once('exit', r)));
-  killAll('SIGTERM');
-  await Promise.race([Promise.all(waits), new Promise((r) => setTimeout(r, ms))]);
-}
-function cleanupSync() {
-  killAll('SIGKILL');
-  children.clear();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  tmp = undefined;
-}
-process.on('exit', cleanupSync);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping children`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
-function die(msg) {
-  console.error(`bench: ${msg}`);
-  process.exit(1);
-}
-
-/** Start a long-running server in its own process group, output to a log file. */
-function startServer(name, cmd, args, cwd = tmp) {
-  const logFile = path.join(tmp, `${name}.log`);
-  const fd = fs.openSync(logFile, 'a');
-  const child = spawn(cmd, args, { cwd, stdio: ['ignore', fd, fd], detached: true });
-  fs.closeSync(fd);
-  children.add(child);
-  child.exited = false;
-  child.on('exit', (code, sig) => {
-    child.exited = `${name} exited (code ${code}, signal ${sig})`;
-    children.delete(child);
-  });
-  child.on('error', (e) => {
-    child.exited = `${name} failed to start: ${e.message}`;
-    children.delete(child);
-  });
-  child.logFile = logFile;
-  return child;
-}
-const logTail = (child) => {
-  try {
-    return fs.readFileSync(child.logFile, 'utf8').split('\n').slice(-20).join('\n');
-  } catch {
-    return '';
-  }
-};
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Send one RESP command, resolve with the first reply line (e.g. "+PONG", "$3"...). */
-function resp(port, args, ms = 2000) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error('timeout'));
-    }, ms);
-    sock.on('connect', () =>
-      sock.write(
-        `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`,
-      ),
-    );
-    sock.on('data', (d) => {
-      buf += d;
-      const lines = buf.split('\r\n');
-      const done =
-        lines[0][0] === '$' ? Number(lines[0].slice(1)) < 0 || lines.length > 2 : lines.length > 1;
-      if (done) {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(lines[0][0] === '$' && lines[0] !== '$-1' ? lines[1] : lines[0]);
-      }
-    });
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-
-async function waitForPing(name, port, child, ms) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (child.exited)
-      die(`${child.exited} before answering PING. Last log lines:\n${logTail(child)}`);
-    try {
-      if ((await resp(port, ['PING'])) === '+PONG') return;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > deadline)
-      die(
-        `${name} did not answer PING on 127.0.0.1:${port} within ${ms / 1000}s. Last log lines:\n${logTail(child)}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+installCleanup();
 
 /** One redis-benchmark run; resolves with { SET: rps, GET: rps }. */
-function runBenchmark(port, pipeline, requests) {
+async function runBenchmark(port, pipeline, requests) {
   const args = `-h 127.0.0.1 -p ${port} -c ${clients} -n ${requests} -P ${pipeline} -t get,set -q --csv`;
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-benchmark', args.split(' '), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    children.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(e);
-    });
-    child.on('exit', (code, sig) => {
-      clearTimeout(timer);
-      children.delete(child);
-      // CSV: "test","rps","avg_latency_ms",...  then e.g. "SET","84745.77",...
-      const rps = {};
-      for (const line of out.split('\n')) {
-        const m = line.match(/^"(SET|GET)","([\d.]+)"/);
-        if (m) rps[m[1]] = Number(m[2]);
-      }
-      if (TESTS.every((t) => rps[t] > 0)) return resolve(rps);
-      reject(
-        new Error(
-          `redis-benchmark ${args} failed (code ${code}, signal ${sig}${sig ? `, timeout ${timeoutMs / 1000}s?` : ''})\n${out}${err}`,
-        ),
-      );
-    });
-  });
+  const { code, signal, out, err } = await runTracked(
+    'redis-benchmark',
+    args.split(' '),
+    timeoutMs,
+  );
+  // CSV: "test","rps","avg_latency_ms",...  then e.g. "SET","84745.77",...
+  const rps = {};
+  for (const line of out.split('\n')) {
+    const m = line.match(/^"(SET|GET)","([\d.]+)"/);
+    if (m) rps[m[1]] = Number(m[2]);
+  }
+  if (TESTS.every((t) => rps[t] > 0)) return rps;
+  throw new Error(
+    `redis-benchmark ${args} failed (code ${code}, signal ${signal}${signal ? `, timeout ${timeoutMs / 1000}s?` : ''})\n${out}${err}`,
+  );
 }
 
-// ---------- machine info ----------
-function machineInfo() {
-  const sh = (cmd, args) => {
-    // stdout + stderr (nutcracker prints its version on stderr)
-    const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return r.status === 0 ? `${r.stdout}${r.stderr}`.trim() : 'n/a';
-  };
-  let cpu = os.cpus()[0]?.model ?? 'n/a';
-  try {
-    cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    cpu,
-    cores: os.availableParallelism?.() ?? os.cpus().length,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'n/a',
-    twemproxy: sh('nutcracker', ['--version']).match(/nutcracker-(\S+)/)?.[1] ?? 'n/a',
-    semcache: `${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} (git ${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])})`,
-  };
-}
-
-// ---------- main ----------
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const fmt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) ? (a / b).toFixed(2) : '–');
+/** Two decimals, no unit: the table's ratio columns. */
+const ratio2 = (a, b) => fmtRatio(ratio(a, b), '');
 
 async function main() {
   const cli = path.resolve(opt['semcache-cli']);
@@ -280,8 +125,12 @@ async function main() {
       `${path.relative(process.cwd(), cli) || cli} not found: run \`npm run build\` first (or pass --only redis,twemproxy).`,
     );
   }
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'semcache-bench-'));
-  const machine = machineInfo();
+  const tmp = tmpDir();
+  // lib's machineInfo() plus the twemproxy version (nutcracker prints it on stderr; sh() keeps both).
+  const machine = {
+    ...machineInfo(),
+    twemproxy: sh('nutcracker', ['--version']).match(/nutcracker-(\S+)/)?.[1] ?? 'n/a',
+  };
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.os}`);
   console.log(
     `versions: node ${machine.node}, redis ${machine.redis}, twemproxy ${machine.twemproxy}, semcache ${machine.semcache}`,
@@ -326,7 +175,9 @@ async function main() {
     const port = await freePort();
     const upstream = `redis://127.0.0.1:${redisPort}`;
     const scArgs = [cli, '--port', `${port}`, '--bind', '127.0.0.1', '--upstream', upstream];
-    const sc = startServer('semcache', process.execPath, [...scArgs, ...extraArgs], ROOT);
+    const sc = startServer('semcache', process.execPath, [...scArgs, ...extraArgs], {
+      cwd: ROOT,
+    });
     await waitForPing('semcache', port, sc, 60_000);
     ports.semcache = port;
     procs.semcache = sc;
@@ -335,8 +186,8 @@ async function main() {
   // Sanity: a SET through each proxy must be visible on the shared redis.
   for (const t of targets) {
     const key = `bench:sanity:${t}`;
-    await resp(ports[t], ['SET', key, t]);
-    if ((await resp(redisPort, ['GET', key])) !== t)
+    await respOnce(ports[t], ['SET', key, t]);
+    if ((await respOnce(redisPort, ['GET', key]))?.toString() !== t)
       die(`${t}: SET through 127.0.0.1:${ports[t]} did not reach redis`);
   }
 
@@ -370,14 +221,10 @@ async function main() {
   for (const p of pipelines) {
     for (const test of TESTS) {
       const [r, tw, sc] = ALL_TARGETS.map((t) => med(t, p, test));
-      rows.push([`P${p} ${test}`, fmt(r), fmt(tw), fmt(sc), ratio(sc, tw), ratio(sc, r)]);
+      rows.push([`P${p} ${test}`, fmt(r), fmt(tw), fmt(sc), ratio2(sc, tw), ratio2(sc, r)]);
     }
   }
-  const table = [
-    `| ${header.join(' | ')} |`,
-    `|${header.map((_, i) => (i ? ' ---: ' : ' --- ')).join('|')}|`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
-  ].join('\n');
+  const table = mdTable(header, rows);
   const settings = `redis-benchmark -c ${clients} -t get,set, requests ${pipelines.map((p, i) => `P${p}: ${requestsFor(i)}`).join(', ')}; median of ${rounds} round(s); targets: ${targets.join(', ')}${extraArgs.length ? `; semcache extra args: ${extraArgs.join(' ')}` : ''}`;
   const machineLine = `${machine.cpu}, ${machine.cores} cores, ${machine.os}; node ${machine.node}, redis ${machine.redis}, twemproxy ${machine.twemproxy}, semcache ${machine.semcache}`;
   const report = `# semcache proxy benchmark (${machine.date})\n\n${machineLine}\n\n${settings}\n\n${table}\n`;
@@ -404,10 +251,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-  await stopAll();
-  process.exit(0);
-} catch (e) {
-  die(e.stack ?? e);
-}
+await runMain(main);
