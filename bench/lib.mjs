@@ -105,6 +105,19 @@ export async function stopAll() {
 }
 
 /** Run the script's async main(), stop every child, exit 0; any error ends in die(). */
+/** A redis-server on a free loopback port, without persistence; resolves { port, child }. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = tmpDir();
+  fs.writeFileSync(
+    path.join(dir, 'redis.conf'),
+    `port ${port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${dir}\n`,
+  );
+  const child = startServer('redis', 'redis-server', ['redis.conf']);
+  await waitForPing('redis-server', port, child, 10_000);
+  return { port, child };
+}
+
 export function runMain(main) {
   return main()
     .then(stopAll)

@@ -42,6 +42,7 @@ import {
   runMain,
   runTracked,
   sh,
+  startRedis,
   startServer,
   tmpDir,
   waitForPing,
@@ -137,13 +138,7 @@ async function main() {
   );
 
   // Redis is always started: every target sits on it.
-  const redisPort = await freePort();
-  fs.writeFileSync(
-    path.join(tmp, 'redis.conf'),
-    `port ${redisPort}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${tmp}\n`,
-  );
-  const redis = startServer('redis', 'redis-server', ['redis.conf']);
-  await waitForPing('redis-server', redisPort, redis, 10_000);
+  const { port: redisPort, child: redis } = await startRedis();
   const ports = { redis: redisPort };
   const procs = { redis };
 

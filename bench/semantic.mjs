@@ -67,13 +67,13 @@ import {
   ROOT,
   ratio,
   respOnce,
+  runMain,
   runTracked,
   sh,
+  startRedis,
   startServer,
-  stopAll,
   stopServer,
   textFor,
-  tmpDir,
   waitForPing,
   writeEntries,
 } from './lib.mjs';
@@ -147,17 +147,6 @@ const say = (s) => console.log(s);
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
 // ---------- redis ----------
-async function startRedis() {
-  const port = await freePort();
-  const dir = tmpDir();
-  fs.writeFileSync(
-    path.join(dir, 'redis.conf'),
-    `port ${port}\nbind 127.0.0.1\nsave ""\nappendonly no\ndir ${dir}\n`,
-  );
-  const child = startServer('redis', 'redis-server', ['redis.conf']);
-  await waitForPing('redis-server', port, child, 10_000);
-  return { port, child };
-}
 
 // ---------- semcache ----------
 let scCount = 0;
@@ -851,10 +840,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-  await stopAll();
-  process.exit(0);
-} catch (e) {
-  die(e.stack ?? e);
-}
+await runMain(main);
