@@ -35,7 +35,7 @@
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
-import { buildIndex } from './index/builder.js';
+import { type BuildInput, buildIndex } from './index/builder.js';
 import {
   type FaissIndex,
   type HnswParams,
@@ -71,6 +71,10 @@ export interface VectorIndexOptions {
   interimIvfAbove?: number;
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
+  /** After a failed build, no new one starts for this long; default 60 s. */
+  retryAfterMs?: number;
+  /** Builds an index off the event loop; default index/builder.ts (tests inject faults). */
+  builder?: (input: BuildInput) => Promise<FaissIndex>;
 }
 
 export interface BuildEvent {
@@ -92,8 +96,7 @@ const IVF_MIN_VECTORS = 1024;
 /** FAISS's k-means wants at least 39 training points per list; we give up to 64. */
 const IVF_TRAIN_PER_LIST = 64;
 export const DEFAULT_INTERIM_IVF_ABOVE = 16_384;
-/** After a failed build, wait this long before trying again. */
-const RETRY_AFTER_MS = 60_000;
+const DEFAULT_RETRY_AFTER_MS = 60_000;
 
 interface Build {
   kind: IndexKind;
@@ -117,6 +120,8 @@ export class FaissVectorIndex implements VectorIndex {
   readonly #tailMax: number | undefined;
   readonly #interimIvfAbove: number;
   readonly #onBuild: ((e: BuildEvent) => void) | undefined;
+  readonly #retryAfterMs: number;
+  readonly #builder: (input: BuildInput) => Promise<FaissIndex>;
   /** Live vectors by id, for builds; stays empty for kind 'flat'. */
   readonly #vectors = new Map<number, Float32Array>();
   #main: Segment | undefined;
@@ -173,6 +178,14 @@ export class FaissVectorIndex implements VectorIndex {
     }
     this.#kind = kind;
     this.#onBuild = opts.onBuild;
+    this.#retryAfterMs = intOption(
+      'retryAfterMs',
+      opts.retryAfterMs,
+      DEFAULT_RETRY_AFTER_MS,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    );
+    this.#builder = opts.builder ?? buildIndex;
   }
 
   /** The kind of the main segment (the tail is always flat). */
@@ -350,7 +363,8 @@ export class FaissVectorIndex implements VectorIndex {
 
   #afterWrite(): void {
     this.#tidyTail();
-    if (this.#bulk || this.#build || performance.now() - this.#failedAt < RETRY_AFTER_MS) return;
+    if (this.#bulk || this.#build || performance.now() - this.#failedAt < this.#retryAfterMs)
+      return;
     const kind = this.#targetKind();
     if (kind === 'flat' || this.size === 0) return;
     const main = this.#main;
@@ -407,7 +421,7 @@ export class FaissVectorIndex implements VectorIndex {
     const t0 = performance.now();
     const build: Build = { kind, dirty: new Set(), done: Promise.resolve() };
     this.#build = build;
-    build.done = buildIndex({ template, vectors: xs, train }).then(
+    build.done = this.#builder({ template, vectors: xs, train }).then(
       (faiss) => {
         if (generation !== this.#generation) return;
         this.#swap(new Segment(kind, faiss, ids), build);

@@ -7,6 +7,8 @@
  */
 
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildIndex } from '../../src/semantic/index/builder.js';
+import type { FaissIndex } from '../../src/semantic/index/faiss.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/vector-index.js';
 
 const DIM = 384;
@@ -361,6 +363,40 @@ describe('background builds', () => {
     await index.settled();
     expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 300, 300, 0]);
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+  });
+});
+
+describe('failed builds', () => {
+  it('the worker reports a FAISS error as a rejection, and the process lives on', async () => {
+    const junk = { dim: DIM, toBuffer: () => Buffer.from('not a FAISS index') } as FaissIndex;
+    await expect(
+      buildIndex({ template: junk, vectors: clusteredVectors(1, 70)[0]!.slice() }),
+    ).rejects.toThrow(/index build failed: .*/);
+  });
+
+  it('a failed build leaves the flat tail serving, and is retried after retryAfterMs', async () => {
+    const events: string[] = [];
+    let failures = 1;
+    const index = createVectorIndex({
+      dim: DIM,
+      kind: 'hnsw',
+      retryAfterMs: 200,
+      onBuild: (e) => events.push(`${e.kind} ${e.vectors}${e.error ? ` ${e.error.message}` : ''}`),
+      builder: (input) =>
+        failures-- > 0 ? Promise.reject(new Error('injected')) : buildIndex(input),
+    });
+    const live = fill(index, clusteredVectors(500, 71));
+    await index.settled();
+    expect([index.kind, index.tail, events]).toEqual(['flat', 500, ['hnsw 500 injected']]);
+    for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+    index.add(9999, clusteredVectors(1, 72)[0]!); // too soon: no new build
+    expect(index.building).toBe(false);
+    await new Promise((r) => setTimeout(r, 250));
+    index.add(9998, clusteredVectors(1, 73)[0]!);
+    expect(index.building).toBe(true);
+    await index.settled();
+    expect([index.kind, index.size, index.tail]).toEqual(['hnsw', 502, 0]);
+    expect(events).toEqual(['hnsw 500 injected', 'hnsw 502']);
   });
 });
 
