@@ -14,6 +14,7 @@
  */
 import type { Logger } from '../log.js';
 import { compileFilter, type Filter } from './filter.js';
+import { patched as faissPatched } from './index/faiss.js';
 import { exactKey } from './normalize.js';
 import { LatencyStats, since } from './stats.js';
 import type { SemanticStore, TtlMode } from './store.js';
@@ -94,6 +95,7 @@ export class SemanticCache {
   private sweepCursor: Iterator<Entry> | undefined;
   private readonly exactMemo = new Map<string, string>();
   private stopped = false;
+  private faissChecked = false;
 
   constructor(readonly opts: EngineOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -342,6 +344,14 @@ export class SemanticCache {
     if (space.index !== undefined) return space.index;
     const kind = space.indexKind ?? this.opts.indexKind;
     const { logger } = this.opts;
+    if (!this.faissChecked) {
+      this.faissChecked = true;
+      if (!faissPatched()) {
+        logger.warn(
+          "faiss-node lacks semcache's patch (a prebuilt binary?): HNSW builds run on the event loop and IVF is unavailable; run `bash scripts/build-faiss.sh` with libfaiss-dev installed",
+        );
+      }
+    }
     const index = createVectorIndex({
       dim: this.opts.embedder.dim,
       kind,
