@@ -41,11 +41,34 @@ export const R = {
 
 /** Encodes one reply for the client's protocol into a single Buffer. */
 export function encodeReply(reply: Reply, proto: Proto): Buffer {
+  // The hot case (a cached value) skips the generic two passes.
+  if (reply.t === 'bulk' && typeof reply.v !== 'string') return encodeBufferBulk(reply.v);
   const buf = Buffer.allocUnsafe(sizeOf(reply, proto));
   const end = write(reply, proto, buf, 0);
   // Cheap insurance: sizeOf and write must agree, or we would leak uninitialised memory.
   if (end !== buf.length) throw new Error(`encodeReply size mismatch: ${end} != ${buf.length}`);
   return buf;
+}
+
+/** `$<len>\r\n<bytes>\r\n`, the same in RESP2 and RESP3. */
+function encodeBufferBulk(v: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(bulkSize(v.length));
+  let pos = writeDecimal(buf, 1, v.length);
+  buf[0] = 0x24; // $
+  buf[pos++] = 13;
+  buf[pos++] = 10;
+  buf.set(v, pos);
+  pos += v.length;
+  buf[pos++] = 13;
+  buf[pos] = 10;
+  return buf;
+}
+
+/** ASCII digits of a non-negative integer at `pos`, without a string; returns the end. */
+function writeDecimal(buf: Buffer, pos: number, n: number): number {
+  const end = pos + digitCount(n);
+  for (let i = end; i > pos; n = Math.floor(n / 10)) buf[--i] = 48 + (n % 10);
+  return end;
 }
 
 // Line-type payloads cannot hold CR/LF; Redis replaces them with spaces (addReplyErrorFormat).
@@ -134,8 +157,15 @@ function writeLine(buf: Buffer, pos: number, prefix: string, text: string): numb
 }
 
 function writeBulk(buf: Buffer, pos: number, prefix: string, v: Buffer | string): number {
-  pos = writeLine(buf, pos, prefix, String(byteLen(v)));
-  pos += typeof v === 'string' ? buf.write(v, pos, 'utf8') : v.copy(buf, pos);
+  buf[pos] = prefix.charCodeAt(0);
+  pos = writeDecimal(buf, pos + 1, byteLen(v));
+  buf[pos++] = 13;
+  buf[pos++] = 10;
+  if (typeof v === 'string') pos += buf.write(v, pos, 'utf8');
+  else {
+    buf.set(v, pos);
+    pos += v.length;
+  }
   buf[pos++] = 13;
   buf[pos++] = 10;
   return pos;

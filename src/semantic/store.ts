@@ -73,6 +73,8 @@ export interface StoredEntry {
   vector: Float32Array;
   attrs: string | undefined;
   model: string;
+  /** The exact-match hash the record names (scan() only; undefined when it names none). */
+  exactHash?: string | undefined;
 }
 
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -166,11 +168,13 @@ export class SemanticStore {
     return (await this.script(DEL_SCRIPT, keys, [withValue ? '1' : '0', this.prefix])) as number;
   }
 
-  /** Values of keys (null where gone), one round trip. */
-  async values(keys: Buffer[]): Promise<(Buffer | null)[]> {
-    if (keys.length === 0) return [];
-    const reply = (await this.redis.call('MGET', ...keys)) as RedisValue[];
-    return reply.map((v) => (Buffer.isBuffer(v) ? v : null));
+  /**
+   * Values of keys (null where gone), one round trip. Reads asked for in the
+   * same turn share one MGET (RedisClient.mget): concurrent cache hits cost
+   * Redis one command.
+   */
+  values(keys: Buffer[]): Promise<(Buffer | null)[]> {
+    return this.redis.mget(keys);
   }
 
   async exists(keys: Buffer[]): Promise<boolean[]> {
@@ -213,44 +217,72 @@ export class SemanticStore {
 
   /** Every stored entry, in batches, for the rebuild on start. */
   async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
-    const skip = Buffer.byteLength(`${this.prefix}rec:`);
-    for await (const keys of this.keys('rec:', batch)) {
-      const replies = await this.redis.pipeline(
-        keys.map((k) => ['HMGET', k, 'ns', 'text', 'vec', 'attrs', 'model']),
-      );
-      const out: StoredEntry[] = [];
-      replies.forEach((r, i) => {
-        if (!Array.isArray(r)) return;
-        const [ns, text, vec, attrs, model] = r;
-        if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return;
-        out.push({
-          key: keys[i]!.subarray(skip),
-          ns: ns.toString(),
-          text: text.toString(),
-          vector: bytesToVector(vec),
-          attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
-          model: Buffer.isBuffer(model) ? model.toString() : '',
-        });
-      });
-      yield out;
+    // One batch ahead: Redis scans and reads the next batch while the caller
+    // indexes this one.
+    let next = this.fetchRecords('0', batch);
+    for (;;) {
+      const { cursor, entries } = await next;
+      if (cursor !== '0') next = this.fetchRecords(cursor, batch);
+      if (entries.length > 0) yield entries;
+      if (cursor === '0') return;
     }
+  }
+
+  /** One SCAN step over the records, and the records it found (HMGET, pipelined). */
+  private async fetchRecords(
+    from: string,
+    count: number,
+  ): Promise<{ cursor: string; entries: StoredEntry[] }> {
+    const [cursor, keys] = await this.scanStep('rec:', from, count);
+    if (keys.length === 0) return { cursor, entries: [] };
+    const skip = Buffer.byteLength(`${this.prefix}rec:`);
+    const replies = await this.redis.pipeline(
+      keys.map((k) => ['HMGET', k, 'ns', 'text', 'vec', 'attrs', 'model', 'exact']),
+    );
+    const entries: StoredEntry[] = [];
+    replies.forEach((r, i) => {
+      if (!Array.isArray(r)) return;
+      const [ns, text, vec, attrs, model, exact] = r;
+      if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return;
+      const space = ns.toString();
+      const exactPrefix = `${this.prefix}exact:${space}:`;
+      const exactName = Buffer.isBuffer(exact) ? exact.toString() : '';
+      entries.push({
+        key: keys[i]!.subarray(skip),
+        ns: space,
+        text: text.toString(),
+        vector: bytesToVector(vec),
+        attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
+        model: Buffer.isBuffer(model) ? model.toString() : '',
+        exactHash: exactName.startsWith(exactPrefix)
+          ? exactName.slice(exactPrefix.length)
+          : undefined,
+      });
+    });
+    return { cursor, entries };
   }
 
   /** Our keys of one kind ('rec:', 'ns:'), by SCAN, in non-empty batches. */
   private async *keys(kind: string, count: number): AsyncGenerator<Buffer[]> {
-    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}${kind}*`;
     let cursor = '0';
     do {
-      const [next, keys] = (await this.redis.call(
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        count,
-      )) as [Buffer, Buffer[]];
-      cursor = next.toString();
+      let keys: Buffer[];
+      [cursor, keys] = await this.scanStep(kind, cursor, count);
       if (keys.length > 0) yield keys;
     } while (cursor !== '0');
+  }
+
+  /** One SCAN step over our keys of one kind: the next cursor and the keys. */
+  private async scanStep(kind: string, cursor: string, count: number): Promise<[string, Buffer[]]> {
+    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}${kind}*`;
+    const [next, keys] = (await this.redis.call(
+      'SCAN',
+      cursor,
+      'MATCH',
+      pattern,
+      'COUNT',
+      count,
+    )) as [Buffer, Buffer[]];
+    return [next.toString(), keys];
   }
 }

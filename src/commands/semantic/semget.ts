@@ -1,9 +1,9 @@
 /* SEMGET text [NS namespace] [THRESHOLD similarity] [FILTER expression] [WITHSCORE] [WITHKEY] */
-import { R } from '../../resp/writer.js';
-import type { SemanticCache } from '../../semantic/engine.js';
+import { R, type Reply } from '../../resp/writer.js';
+import type { Hit, SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
 import { FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
-import { guarded } from './errors.js';
+import { errorReply } from './errors.js';
 
 export const semget = (engine: SemanticCache) =>
   spec(
@@ -23,13 +23,16 @@ export const semget = (engine: SemanticCache) =>
         { name: 'withkey', type: 'pure-token', token: 'WITHKEY', optional: true },
       ],
     },
-    (args) =>
-      guarded(async () => {
+    (args) => {
+      // Not guarded(): a hit is the hot path, and one promise (the lookup's)
+      // is all it needs. Errors, thrown or rejected, become replies the same way.
+      let detail = false;
+      let lookup: Promise<Hit | undefined>;
+      try {
         const r = new ArgReader(args, 2);
         let ns: string | undefined;
         let threshold: number | undefined;
         let filter: string | undefined;
-        let detail = false;
         while (!r.done) {
           const opt = r.option();
           if (opt === 'NS') ns = r.string('NS');
@@ -38,14 +41,24 @@ export const semget = (engine: SemanticCache) =>
           else if (opt === 'WITHSCORE' || opt === 'WITHKEY') detail = true;
           else throw new CommandError(ArgErr.syntax(r.last));
         }
-        const hit = await engine.get({ text: args[1]!.toString(), ns, threshold, filter });
-        if (hit === undefined) return R.null;
-        if (!detail) return R.bulk(hit.value!);
-        return R.map([
-          [R.bulk('value'), R.bulk(hit.value!)],
-          [R.bulk('key'), R.bulk(hit.entry.key)],
-          [R.bulk('score'), R.double(hit.score)],
-          [R.bulk('text'), R.bulk(hit.entry.text)],
-        ]);
-      }),
+        lookup = engine.get({ text: args[1]!.toString(), ns, threshold, filter });
+      } catch (err) {
+        return errorReply(err);
+      }
+      return lookup.then((hit) => (detail ? detailed(hit) : plain(hit)), errorReply);
+    },
   );
+
+function plain(hit: Hit | undefined): Reply {
+  return hit === undefined ? R.null : R.bulk(hit.value!);
+}
+
+function detailed(hit: Hit | undefined): Reply {
+  if (hit === undefined) return R.null;
+  return R.map([
+    [R.bulk('value'), R.bulk(hit.value!)],
+    [R.bulk('key'), R.bulk(hit.entry.key)],
+    [R.bulk('score'), R.double(hit.score)],
+    [R.bulk('text'), R.bulk(hit.entry.text)],
+  ]);
+}
