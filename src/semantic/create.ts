@@ -54,20 +54,28 @@ export function createSemanticCache(
   embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
 ): SemanticRuntime {
   const redis = new RedisClient({ ...upstream, connectTimeout: config.connectTimeout });
-  const chain = new CachedEmbedder(
-    new BatchingEmbedder(embedder, {
-      maxBatch: config.embedBatch,
-      maxWaitMs: config.embedWait,
-      enabled: config.embedBatch > 1,
-    }),
-    { maxEntries: config.embedCache },
-  );
+  const batching = new BatchingEmbedder(embedder, {
+    maxBatch: config.embedBatch,
+    maxWaitMs: config.embedWait,
+    enabled: config.embedBatch > 1,
+  });
+  const chain = new CachedEmbedder(batching, { maxEntries: config.embedCache });
   const engine = new SemanticCache({
     store: new SemanticStore(redis, config.prefix),
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
     logger,
+    embedStats: () => {
+      const b = batching.stats;
+      const c = chain.stats;
+      return {
+        modelCalls: b.batches,
+        modelTexts: b.embedded,
+        cacheHits: c.hits,
+        cacheMisses: c.misses,
+      };
+    },
   });
   void engine.start();
   let sweeping = false;

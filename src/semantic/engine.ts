@@ -82,6 +82,18 @@ export interface EngineOptions {
   threshold: number;
   indexKind: IndexKind | 'auto';
   logger: Logger;
+  /** Counters of the embedding chain (batching, cache), for SEMINFO. */
+  embedStats?: () => EmbedStats;
+}
+
+export interface EmbedStats {
+  /** Calls into the model (one per batch). */
+  modelCalls: number;
+  /** Texts the model embedded. */
+  modelTexts: number;
+  /** Embedding cache hits and misses. */
+  cacheHits: number;
+  cacheMisses: number;
 }
 
 export class SemanticCache {

@@ -1192,7 +1192,23 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'entries',
         'default_threshold',
         'namespaces',
+        'embed_model_calls',
+        'embed_model_texts',
+        'embed_batch_mean',
+        'embed_cache_hits',
+        'embed_cache_misses',
       ]);
+      // This proxy is shared by the file's tests: relations, not counts.
+      const calls = g.embed_model_calls as number;
+      const texts = g.embed_model_texts as number;
+      expect(calls).toBeGreaterThan(0);
+      expect(texts).toBeGreaterThanOrEqual(calls);
+      expect(dbl(p, g.embed_batch_mean)).toBeCloseTo(texts / calls, 2);
+      expect(g.embed_cache_misses).toBeGreaterThanOrEqual(texts);
+      const before = g.embed_cache_hits as number;
+      await c.call('SEMEMBED', 'counting lookups here zebra'); // computed, then cached
+      await c.call('SEMEMBED', 'counting lookups here zebra');
+      expect(asMap(p, await c.call('SEMINFO')).embed_cache_hits).toBe(before + 1);
       expect(g).toMatchObject({
         state: 'ready',
         embedder: 'hash',

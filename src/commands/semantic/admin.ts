@@ -92,7 +92,7 @@ function namespaceInfo(engine: SemanticCache, space: Namespace): Reply {
     [R.bulk('dimension'), R.int(engine.opts.embedder.dim)],
     [R.bulk('model'), R.bulk(engine.modelId)],
     [R.bulk('index'), R.bulk(space.index?.kind ?? 'none')],
-    // 1 while a flat index is being moved into HNSW in the background.
+    // 1 while an index is built in a worker thread (index_tail: entries added since the last build).
     [R.bulk('index_building'), R.int(space.index?.building ? 1 : 0)],
     [R.bulk('index_tail'), R.int(space.index?.tail ?? 0)],
     [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
@@ -121,6 +121,19 @@ export const seminfo = (engine: SemanticCache) =>
         if (ns !== undefined) return namespaceInfo(engine, engine.namespace(ns));
         let entries = 0;
         for (const s of engine.namespaces.values()) entries += s.entries.size;
+        const e = engine.opts.embedStats?.();
+        const embedFields: Array<[Reply, Reply]> = e
+          ? [
+              [R.bulk('embed_model_calls'), R.int(e.modelCalls)],
+              [R.bulk('embed_model_texts'), R.int(e.modelTexts)],
+              [
+                R.bulk('embed_batch_mean'),
+                R.double(e.modelCalls === 0 ? 0 : round(e.modelTexts / e.modelCalls)),
+              ],
+              [R.bulk('embed_cache_hits'), R.int(e.cacheHits)],
+              [R.bulk('embed_cache_misses'), R.int(e.cacheMisses)],
+            ]
+          : [];
         return R.map([
           [R.bulk('state'), R.bulk(engine.state)],
           [R.bulk('embedder'), R.bulk(engine.opts.embedder.kind)],
@@ -129,6 +142,7 @@ export const seminfo = (engine: SemanticCache) =>
           [R.bulk('entries'), R.int(entries)],
           [R.bulk('default_threshold'), R.double(engine.opts.threshold)],
           [R.bulk('namespaces'), R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)))],
+          ...embedFields,
         ]);
       }),
   );
