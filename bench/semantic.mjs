@@ -282,7 +282,11 @@ async function exactPart(redisPort, results) {
 const latencyKeys = ['lookup', 'embed', 'search'];
 async function nsSnapshot(port) {
   const ns = pairs(await respOnce(port, ['SEMINFO', 'NS', 'default'], 10_000));
-  const out = {};
+  const all = pairs(await respOnce(port, ['SEMINFO'], 10_000));
+  const out = {
+    modelCalls: Number(all.embed_model_calls),
+    modelTexts: Number(all.embed_model_texts),
+  };
   for (const k of latencyKeys)
     out[k] = {
       count: Number(ns[`${k}_count`]),
@@ -336,6 +340,9 @@ function phaseMeans(r) {
       const dc = r.after[k].count - r.before[k].count;
       out[k] = dc > 0 ? (r.after[k].sum - r.before[k].sum) / dc : Number.NaN;
     }
+    // Texts per model call in the window (SEMINFO embed_model_*; NaN on an older semcache).
+    const calls = r.after.modelCalls - r.before.modelCalls;
+    out.batch = calls > 0 ? (r.after.modelTexts - r.before.modelTexts) / calls : Number.NaN;
   } else {
     const dn = r.after.n - r.before.n;
     for (const k of ['embed', 'search', 'get'])
@@ -692,7 +699,7 @@ function report(machine, results, modelDir, elapsedMs) {
     }
     out.push(`### Where the time goes`, '');
     out.push(
-      `Means over each measuring window. semcache: from SEMINFO NS default (lookup = whole SEMGET inside semcache, embed = waiting for and running the model call incl. the batching queue, search = FAISS); "other" = lookup − embed − search (value read from Redis, bookkeeping); "outside" = client latency − lookup (RESP parsing, proxy, loopback, driver). naive: embed / search / GET timed in the process.`,
+      `Means over each measuring window. semcache: from SEMINFO NS default (lookup = whole SEMGET inside semcache, embed = waiting for and running the model call incl. the batching queue, search = FAISS); "other" = lookup − embed − search (value read from Redis, bookkeeping); "outside" = client latency − lookup (RESP parsing, proxy, loopback, driver); "batch" = texts per model call (SEMINFO embed_model_texts / embed_model_calls over the window). naive: embed / search / GET timed in the process, one text per model call.`,
       '',
     );
     const wrows = [];
@@ -710,6 +717,7 @@ function report(machine, results, modelDir, elapsedMs) {
             fmt1(m.search),
             `GET ${fmt1(m.get)}`,
             fmt1(c.mean - (m.embed + m.search + m.get)),
+            '1',
           ]);
         else
           wrows.push([
@@ -722,6 +730,7 @@ function report(machine, results, modelDir, elapsedMs) {
             fmt1(m.search),
             fmt1(m.lookup - m.embed - m.search),
             fmt1(c.mean - m.lookup),
+            fmt1(m.batch),
           ]);
       }
     out.push(
@@ -736,9 +745,10 @@ function report(machine, results, modelDir, elapsedMs) {
           'search',
           'other',
           'outside',
+          'batch',
         ],
         wrows,
-        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
       '',
     );

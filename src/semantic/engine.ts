@@ -544,7 +544,10 @@ export class SemanticCache {
     for (;;) {
       out = [];
       let exhausted = false;
-      for (const h of await index.searchAsync(query, k)) {
+      // Usually an array: no promise (and no wait behind other lookups) unless
+      // a long flat tail made the search yield.
+      const found = index.searchYielding(query, k);
+      for (const h of Array.isArray(found) ? found : await found) {
         if (h.score < threshold) {
           exhausted = true;
           break;

@@ -7,7 +7,7 @@
  * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
  *   there: a flat add is a copy, so a write never waits for a graph insert or
  *   a training run. A flat search costs about 0.2 ms per 1,000 vectors here,
- *   so searchAsync() yields to the event loop between shards once it has run
+ *   so searchYielding() yields to the event loop between shards once it has run
  *   for a millisecond: a large flat index (kind 'flat', or 'auto' right after
  *   a restart, before its first build) never stops the event loop for long.
  * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
@@ -89,7 +89,7 @@ export const DEFAULT_AUTO_THRESHOLD = 2048;
 const FLAT_COMPACT_AT = 256;
 /** Vectors per tail shard: searching one takes well under a millisecond. */
 export const SHARD_SIZE = 4096;
-/** searchAsync() yields to the event loop once it has searched this long. */
+/** searchYielding() yields to the event loop once it has searched this long. */
 const YIELD_AFTER_MS = 1;
 /** IVF below this many vectors would be trained on too little. */
 const IVF_MIN_VECTORS = 1024;
@@ -277,27 +277,44 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   /**
-   * The same as search(), yielding to the event loop between tail shards once
-   * it has run for YIELD_AFTER_MS. Writes may happen meanwhile: what was
-   * removed by the end is left out, what was added may or may not be in.
+   * The same as search(), but once it has run for YIELD_AFTER_MS it goes on
+   * after the event loop's next turn, between tail shards. The hits come back
+   * as they are when it never had to wait (the usual case: a built index and
+   * a short tail), and as a promise when it did. Writes may happen while it
+   * waits: what was removed by the end is left out, what was added may or may
+   * not be in.
    */
-  async searchAsync(query: Float32Array, k: number): Promise<SearchHit[]> {
+  searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]> {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
     if (want === 0) return [];
+    const t0 = performance.now();
     let hits = this.#main?.search(q, want) ?? [];
-    let t0 = performance.now();
-    let yielded = false;
-    for (const shard of [...this.#shards]) {
+    const shards = this.#shards;
+    for (let i = 0; i < shards.length; i++) {
+      if (performance.now() - t0 >= YIELD_AFTER_MS)
+        return this.#searchRest(q, want, hits, shards.slice(i));
+      hits = merge(hits, shards[i]!.search(q, want), want);
+    }
+    return hits;
+  }
+
+  /** The rest of searchYielding() after a wait: a turn of the event loop before each shard. */
+  async #searchRest(
+    q: Float32Array,
+    want: number,
+    hits: SearchHit[],
+    shards: Segment[],
+  ): Promise<SearchHit[]> {
+    let t0 = Number.NEGATIVE_INFINITY;
+    for (const shard of shards) {
       if (performance.now() - t0 >= YIELD_AFTER_MS) {
         await yieldToLoop();
-        yielded = true;
         t0 = performance.now();
       }
       hits = merge(hits, shard.search(q, want), want);
     }
-    if (!yielded) return hits;
     // An id removed, or moved to a shard searched before, while this one waited.
     const seen = new Set<number>();
     return hits.filter((h) => this.has(h.id) && !seen.has(h.id) && seen.add(h.id) !== undefined);

@@ -147,14 +147,14 @@ describe('flat index', () => {
 });
 
 describe('flat tail in shards', () => {
-  it('spreads vectors over shards of 4096; search and searchAsync are exact across them', async () => {
+  it('spreads vectors over shards of 4096; search and searchYielding are exact across them', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'flat' });
     const live = fill(index, clusteredVectors(10_000, 61));
     expect([index.shards, index.tail, index.size]).toEqual([3, 10_000, 10_000]);
     for (const q of clusteredVectors(10, 62)) {
       expectExact(index, live, q);
       const want = bruteForce(live, q, 10).map((h) => h.id);
-      expect((await index.searchAsync(q, 10)).map((h) => h.id)).toEqual(want);
+      expect((await index.searchYielding(q, 10)).map((h) => h.id)).toEqual(want);
     }
     // Emptying a shard drops it; the others keep answering.
     const firstShard = [...live.keys()].slice(0, 4096);
@@ -166,14 +166,15 @@ describe('flat tail in shards', () => {
     for (const q of clusteredVectors(5, 63)) expectExact(index, live, q);
   });
 
-  it('searchAsync lets the event loop run on a large flat index, and leaves out what was removed meanwhile', async () => {
+  it('searchYielding lets the event loop run on a large flat index, and leaves out what was removed meanwhile', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'flat' });
     const data = randomVectors(40_000, 64);
     const live = fill(index, data);
     const target = [...live.keys()][0]!; // in the first shard: found before any yield
     let turns = 0;
     const tick = setInterval(() => turns++, 0);
-    const pending = index.searchAsync(data[0]!, 3);
+    const pending = index.searchYielding(data[0]!, 3);
+    expect(pending).toBeInstanceOf(Promise); // 40k flat vectors take longer than 1 ms
     index.remove(target); // while the search waits for its next turn
     const hits = await pending;
     clearInterval(tick);
