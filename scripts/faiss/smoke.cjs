@@ -12,7 +12,7 @@ const faiss = require('faiss-node');
 const { Index, IndexFlatIP, MetricType } = faiss;
 
 /** The patch version this checkout expects (src/semantic/index/faiss.ts). */
-const PATCH_VERSION = 1;
+const PATCH_VERSION = 2;
 
 function basics() {
   const flat = new IndexFlatIP(4);
@@ -51,6 +51,8 @@ function patched() {
   exact.add(Array.from(xs));
   const q = xs.subarray(40, 44);
   assert.deepEqual(Array.from(ivf.search(q, 5).labels), exact.search(Array.from(q), 5).labels);
+  ivf.dispose();
+  exact.dispose(); // frees FAISS's memory now (IndexFlatIP too)
 }
 
 if (isMainThread) {

@@ -313,6 +313,9 @@ export class FaissVectorIndex implements VectorIndex {
         await yieldToLoop();
         t0 = performance.now();
       }
+      // A build was swapped in meanwhile and freed this shard: its vectors are
+      // elsewhere now, so search everything as it is (rare; not yielding).
+      if (shard.disposed) return this.size === 0 ? [] : this.search(q, want);
       hits = merge(hits, shard.search(q, want), want);
     }
     // An id removed, or moved to a shard searched before, while this one waited.
@@ -331,6 +334,8 @@ export class FaissVectorIndex implements VectorIndex {
 
   clear(): void {
     this.#generation++;
+    this.#main?.dispose();
+    for (const s of this.#shards) s.dispose();
     this.#main = undefined;
     this.#shards = [];
     this.#shardOf.clear();
@@ -370,7 +375,11 @@ export class FaissVectorIndex implements VectorIndex {
 
   /** Drops emptied shards, compacts those with many tombstones. */
   #tidyTail(): void {
-    this.#shards = this.#shards.filter((s) => s.live > 0);
+    this.#shards = this.#shards.filter((s) => {
+      if (s.live > 0) return true;
+      s.dispose();
+      return false;
+    });
     for (const s of this.#shards) {
       if (s.dead > 0 && (s.dead >= FLAT_COMPACT_AT || s.dead > this.#maxDeadRatio * s.stored)) {
         s.compact();
@@ -440,7 +449,10 @@ export class FaissVectorIndex implements VectorIndex {
     this.#build = build;
     build.done = this.#builder({ template, vectors: xs, train }).then(
       (faiss) => {
-        if (generation !== this.#generation) return;
+        if (generation !== this.#generation) {
+          faiss.dispose(); // cleared meanwhile
+          return;
+        }
         this.#swap(new Segment(kind, faiss, ids), build);
         this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0 });
         this.#afterWrite();
@@ -462,6 +474,8 @@ export class FaissVectorIndex implements VectorIndex {
       const v = this.#vectors.get(id);
       if (v !== undefined) tail.push([id, v]);
     }
+    this.#main?.dispose();
+    for (const s of this.#shards) s.dispose();
     this.#main = built;
     this.#shards = [];
     this.#shardOf.clear();

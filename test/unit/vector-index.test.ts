@@ -8,7 +8,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
-import type { FaissIndex } from '../../src/semantic/index/faiss.js';
+import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/vector-index.js';
 
 const DIM = 384;
@@ -367,9 +367,46 @@ describe('background builds', () => {
   });
 });
 
+describe('FAISS memory', () => {
+  it('dispose() frees an index at once; any later use is an error, not a crash', () => {
+    const flat = newFlatIP(DIM);
+    flat.add(clusteredVectors(1, 80)[0]!);
+    expect(flat.ntotal()).toBe(1);
+    flat.dispose();
+    flat.dispose(); // idempotent
+    expect(flat.disposed).toBe(true);
+    expect(() => flat.ntotal()).toThrow('FAISS index used after dispose()');
+    expect(() => flat.search(new Float32Array(DIM), 1)).toThrow('used after dispose');
+  });
+
+  it('a swap frees the segments it replaces; a search waiting on one still answers', async () => {
+    const index = createVectorIndex({
+      dim: DIM,
+      kind: 'ivf',
+      // Built at once, in this thread: the swap comes before the search's next turn.
+      builder: ({ template, vectors, train }) => {
+        if (train) template.train(train);
+        template.add(vectors);
+        return Promise.resolve(template);
+      },
+    });
+    index.bulkLoad(true);
+    const live = fill(index, randomVectors(40_000, 81)); // 10 flat shards
+    index.bulkLoad(false); // the IVF build
+    const pending = index.searchYielding(live.get(1)!, 1);
+    expect(pending).toBeInstanceOf(Promise);
+    await index.settled(); // the shards the search still has to visit are freed
+    expect((await pending)[0]?.id).toBe(1);
+  }, 60_000);
+});
+
 describe('failed builds', () => {
   it('the worker reports a FAISS error as a rejection, and the process lives on', async () => {
-    const junk = { dim: DIM, toBuffer: () => Buffer.from('not a FAISS index') } as FaissIndex;
+    const junk = {
+      dim: DIM,
+      toBuffer: () => Buffer.from('not a FAISS index'),
+      dispose: () => {},
+    } as unknown as FaissIndex;
     await expect(
       buildIndex({ template: junk, vectors: clusteredVectors(1, 70)[0]!.slice() }),
     ).rejects.toThrow(/index build failed: .*/);

@@ -48,6 +48,16 @@ export class Segment {
     return this.#faiss.dim;
   }
 
+  /** True once dispose() freed it; it must not be used then. */
+  get disposed(): boolean {
+    return this.#faiss.disposed;
+  }
+
+  /** Frees the FAISS index's memory now. */
+  dispose(): void {
+    this.#faiss.dispose();
+  }
+
   /** Live ids. */
   get live(): number {
     return this.#positions.size;
