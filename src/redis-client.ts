@@ -100,7 +100,8 @@ function stringValues(reply: RedisValue): (Buffer | null)[] | undefined {
  */
 class MgetBatch implements Pending {
   readonly keys: Buffer[] = [];
-  private readonly slots = new Map<Buffer, number>();
+  /** Key bytes (latin1, one char per byte) -> position in the MGET. */
+  private readonly slots = new Map<string, number>();
   private readonly calls: MgetCall[] = [];
 
   /** `alone` reads one call's keys with an MGET of their own. */
@@ -112,10 +113,11 @@ class MgetBatch implements Pending {
   }
 
   private slot(key: Buffer): number {
-    let i = this.slots.get(key);
+    const name = key.toString('latin1');
+    let i = this.slots.get(name);
     if (i === undefined) {
       i = this.keys.push(key) - 1;
-      this.slots.set(key, i);
+      this.slots.set(name, i);
     }
     return i;
   }
