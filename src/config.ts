@@ -30,6 +30,8 @@ export interface Config {
   threshold: number;
   index: 'flat' | 'hnsw' | 'ivf' | 'auto';
   prefix: string;
+  efSearch: number;
+  nprobe: number;
   embedBatch: number;
   embedWait: number;
   embedCache: number;
@@ -46,6 +48,7 @@ interface Option {
   def: Config[keyof Config];
   help: string;
   min?: number;
+  max?: number;
 }
 
 export const OPTIONS: readonly Option[] = [
@@ -198,6 +201,24 @@ export const OPTIONS: readonly Option[] = [
     help: 'vector index: flat (exact), hnsw (approximate, fastest search), ivf (approximate, fastest to build) or auto (flat, then hnsw past 2048 entries)',
   },
   {
+    key: 'efSearch',
+    flag: 'ef-search',
+    kind: 'int',
+    def: 64,
+    min: 1,
+    max: 100_000,
+    help: 'HNSW: candidates searched per lookup (higher: better recall, slower; docs/index.md)',
+  },
+  {
+    key: 'nprobe',
+    flag: 'nprobe',
+    kind: 'int',
+    def: 16,
+    min: 1,
+    max: 65_536,
+    help: 'IVF: inverted lists searched per lookup (higher: better recall, slower)',
+  },
+  {
     key: 'prefix',
     flag: 'prefix',
     kind: 'string',
@@ -279,6 +300,9 @@ function convert(opt: Option, raw: string, source: string): Config[keyof Config]
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < (opt.min ?? 0)) {
     throw new ConfigError(`${source}: '${raw}' is out of range (minimum ${opt.min ?? 0})`);
+  }
+  if (opt.max !== undefined && n > opt.max) {
+    throw new ConfigError(`${source}: '${raw}' is out of range (maximum ${opt.max})`);
   }
   if (opt.key === 'port' && n > 65535)
     throw new ConfigError(`${source}: port ${n} is out of range`);

@@ -65,6 +65,8 @@ export function createSemanticCache(
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
+    efSearch: config.efSearch,
+    nprobe: config.nprobe,
     logger,
     embedStats: () => {
       const b = batching.stats;

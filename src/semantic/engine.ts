@@ -81,6 +81,9 @@ export interface EngineOptions {
   embedder: SourcedEmbedder;
   threshold: number;
   indexKind: IndexKind | 'auto';
+  /** HNSW efSearch and IVF nprobe of new indexes; the index's defaults when absent. */
+  efSearch?: number;
+  nprobe?: number;
   logger: Logger;
   /** Counters of the embedding chain (batching, cache), for SEMINFO. */
   embedStats?: () => EmbedStats;
@@ -367,6 +370,8 @@ export class SemanticCache {
     const index = createVectorIndex({
       dim: this.opts.embedder.dim,
       kind,
+      ...(this.opts.efSearch === undefined ? {} : { efSearch: this.opts.efSearch }),
+      ...(this.opts.nprobe === undefined ? {} : { nprobe: this.opts.nprobe }),
       onBuild: ({ kind, vectors, ms, error }) => {
         if (this.stopped) return;
         if (error) {

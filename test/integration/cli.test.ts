@@ -175,6 +175,8 @@ describe('help and argument errors', () => {
     [['--port', '70000'], /--port: port 70000 is out of range/],
     [['--port', '-1'], /--port/],
     [['--max-clients', '0'], /--max-clients: '0' is out of range/],
+    [['--ef-search', '0'], /--ef-search: '0' is out of range \(minimum 1\)/],
+    [['--nprobe', '70000'], /--nprobe: '70000' is out of range \(maximum 65536\)/],
     [['--connect-timeout', '1.5'], /--connect-timeout/],
     [['--log-level', 'loud'], /--log-level: expected one of debug, info, warn, error/],
     [['--upstream', 'http://127.0.0.1:6379'], /--upstream: only redis:\/\/ is supported/],
