@@ -60,6 +60,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // However the process ends (a crash included), the embedded redis-server
+  // must not outlive it: 'exit' handlers run synchronously, and so does kill().
+  process.on('exit', () => server.abort());
 }
 
 await main();
