@@ -12,7 +12,7 @@ const faiss = require('faiss-node');
 const { Index, IndexFlatIP, MetricType } = faiss;
 
 /** The patch version this checkout expects (src/semantic/index/faiss.ts). */
-const PATCH_VERSION = 2;
+const PATCH_VERSION = 3;
 
 function basics() {
   const flat = new IndexFlatIP(4);
@@ -62,13 +62,21 @@ if (isMainThread) {
     // The class constructors are per thread: an index made in a worker's
     // thread, serialized, comes back here as an index of this thread.
     const w = new Worker(__filename);
-    w.once('message', (buf) => {
+    w.once('message', ({ buf, ptr }) => {
       const idx = Index.fromBuffer(Buffer.from(buf));
       assert.equal(idx.ntotal(), 3);
       assert.equal(back.ntotal(), 3);
+      // An index released in the worker, adopted here: no serialization.
+      const adopted = Index.adopt(ptr);
       w.terminate().then(() => {
-        // After the worker's environment is gone, this thread's classes still work.
+        // After the worker's environment is gone, this thread's classes (and
+        // the adopted index) still work.
         assert.equal(Index.fromBuffer(idx.toBuffer()).ntotal(), 3);
+        assert.deepEqual(
+          Array.from(adopted.search(new Float32Array([0.6, 0.8, 0, 0]), 1).labels),
+          [2],
+        );
+        adopted.dispose();
         console.log('faiss-node ok (patched)');
       });
     });
@@ -81,5 +89,9 @@ if (isMainThread) {
   }
 } else {
   patched();
-  parentPort.postMessage(basics().toBuffer());
+  const built = basics();
+  const buf = built.toBuffer();
+  const ptr = built.release();
+  assert.throws(() => built.ntotal !== undefined && built.release(), /disposed or released/);
+  parentPort.postMessage({ buf, ptr });
 }

@@ -20,7 +20,8 @@
  * flat index of its size), or when tombstones pass maxDeadRatio of the main
  * segment. Ids added or removed while it runs are noted; at the swap they are
  * buried in the new segment and the live ones form the new tail. A build
- * costs the event loop only the snapshot and the swap (docs/index.md).
+ * costs the event loop a snapshot copied a few MB per turn; the built index
+ * comes back by address, not serialized (index/builder.ts).
  *
  * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
  * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
@@ -89,6 +90,8 @@ export const DEFAULT_AUTO_THRESHOLD = 2048;
 const FLAT_COMPACT_AT = 256;
 /** Vectors per tail shard: searching one takes well under a millisecond. */
 export const SHARD_SIZE = 4096;
+/** Vectors copied into a build's snapshot per turn of the event loop. */
+const SNAPSHOT_CHUNK = 4096;
 /** searchYielding() yields to the event loop once it has searched this long. */
 const YIELD_AFTER_MS = 1;
 /** IVF below this many vectors would be trained on too little. */
@@ -426,44 +429,70 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   #startBuild(kind: IndexKind): void {
-    const n = this.#vectors.size;
     const ids = [...this.#vectors.keys()];
-    const xs = new Float32Array(n * this.dim);
-    let i = 0;
-    for (const v of this.#vectors.values()) xs.set(v, this.dim * i++);
-    let template: FaissIndex;
-    let train: Float32Array | undefined;
-    if (kind === 'ivf') {
-      const nlist = Math.max(
-        1,
-        Math.min(this.#nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)),
-      );
-      template = newIvfIP(this.dim, { nlist, nprobe: this.#nprobe });
-      train = sample(xs, this.dim, Math.min(n, nlist * IVF_TRAIN_PER_LIST));
-    } else {
-      template = newHnswIP(this.dim, this.#hnsw);
-    }
+    const n = ids.length;
     const generation = this.#generation;
     const t0 = performance.now();
     const build: Build = { kind, dirty: new Set(), done: Promise.resolve() };
     this.#build = build;
-    build.done = this.#builder({ template, vectors: xs, train }).then(
-      (faiss) => {
-        if (generation !== this.#generation) {
-          faiss.dispose(); // cleared meanwhile
-          return;
+    build.done = this.#snapshot(ids, generation)
+      .then((xs) => {
+        if (xs === undefined) return undefined; // cleared meanwhile
+        let template: FaissIndex;
+        let train: Float32Array | undefined;
+        if (kind === 'ivf') {
+          const nlist = Math.max(
+            1,
+            Math.min(this.#nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)),
+          );
+          template = newIvfIP(this.dim, { nlist, nprobe: this.#nprobe });
+          train = sample(xs, this.dim, Math.min(n, nlist * IVF_TRAIN_PER_LIST));
+        } else {
+          template = newHnswIP(this.dim, this.#hnsw);
         }
-        this.#swap(new Segment(kind, faiss, ids), build);
-        this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0 });
-        this.#afterWrite();
-      },
-      (err: Error) => {
-        if (generation !== this.#generation) return;
-        this.#build = undefined;
-        this.#failedAt = performance.now();
-        this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0, error: err });
-      },
-    );
+        return this.#builder({ template, vectors: xs, train });
+      })
+      .then(
+        (faiss) => {
+          if (faiss === undefined) return;
+          if (generation !== this.#generation) {
+            faiss.dispose(); // cleared meanwhile
+            return;
+          }
+          this.#swap(new Segment(kind, faiss, ids), build);
+          this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0 });
+          this.#afterWrite();
+        },
+        (err: Error) => {
+          if (generation !== this.#generation) return;
+          this.#build = undefined;
+          this.#failedAt = performance.now();
+          this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0, error: err });
+        },
+      );
+  }
+
+  /**
+   * The vectors of `ids`, one after the other, copied SNAPSHOT_CHUNK at a time
+   * with a turn of the event loop between chunks (100k vectors are 150 MB).
+   * An id removed before its chunk leaves zeros, and one replaced may give its
+   * new vector: both are in the build's dirty set, buried in the built index
+   * at the swap. Undefined when the index was cleared meanwhile.
+   */
+  async #snapshot(ids: number[], generation: number): Promise<Float32Array | undefined> {
+    const xs = new Float32Array(ids.length * this.dim);
+    for (let at = 0; at < ids.length; at += SNAPSHOT_CHUNK) {
+      if (at > 0) {
+        await yieldToLoop();
+        if (generation !== this.#generation) return undefined;
+      }
+      const end = Math.min(ids.length, at + SNAPSHOT_CHUNK);
+      for (let i = at; i < end; i++) {
+        const v = this.#vectors.get(ids[i]!);
+        if (v !== undefined) xs.set(v, i * this.dim);
+      }
+    }
+    return xs;
   }
 
   /** The built segment becomes the main one; what changed meanwhile becomes the tail. */

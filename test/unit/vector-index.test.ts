@@ -354,6 +354,29 @@ describe('background builds', () => {
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
   });
 
+  it('the snapshot is copied over several turns: what changes meanwhile is right after the swap', async () => {
+    const index = createVectorIndex({ dim: DIM, kind: 'ivf' });
+    index.bulkLoad(true);
+    const live = fill(index, clusteredVectors(10_000, 36)); // ids 1, 4, 7, ...
+    index.bulkLoad(false); // the build starts; its first 4096 vectors are copied now
+    expect(index.building).toBe(true);
+    const ids = [...live.keys()];
+    const fresh = clusteredVectors(50, 37);
+    for (const [i, id] of ids.slice(9000, 9100).entries()) {
+      if (i < 50) {
+        index.remove(id); // not copied yet: zeros in the snapshot
+        live.delete(id);
+      } else {
+        index.add(id, fresh[i - 50]!); // not copied yet: its new vector, or the old one
+        live.set(id, fresh[i - 50]!);
+      }
+    }
+    await index.settled();
+    expect([index.kind, index.size, index.tail]).toEqual(['ivf', 9950, 50]);
+    for (const id of ids.slice(9000, 9050)) expect(index.has(id)).toBe(false);
+    for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+  });
+
   it('bulk loading builds nothing until it ends', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'auto', autoThreshold: 100 });
     index.bulkLoad(true);

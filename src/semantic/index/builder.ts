@@ -7,8 +7,9 @@
  * would stop every client for minutes. With the patched addon (faiss.ts), a
  * worker thread gets an empty, configured index serialized (a few hundred
  * bytes) and the vectors (transferred, not copied), trains and fills the
- * index, and sends it back serialized; the caller's thread only deserializes
- * it (about 1 ms per 1,000 vectors of 384 floats here, on a quiet machine).
+ * index, and hands the index itself back: release() in the worker, adopt()
+ * here (patch v3), its address in the message. Same process, same heap: the
+ * caller's thread pays nothing for the size of the index.
  * One worker per build; it exits when done.
  *
  * Without the patch the addon is not safe to load in a second thread, so the
@@ -36,8 +37,8 @@ parentPort.once('message', ({ template, vectors, train }) => {
     const index = faiss.Index.fromBuffer(Buffer.from(template.buffer, template.byteOffset, template.byteLength));
     if (train) index.train(train);
     if (vectors.length > 0) index.add(vectors);
-    const out = index.toBuffer();
-    parentPort.postMessage({ out }, [out.buffer]);
+    // Hand the index itself over (same process, same heap): no serialization.
+    parentPort.postMessage({ address: index.release() });
   } catch (err) {
     parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
   }
@@ -66,15 +67,14 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
       fn();
       void worker.terminate();
     };
-    worker.once('message', (msg: { out?: Uint8Array; error?: string }) => {
+    worker.once('message', (msg: { address?: bigint; error?: string }) => {
       settle(() => {
-        if (msg.out === undefined) {
+        if (msg.address === undefined) {
           reject(new Error(`index build failed: ${msg.error ?? 'no reason given'}`));
           return;
         }
-        const buf = Buffer.from(msg.out.buffer, msg.out.byteOffset, msg.out.byteLength);
         try {
-          resolve(FaissIndex.fromBuffer(buf, dim));
+          resolve(FaissIndex.adopt(msg.address, dim));
         } catch (err) {
           reject(err as Error);
         }

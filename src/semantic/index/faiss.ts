@@ -11,6 +11,8 @@
  * - the addon can be loaded in worker threads, so indexes are built off the
  *   event loop (index/builder.ts), and serialization leaks nothing;
  * - setParam sets efSearch (HNSW) and nprobe (IVF);
+ * - release/adopt move an index from a worker thread to this one without
+ *   serializing it (v3);
  * - dispose frees an index's memory at once: V8 does not see FAISS's memory,
  *   so an index left to the garbage collector (150 MB at 100k vectors) can
  *   stay allocated for a long time.
@@ -25,7 +27,7 @@ import { createRequire } from 'node:module';
 import { setHnswParams } from './hnsw-params.js';
 
 /** The patch version this code expects; scripts/faiss/smoke.cjs checks the same. */
-export const PATCH_VERSION = 2;
+export const PATCH_VERSION = 3;
 
 export interface FaissSearchResult {
   distances: ArrayLike<number>;
@@ -49,6 +51,7 @@ interface FaissModule {
   Index: {
     fromFactory(d: number, descriptor: string, metric: number): RawIndex;
     fromBuffer(src: Buffer): RawIndex;
+    adopt?(address: bigint): RawIndex;
   };
   MetricType: { METRIC_INNER_PRODUCT: number };
   semcachePatch?: number;
@@ -146,6 +149,13 @@ export class FaissIndex {
   dispose(): void {
     this.#raw?.dispose?.();
     this.#raw = undefined;
+  }
+
+  /** The index a worker thread released (its address, from release()); needs the patch. */
+  static adopt(address: bigint, dim: number): FaissIndex {
+    const adopt = load().Index.adopt;
+    if (!adopt) throw new Error('adopting an index needs the patched faiss-node');
+    return new FaissIndex(adopt(address), dim);
   }
 
   static fromBuffer(buf: Buffer, dim: number): FaissIndex {
