@@ -546,7 +546,8 @@ export function mdTable(header, rows, align) {
 }
 
 // ---------- semcache entries written straight into Redis (docs/storage.md) ----------
-function gaussian(rand) {
+/** A standard normal deviate from two uniform ones (Box-Muller). */
+export function gaussian(rand) {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 

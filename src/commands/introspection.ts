@@ -9,7 +9,7 @@
  * know). Our entries are encoded for the client's protocol at that moment.
  */
 import { splitAggregate } from '../resp/reply-framer.js';
-import { encodeReply, type Proto, R, type Reply } from '../resp/writer.js';
+import { aggregateHeader, encodeReply, type Proto, R, type Reply } from '../resp/writer.js';
 import type { ArgDoc, CommandSpec, CommandTable } from './types.js';
 
 export type Splice = (reply: Buffer, proto: Proto) => Buffer;
@@ -87,11 +87,6 @@ function docsReply(spec: CommandSpec): Reply {
   ]);
 }
 
-/** A spliced aggregate keeps Redis's children as bytes; only its header is rewritten. */
-function withCount(type: string, count: number): Buffer {
-  return Buffer.from(`${type}${count}\r\n`, 'latin1');
-}
-
 /** Returns the splice for a COMMAND request, or undefined to forward it untouched. */
 export function commandSplice(args: Buffer[], table: CommandTable): Splice | undefined {
   if (table.size === 0) return undefined;
@@ -106,7 +101,8 @@ export function commandSplice(args: Buffer[], table: CommandTable): Splice | und
       if (agg === undefined) return reply;
       const extra = entries(proto);
       return Buffer.concat([
-        withCount(agg.type, agg.count + extra.length * perEntry),
+        // Redis's children stay as bytes; only the header is rewritten.
+        aggregateHeader(agg.type, agg.count + extra.length * perEntry),
         reply.subarray(agg.headerEnd),
         ...extra,
       ]);
@@ -152,7 +148,7 @@ export function commandSplice(args: Buffer[], table: CommandTable): Splice | und
         encodeReply(docsReply(s), proto),
       ]);
       return Buffer.concat([
-        withCount(agg.type, agg.count + wanted.length * perPair),
+        aggregateHeader(agg.type, agg.count + wanted.length * perPair),
         reply.subarray(agg.headerEnd),
         ...extra,
       ]);

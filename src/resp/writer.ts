@@ -40,6 +40,15 @@ export const R = {
 } as const;
 
 /** Encodes one reply for the client's protocol into a single Buffer. */
+/**
+ * The header line of an aggregate whose elements are already encoded (a reply
+ * spliced from upstream bytes): `type` is its RESP type byte ('*', '%', '~',
+ * '>'), `count` its elements (pairs, for a map).
+ */
+export function aggregateHeader(type: string, count: number): Buffer {
+  return Buffer.from(`${type}${count}\r\n`, 'latin1');
+}
+
 export function encodeReply(reply: Reply, proto: Proto): Buffer {
   // The hot case (a cached value) skips the generic two passes.
   if (reply.t === 'bulk' && typeof reply.v !== 'string') return encodeBufferBulk(reply.v);

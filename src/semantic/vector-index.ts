@@ -132,6 +132,8 @@ export class FaissVectorIndex implements VectorIndex {
   #shards: Segment[] = [];
   /** The shard holding each tail id. */
   readonly #shardOf = new Map<number, Segment>();
+  /** Shards that lost vectors since the last #tidyTail(). */
+  readonly #touched = new Set<Segment>();
   #build: Build | undefined;
   /** Bumped by clear(): a build started before it is thrown away. */
   #generation = 0;
@@ -341,6 +343,7 @@ export class FaissVectorIndex implements VectorIndex {
     for (const s of this.#shards) s.dispose();
     this.#main = undefined;
     this.#shards = [];
+    this.#touched.clear();
     this.#shardOf.clear();
     this.#vectors.clear();
     this.#build = undefined;
@@ -356,6 +359,7 @@ export class FaissVectorIndex implements VectorIndex {
     if (shard !== undefined) {
       shard.bury(id);
       this.#shardOf.delete(id);
+      this.#touched.add(shard);
     } else if (this.#main?.bury(id) !== true) return false;
     this.#vectors.delete(id);
     return true;
@@ -376,18 +380,21 @@ export class FaissVectorIndex implements VectorIndex {
     }
   }
 
-  /** Drops emptied shards, compacts those with many tombstones. */
+  /** Of the shards that lost vectors: drops the emptied, compacts those with many tombstones. */
   #tidyTail(): void {
-    this.#shards = this.#shards.filter((s) => {
-      if (s.live > 0) return true;
-      s.dispose();
-      return false;
-    });
-    for (const s of this.#shards) {
-      if (s.dead > 0 && (s.dead >= FLAT_COMPACT_AT || s.dead > this.#maxDeadRatio * s.stored)) {
+    if (this.#touched.size === 0) return;
+    let emptied = false;
+    for (const s of this.#touched) {
+      if (s.disposed) continue;
+      if (s.live === 0) {
+        s.dispose();
+        emptied = true;
+      } else if (s.dead >= FLAT_COMPACT_AT || s.dead > this.#maxDeadRatio * s.stored) {
         s.compact();
       }
     }
+    this.#touched.clear();
+    if (emptied) this.#shards = this.#shards.filter((s) => !s.disposed);
   }
 
   #afterWrite(): void {
@@ -507,6 +514,7 @@ export class FaissVectorIndex implements VectorIndex {
     for (const s of this.#shards) s.dispose();
     this.#main = built;
     this.#shards = [];
+    this.#touched.clear();
     this.#shardOf.clear();
     this.#appendToTail(tail);
     this.#build = undefined;

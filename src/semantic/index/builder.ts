@@ -45,13 +45,9 @@ parentPort.once('message', ({ template, vectors, train }) => {
 });
 `;
 
-/** Whether builds run in a worker thread (the patched addon) or inline. */
-export function buildsOffThread(): boolean {
-  return patched();
-}
-
 export function buildIndex(input: BuildInput): Promise<FaissIndex> {
-  if (!buildsOffThread()) return Promise.resolve().then(() => buildInline(input));
+  // Without the patch the addon is not safe in a second thread: build inline.
+  if (!patched()) return Promise.resolve().then(() => buildInline(input));
   const { template, vectors, train } = input;
   const dim = template.dim;
   return new Promise<FaissIndex>((resolve, reject) => {

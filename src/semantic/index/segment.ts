@@ -117,12 +117,21 @@ export class Segment {
     for (;;) {
       const { distances, labels } = this.#faiss.search(q, fetch);
       const hits: SearchHit[] = [];
+      let exhausted = false;
       for (let i = 0; i < labels.length && hits.length < want; i++) {
-        const id = this.#slots[labels[i]!]; // HNSW pads with label -1: undefined here
-        if (id === undefined || id === DEAD) continue;
+        const label = labels[i]!;
+        // -1 pads the end of the answer when the index found fewer than asked.
+        // For IVF that is all its probed lists hold: asking for more finds no
+        // more. (An HNSW walk may go further for a larger k: ask again.)
+        if (label < 0) {
+          exhausted = this.kind === 'ivf';
+          break;
+        }
+        const id = this.#slots[label]!;
+        if (id === DEAD) continue;
         hits.push({ id, score: Math.max(-1, Math.min(1, distances[i]!)) });
       }
-      if (hits.length === want || fetch === stored) return hits;
+      if (hits.length === want || exhausted || fetch === stored) return hits;
       fetch = Math.min(stored, fetch * 2);
     }
   }
