@@ -263,7 +263,8 @@ export class SemanticCache {
         ttl,
       );
       if (pttl === undefined) return false;
-      this.addEntry(req.key, space, req.text, exactHash, attrs, req.attrs, vector);
+      const entry = this.remember(req.key, space, req.text, exactHash, attrs, req.attrs);
+      this.indexOf(space).add(entry.id, vector);
       return true;
     });
   }
@@ -314,19 +315,6 @@ export class SemanticCache {
       g.vectors.push(e.vector);
     }
     for (const [space, g] of groups) this.indexOf(space).addBatch(g.ids, g.vectors);
-  }
-
-  private addEntry(
-    key: Buffer,
-    space: Namespace,
-    text: string,
-    exact: string,
-    attrs: Record<string, unknown> | undefined,
-    attrsJson: string | undefined,
-    vector: Float32Array,
-  ): void {
-    const entry = this.remember(key, space, text, exact, attrs, attrsJson);
-    this.indexOf(space).add(entry.id, vector);
   }
 
   private remember(
