@@ -27,9 +27,9 @@ import { ReplyFramer, replyKind, splitAggregate } from './resp/reply-framer.js';
 import { type ParsedCommand, RequestParser } from './resp/request-parser.js';
 import { encodeReply, type Proto, R, type Reply } from './resp/writer.js';
 import type { Route, Router } from './router.js';
-import type { SharedOwner, SharedUpstream, SharedWaiter } from './shared-upstream.js';
 import { Subscriptions } from './subscriptions.js';
-import { Upstream, type UpstreamOptions } from './upstream.js';
+import type { SharedOwner, SharedUpstream, SharedWaiter } from './upstream/shared-upstream.js';
+import { Upstream, type UpstreamOptions } from './upstream/upstream.js';
 import { Deque } from './util/deque.js';
 
 const GT = 0x3e; // '>' RESP3 push

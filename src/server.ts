@@ -17,7 +17,7 @@ import { createLogger, type Logger } from './log.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
-import { SharedUpstream } from './shared-upstream.js';
+import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
   config: Config;

@@ -1,5 +1,5 @@
 /*
- * The RESP2 codec of semcache's own Redis client (src/redis-client.ts), with
+ * The RESP2 codec of semcache's own Redis client (src/upstream/redis-client.ts), with
  * no socket: commands encoded as arrays of bulk strings into one growing
  * buffer, and complete replies decoded into values. Framing (where a reply
  * ends in a stream of chunks) is ReplyFramer's job, in reply-framer.ts.

@@ -6,7 +6,7 @@
  */
 import type { Config, RedisAddress } from '../config.js';
 import type { Logger } from '../log.js';
-import { RedisClient } from '../redis-client.js';
+import { RedisClient } from '../upstream/redis-client.js';
 import { BatchingEmbedder } from './embedders/batching.js';
 import { CachedEmbedder } from './embedders/cache.js';
 import { createHashEmbedder } from './embedders/hash.js';

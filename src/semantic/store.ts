@@ -11,8 +11,8 @@
  * script that writes the value, so the three never disagree at write time.
  */
 import { endianness } from 'node:os';
-import type { RedisClient, RedisValue } from '../redis-client.js';
-import { RedisReplyError } from '../redis-client.js';
+import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
+import { RedisReplyError } from '../upstream/redis-client.js';
 
 /** Writes value, record and exact key atomically, with the value's TTL on all three. */
 const SET_SCRIPT = `

@@ -1,5 +1,5 @@
 /*
- * RedisClient (src/redis-client.ts), semcache's own pipelined connection to
+ * RedisClient (src/upstream/redis-client.ts), semcache's own pipelined connection to
  * Redis: against a real redis-server for what Redis itself decides (replies,
  * command order seen through MONITOR, MGET merging counted by INFO
  * commandstats, ACL and AUTH errors, lost connections), and against a fake
@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded-redis.js';
+import { RequestParser } from '../../src/resp/request-parser.js';
 import {
   decodeReply,
   encodeCommand,
@@ -20,8 +21,7 @@ import {
   RedisConnectionError,
   RedisReplyError,
   type RedisValue,
-} from '../../src/redis-client.js';
-import { RequestParser } from '../../src/resp/request-parser.js';
+} from '../../src/upstream/redis-client.js';
 import { waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type RedisHandle, startRedis } from '../helpers/servers.js';

@@ -19,10 +19,10 @@
  * -NOAUTH exactly when it would on a connection of its own. It costs one
  * small command per batch, not per request.
  */
-import { Err } from './errors.js';
-import { ReplyFramer } from './resp/reply-framer.js';
+import { Err } from '../errors.js';
+import { ReplyFramer } from '../resp/reply-framer.js';
+import { Deque } from '../util/deque.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
-import { Deque } from './util/deque.js';
 
 const RESET = Buffer.from('*1\r\n$5\r\nRESET\r\n');
 /** Its reply is read and dropped. */

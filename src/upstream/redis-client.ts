@@ -17,9 +17,9 @@ import {
   RedisConnectionError,
   RedisReplyError,
   type RedisValue,
-} from './resp/client-codec.js';
-import { ReplyFramer } from './resp/reply-framer.js';
-import { Deque } from './util/deque.js';
+} from '../resp/client-codec.js';
+import { ReplyFramer } from '../resp/reply-framer.js';
+import { Deque } from '../util/deque.js';
 
 // The codec's names are part of this module's interface, as before it moved out.
 export {
@@ -28,7 +28,7 @@ export {
   RedisConnectionError,
   RedisReplyError,
   type RedisValue,
-} from './resp/client-codec.js';
+} from '../resp/client-codec.js';
 
 export interface RedisClientOptions {
   host: string;
