@@ -11,6 +11,7 @@ import { connect, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from './log.js';
+import { encodeCommand } from './resp/client-codec.js';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
@@ -23,6 +24,8 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
+const PING = encodeCommand(['PING']);
+
 /** Resolves once a PING on host:port is answered, or rejects after `timeoutMs`. */
 export async function waitForPong(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -30,7 +33,7 @@ export async function waitForPong(host: string, port: number, timeoutMs: number)
     const ok = await new Promise<boolean>((done) => {
       const socket = connect({ host, port });
       socket.setTimeout(500, () => socket.destroy());
-      socket.once('connect', () => socket.write('PING\r\n'));
+      socket.once('connect', () => socket.write(PING));
       socket.once('data', (data) => {
         socket.destroy();
         done(data.toString().startsWith('+PONG'));

@@ -10,10 +10,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { semanticCommands } from './commands/semantic/index.js';
 import { type CommandSpec, commandTable } from './commands/types.js';
 import { type Config, parseRedisUrl, type RedisAddress } from './config.js';
-import { ClientConnection } from './connection.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { ClientConnection } from './proxy/connection.js';
+import { encodeReply, R } from './resp/writer.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
@@ -138,7 +139,7 @@ export class SemcacheServer {
     }
     if (this.clients.size >= this.config.maxClients) {
       socket.on('error', () => {});
-      socket.end(`-${Err.maxClients}\r\n`);
+      socket.end(encodeReply(R.error(Err.maxClients), 2));
       return;
     }
     const id = this.nextId++;

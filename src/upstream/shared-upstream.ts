@@ -20,11 +20,12 @@
  * small command per batch, not per request.
  */
 import { Err } from '../errors.js';
+import { encodeCommand } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
-const RESET = Buffer.from('*1\r\n$5\r\nRESET\r\n');
+const RESET = encodeCommand(['RESET']);
 /** Its reply is read and dropped. */
 const NOBODY: SharedWaiter = { owner: undefined };
 

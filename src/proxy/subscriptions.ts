@@ -4,7 +4,7 @@
  * subscribed client receives messages as plain arrays (out of band), and
  * UNSUBSCRIBE without arguments gets one reply per channel it drops.
  */
-import { decodeFlatArray, replyKind } from './resp/reply-framer.js';
+import { decodeFlatArray, replyKind } from '../resp/reply-framer.js';
 
 export type Family = 'channel' | 'pattern' | 'shard';
 

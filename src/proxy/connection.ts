@@ -1,0 +1,355 @@
+/*
+ * One client connection: it owns the client socket, its backpressure and its
+ * lifecycle, and wires the parts that do the rest:
+ *
+ *   RequestParser    client bytes -> commands (src/resp/)
+ *   Session          the per-connection state we mirror, per-command effects
+ *   ReplyQueue       replies in request order, written with few syscalls
+ *   Forwarder        shared connection until pinned, then the client's own
+ *   UpstreamReader   own-connection replies matched to their commands
+ *   LocalScheduler   when our commands run relative to forwarded ones
+ *
+ * A forwarded command's raw bytes go upstream unchanged and its reply bytes
+ * come back unchanged; a local command (one of ours) runs at once, possibly
+ * asynchronously, and its typed Reply is encoded when its turn comes, with
+ * the protocol the client has at that point. docs/protocol.md has the rules.
+ */
+import type { Socket } from 'node:net';
+import { arityOk, type CommandSpec, type CommandTable } from '../commands/types.js';
+import { Err } from '../errors.js';
+import type { Logger } from '../log.js';
+import { encodeCommand } from '../resp/client-codec.js';
+import { type ParsedCommand, RequestParser } from '../resp/request-parser.js';
+import { R, type Reply } from '../resp/writer.js';
+import type { Router } from '../router.js';
+import type { SharedOwner, SharedUpstream, SharedWaiter } from '../upstream/shared-upstream.js';
+import type { UpstreamOptions } from '../upstream/upstream.js';
+import { type Entry, newEntry } from './entry.js';
+import { Forwarder } from './forwarder.js';
+import { LocalScheduler } from './local-scheduler.js';
+import { ReplyQueue } from './reply-queue.js';
+import { Session } from './session.js';
+import { UpstreamReader } from './upstream-reader.js';
+
+/** An unknown command: Redis refuses it and flags the transaction, like a no-multi one. */
+const FLAG_TRANSACTION = encodeCommand(['semcache-no-multi-transaction']);
+
+export interface ConnectionOptions {
+  id: number;
+  commands: CommandTable;
+  router: Router;
+  upstream: UpstreamOptions;
+  /** Where stateless commands go until the client is pinned; undefined = always pinned. */
+  shared: SharedUpstream | undefined;
+  maxPending: number;
+  maxRequestSize: number;
+  logger: Logger;
+  onClose: (conn: ClientConnection) => void;
+}
+
+export class ClientConnection implements SharedOwner {
+  readonly id: number;
+  private readonly parser: RequestParser;
+  readonly session: Session;
+  readonly replies: ReplyQueue;
+  private readonly reader: UpstreamReader;
+  private readonly forwarder: Forwarder;
+  private readonly scheduler: LocalScheduler;
+  private inSharedBatch = false;
+  private flushScheduled = false;
+  /** No more requests are read (QUIT, protocol error, upstream lost, shutdown). */
+  private closing = false;
+  private closed = false;
+  private pausedFor = { upstream: false, pending: false };
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly opts: ConnectionOptions,
+  ) {
+    this.id = opts.id;
+    this.parser = new RequestParser({ maxBulkLength: opts.maxRequestSize });
+    this.session = new Session(opts.router);
+    this.replies = new ReplyQueue({
+      write: (bytes) => socket.write(bytes),
+      proto: () => this.session.proto,
+      blocked: () => {
+        // The client is not taking replies as fast as they come: stop reading upstream for it.
+        this.forwarder.backlogged = true;
+        this.forwarder.pause();
+      },
+      end: () => this.endClient(),
+    });
+    this.reader = new UpstreamReader(this);
+    this.scheduler = new LocalScheduler({
+      sendShared: (entry, raw) => {
+        if (!this.closed) this.forwarder.sendShared(entry, raw);
+      },
+      sendOwn: (parts) => this.forwarder.sendOwn(parts),
+      flush: () => this.forwarder.flush(),
+    });
+    this.forwarder = new Forwarder(opts.upstream, opts.shared, this, {
+      data: (chunk) => this.onUpstreamData(chunk),
+      drain: () => this.setPaused('upstream', false),
+      blocked: () => this.setPaused('upstream', true),
+      closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    socket.on('drain', () => {
+      this.forwarder.backlogged = false;
+      this.forwarder.resume();
+    });
+    socket.on('error', (err) => opts.logger.debug(`client ${this.id}: ${err.message}`));
+    socket.on('close', () => this.onClientClosed());
+  }
+
+  /** Stop reading requests; close once every pending reply is out. */
+  shutdown(): void {
+    this.closing = true;
+    this.socket.pause();
+    this.closeIfDrained();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Bytes held for this client: written but not yet taken by its socket, plus queued replies. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength + this.parser.pendingBytes + this.replies.heldBytes;
+  }
+
+  get pendingCommands(): number {
+    return this.replies.length;
+  }
+
+  // ---- requests ---------------------------------------------------------
+
+  private onClientData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.socket.cork();
+    const error = this.parser.feed(chunk, this.onCommand);
+    this.forwarder.flush();
+    if (error !== undefined && !this.closing) {
+      // Like Redis: answer after everything before it, then close.
+      this.closing = true;
+      this.socket.pause();
+      this.replies.pushLocal(R.error(Err.protocol(error))).closeAfter = true;
+    }
+    this.flushHead();
+    this.socket.uncork();
+    if (this.replies.length >= this.opts.maxPending) this.setPaused('pending', true);
+  }
+
+  private readonly onCommand = (cmd: ParsedCommand): void => {
+    if (this.closing) return;
+    const session = this.session;
+    const route = this.opts.router.route(cmd.args[0]!);
+    // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
+    const silent = session.begin();
+    if (route.kind === 'plain') {
+      // Only unpinned clients share, and they are never silenced (CLIENT pins).
+      if (this.forwarder.canShare(route.shareable)) {
+        const entry = newEntry(1);
+        this.replies.push(entry);
+        this.scheduler.lastForwarded = entry;
+        session.usedShared = true;
+        this.scheduler.shared(entry, cmd.raw);
+      } else this.forward(cmd.raw, silent ? undefined : newEntry(1));
+      return;
+    }
+    if (route.kind === 'local') {
+      this.local(cmd, route.spec, silent);
+      return;
+    }
+    const plan = session.plan(cmd, route.kind, silent, this.forwarder.pinned);
+    if (plan.kind === 'answer') {
+      this.closing = true;
+      this.replies.pushLocal(plan.reply).closeAfter = plan.close;
+      return;
+    }
+    if (plan.before) this.forward(plan.before.raw, plan.before.entry);
+    if (plan.closing) this.closing = true;
+    this.forward(cmd.raw, plan.entry);
+  };
+
+  private forward(raw: Buffer[], entry: Entry | undefined): void {
+    this.forwarder.pin();
+    this.scheduler.own(raw);
+    if (entry === undefined) return;
+    this.scheduler.lastForwarded = entry;
+    this.replies.push(entry);
+    this.reader.expect(entry);
+  }
+
+  // ---- local commands ---------------------------------------------------
+
+  private local(cmd: ParsedCommand, spec: CommandSpec, silent: boolean): void {
+    const entry = silent ? newEntry(0) : this.replies.pushLocal(undefined);
+    if (!arityOk(spec, cmd.args.length)) {
+      this.complete(entry, R.error(Err.wrongArity(spec.name)));
+      return;
+    }
+    if (this.session.inMulti) {
+      // Like a Redis command flagged no-multi: refused, and the transaction is
+      // flagged so EXEC fails with EXECABORT. An unknown command flags it upstream.
+      entry.expect = 1;
+      entry.hook = () => R.error(Err.notInMulti);
+      this.forwarder.pin();
+      this.scheduler.own([FLAG_TRANSACTION]);
+      this.reader.expect(entry);
+      return;
+    }
+    this.scheduler.local(entry, spec.flags.includes('write'), () => {
+      if (this.session.subscribedRESP2) {
+        this.complete(entry, R.error(Err.subscribedContext(spec.name)));
+        return;
+      }
+      let result: Reply | Promise<Reply>;
+      try {
+        result = spec.execute(cmd.args, { clientId: this.id });
+      } catch (err) {
+        result = R.error(Err.internal((err as Error).message));
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (reply) => this.complete(entry, reply),
+          (err: Error) => this.complete(entry, R.error(Err.internal(err.message))),
+        );
+      } else this.complete(entry, result);
+    });
+  }
+
+  /** An entry got all its replies (ReaderHost). */
+  settle(entry: Entry): void {
+    this.scheduler.settle(entry);
+  }
+
+  private complete(entry: Entry, reply: Reply): void {
+    if (this.closed) return;
+    (entry.out ??= []).push(reply);
+    this.settle(entry);
+    if (entry === this.replies.peek()) this.flushSoon();
+  }
+
+  /**
+   * Write completed replies once the current burst of completions is over:
+   * local commands finish in promise callbacks, often many at once (one read
+   * from Redis resolves a whole pipeline), and one write beats one per reply.
+   */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      if (!this.closed) this.flushHead();
+      this.socket.uncork();
+    });
+  }
+
+  // ---- replies ----------------------------------------------------------
+
+  private onUpstreamData(chunk: Buffer): void {
+    this.socket.cork();
+    try {
+      this.reader.consume(chunk);
+    } catch (err) {
+      this.opts.logger.error(`client ${this.id}: bad upstream reply: ${(err as Error).message}`);
+      this.forwarder.destroy(err as Error);
+    }
+    this.replies.flushRun();
+    this.socket.uncork();
+  }
+
+  /** Write every completed entry at the head of the queue (ReaderHost). */
+  flushHead(): void {
+    if (!this.replies.flushHead()) return;
+    if (this.pausedFor.pending && this.replies.length < this.opts.maxPending / 2) {
+      this.setPaused('pending', false);
+    }
+    this.closeIfDrained();
+  }
+
+  private closeIfDrained(): void {
+    if (this.closing && !this.closed && this.replies.length === 0 && this.reader.idle) {
+      this.endClient();
+    }
+  }
+
+  /** Like Redis: close the socket once everything written has been flushed. */
+  private endClient(): void {
+    this.replies.flushRun();
+    this.closed = true;
+    this.socket.end(() => this.socket.destroy());
+  }
+
+  // ---- shared upstream --------------------------------------------------
+
+  onSharedReply(waiter: SharedWaiter, reply: Buffer, start: number, end: number): void {
+    if (this.closed) return;
+    const entry = waiter as Entry;
+    entry.owner = undefined;
+    // No cork: a client's replies in one read of the shared connection form
+    // one run, written once at the end of the batch.
+    this.inSharedBatch = true;
+    this.settle(entry);
+    if (entry === this.replies.peek()) {
+      this.replies.extendRun(reply, start, end);
+      this.replies.shift();
+      this.flushHead();
+    } else (entry.out ??= []).push(reply.subarray(start, end));
+    this.forwarder.sharedAnswered();
+  }
+
+  onSharedError(waiter: SharedWaiter, text: string): void {
+    if (this.closed) return;
+    const entry = waiter as Entry;
+    entry.owner = undefined;
+    this.complete(entry, R.error(text));
+    this.forwarder.sharedAnswered();
+  }
+
+  onSharedBatchEnd(): void {
+    if (!this.inSharedBatch) return;
+    this.inSharedBatch = false;
+    this.replies.flushRun();
+  }
+
+  // ---- lifecycle --------------------------------------------------------
+
+  private setPaused(reason: 'upstream' | 'pending', paused: boolean): void {
+    this.pausedFor[reason] = paused;
+    if (this.closing) return;
+    if (this.pausedFor.upstream || this.pausedFor.pending) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private onUpstreamClosed(cause: string, everConnected: boolean): void {
+    if (this.closed) return;
+    const addr = this.forwarder.address;
+    const text = everConnected
+      ? Err.upstreamLost(addr, cause)
+      : Err.upstreamUnreachable(addr, cause);
+    this.socket.cork();
+    // Every command that was sent upstream is answered, in order, with the cause.
+    this.reader.fail(R.error(text));
+    if (everConnected) {
+      // The server-side state of this client (db, MULTI, subscriptions) is gone.
+      this.closing = true;
+      this.socket.pause();
+    }
+    this.flushHead();
+    this.socket.uncork();
+  }
+
+  private onClientClosed(): void {
+    this.closed = true;
+    this.closing = true;
+    this.forwarder.destroy();
+    for (const entry of this.replies) entry.owner = undefined;
+    this.replies.clear();
+    this.reader.clear();
+    this.opts.onClose(this);
+  }
+}
