@@ -441,7 +441,8 @@ describe('failed builds', () => {
     const index = createVectorIndex({
       dim: DIM,
       kind: 'hnsw',
-      retryAfterMs: 200,
+      // Long enough that the checks below fit in it on a loaded machine.
+      retryAfterMs: 1500,
       onBuild: (e) => events.push(`${e.kind} ${e.vectors}${e.error ? ` ${e.error.message}` : ''}`),
       builder: (input) =>
         failures-- > 0 ? Promise.reject(new Error('injected')) : buildIndex(input),
@@ -452,7 +453,7 @@ describe('failed builds', () => {
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
     index.add(9999, clusteredVectors(1, 72)[0]!); // too soon: no new build
     expect(index.building).toBe(false);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1600));
     index.add(9998, clusteredVectors(1, 73)[0]!);
     expect(index.building).toBe(true);
     await index.settled();
