@@ -25,7 +25,9 @@ export type Route =
         | 'quit'
         | 'wait'
         | 'client'
-        | 'command';
+        | 'command'
+        | 'auth'
+        | 'select';
     };
 
 const SPECIAL: Record<string, Route['kind']> = {
@@ -46,6 +48,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   waitaof: 'wait',
   client: 'client',
   command: 'command',
+  auth: 'auth',
+  select: 'select',
 };
 
 const SHARED: Route = { kind: 'plain', shareable: true };

@@ -18,6 +18,7 @@ import { encodeReply, R } from './resp/writer.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
+import { AuthState } from './upstream/auth-state.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
@@ -35,6 +36,8 @@ export class SemcacheServer {
   private readonly clients = new Set<ClientConnection>();
   private nextId = 1;
   private readonly shared: SharedUpstream[] = [];
+  /** Whether the upstream's default user needs a password (probed every second). */
+  readonly auth: AuthState;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -46,8 +49,10 @@ export class SemcacheServer {
     private readonly logger: Logger,
     readonly semantic: SemanticRuntime | undefined,
   ) {
+    const options = { ...upstream, connectTimeout: config.connectTimeout };
+    this.auth = new AuthState(options, 1000, logger);
     for (let i = 0; i < config.multiplex; i++) {
-      this.shared.push(new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }));
+      this.shared.push(new SharedUpstream(options, this.auth));
     }
     server.on('connection', (socket) => this.accept(socket));
   }
@@ -91,6 +96,8 @@ export class SemcacheServer {
       logger,
       semantic,
     );
+    // The first answer comes before clients do (a few ms; bounded by --connect-timeout).
+    await instance.auth.probe();
     server.listen(config.port, config.bind);
     try {
       await Promise.race([
@@ -98,6 +105,7 @@ export class SemcacheServer {
         once(server, 'error').then(([err]) => Promise.reject(err)),
       ]);
     } catch (err) {
+      instance.auth.close();
       await semantic?.close();
       await embedded?.stop();
       throw err;
@@ -151,6 +159,7 @@ export class SemcacheServer {
       upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
+      auth: this.auth,
       logger: this.logger,
       onClose: (c) => this.clients.delete(c),
     });
@@ -181,6 +190,7 @@ export class SemcacheServer {
       for (const client of this.clients) client.destroy();
     }
     for (const shared of this.shared) shared.close();
+    this.auth.close();
     await this.semantic?.close();
     await closed;
     await this.embedded?.stop();

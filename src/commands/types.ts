@@ -3,6 +3,7 @@
  * (Principle 3): the connection checks arity and context in one place, then
  * calls `execute`, which returns a typed Reply and never sees bytes.
  */
+import type { Arg } from '../resp/client-codec.js';
 import type { Reply } from '../resp/writer.js';
 
 /** A documented argument, in the shape of Redis's COMMAND DOCS. */
@@ -15,9 +16,27 @@ export interface ArgDoc {
   arguments?: ArgDoc[];
 }
 
+/**
+ * Redis as the client that sent the command sees it: its identity (AUTH, ACL
+ * user), its database, its transaction. What a command does to the client's
+ * keys goes through here, so Redis itself decides what the client may do.
+ */
+export interface ClientRedis {
+  /**
+   * Run commands as the client, in order, after everything it sent before;
+   * resolves with the raw reply of each (RESP2 or RESP3, as the client speaks).
+   * In a transaction (`queued`) they are queued in the client's MULTI and the
+   * promise resolves at EXEC; a command may then send only once.
+   */
+  send(commands: readonly (readonly Arg[])[]): Promise<Buffer[]>;
+  /** Inside MULTI: send() queues, and its replies come at EXEC. */
+  readonly queued: boolean;
+}
+
 export interface CommandContext {
   /** Unique id of the client connection (not Redis's CLIENT ID). */
   readonly clientId: number;
+  readonly redis: ClientRedis;
 }
 
 export interface CommandSpec {

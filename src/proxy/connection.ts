@@ -15,24 +15,22 @@
  * the protocol the client has at that point. docs/protocol.md has the rules.
  */
 import type { Socket } from 'node:net';
-import { arityOk, type CommandSpec, type CommandTable } from '../commands/types.js';
+import type { CommandSpec, CommandTable } from '../commands/types.js';
 import { Err } from '../errors.js';
 import type { Logger } from '../log.js';
-import { encodeCommand } from '../resp/client-codec.js';
 import { type ParsedCommand, RequestParser } from '../resp/request-parser.js';
-import { R, type Reply } from '../resp/writer.js';
+import { encodeReply, R, type Reply } from '../resp/writer.js';
 import type { Router } from '../router.js';
+import type { AuthState } from '../upstream/auth-state.js';
 import type { SharedOwner, SharedUpstream, SharedWaiter } from '../upstream/shared-upstream.js';
 import type { UpstreamOptions } from '../upstream/upstream.js';
 import { type Entry, newEntry } from './entry.js';
 import { Forwarder } from './forwarder.js';
+import { LocalRun, type RunHost } from './local-run.js';
 import { LocalScheduler } from './local-scheduler.js';
 import { ReplyQueue } from './reply-queue.js';
 import { Session } from './session.js';
 import { UpstreamReader } from './upstream-reader.js';
-
-/** An unknown command: Redis refuses it and flags the transaction, like a no-multi one. */
-const FLAG_TRANSACTION = encodeCommand(['semcache-no-multi-transaction']);
 
 export interface ConnectionOptions {
   id: number;
@@ -43,17 +41,19 @@ export interface ConnectionOptions {
   shared: SharedUpstream | undefined;
   maxPending: number;
   maxRequestSize: number;
+  /** Whether the upstream's default user needs a password, as last seen. */
+  auth: AuthState;
   logger: Logger;
   onClose: (conn: ClientConnection) => void;
 }
 
-export class ClientConnection implements SharedOwner {
+export class ClientConnection implements SharedOwner, RunHost {
   readonly id: number;
   private readonly parser: RequestParser;
   readonly session: Session;
   readonly replies: ReplyQueue;
-  private readonly reader: UpstreamReader;
-  private readonly forwarder: Forwarder;
+  readonly reader: UpstreamReader;
+  readonly forwarder: Forwarder;
   private readonly scheduler: LocalScheduler;
   private inSharedBatch = false;
   private flushScheduled = false;
@@ -186,38 +186,13 @@ export class ClientConnection implements SharedOwner {
 
   private local(cmd: ParsedCommand, spec: CommandSpec, silent: boolean): void {
     const entry = silent ? newEntry(0) : this.replies.pushLocal(undefined);
-    if (!arityOk(spec, cmd.args.length)) {
-      this.complete(entry, R.error(Err.wrongArity(spec.name)));
-      return;
-    }
-    if (this.session.inMulti) {
-      // Like a Redis command flagged no-multi: refused, and the transaction is
-      // flagged so EXEC fails with EXECABORT. An unknown command flags it upstream.
-      entry.expect = 1;
-      entry.hook = () => R.error(Err.notInMulti);
-      this.forwarder.pin();
-      this.scheduler.own([FLAG_TRANSACTION]);
-      this.reader.expect(entry);
-      return;
-    }
-    this.scheduler.local(entry, spec.flags.includes('write'), () => {
-      if (this.session.subscribedRESP2) {
-        this.complete(entry, R.error(Err.subscribedContext(spec.name)));
-        return;
-      }
-      let result: Reply | Promise<Reply>;
-      try {
-        result = spec.execute(cmd.args, { clientId: this.id });
-      } catch (err) {
-        result = R.error(Err.internal((err as Error).message));
-      }
-      if (result instanceof Promise) {
-        result.then(
-          (reply) => this.complete(entry, reply),
-          (err: Error) => this.complete(entry, R.error(Err.internal(err.message))),
-        );
-      } else this.complete(entry, result);
-    });
+    const run = new LocalRun(this, entry, spec, cmd.args, this.session.tx);
+    if (this.session.slot !== undefined) this.session.slot.local = run;
+    this.scheduler.local(entry, spec.flags.includes('write'), () => run.start());
+  }
+
+  authRequired(): Promise<boolean> {
+    return this.opts.auth.current();
   }
 
   /** An entry got all its replies (ReaderHost). */
@@ -225,7 +200,8 @@ export class ClientConnection implements SharedOwner {
     this.scheduler.settle(entry);
   }
 
-  private complete(entry: Entry, reply: Reply): void {
+  /** A local entry's reply is known (RunHost). */
+  complete(entry: Entry, reply: Reply): void {
     if (this.closed) return;
     (entry.out ??= []).push(reply);
     this.settle(entry);
@@ -290,6 +266,11 @@ export class ClientConnection implements SharedOwner {
     if (this.closed) return;
     const entry = waiter as Entry;
     entry.owner = undefined;
+    if (entry.internal !== undefined) {
+      entry.internal(reply.subarray(start, end));
+      this.forwarder.sharedAnswered();
+      return;
+    }
     // No cork: a client's replies in one read of the shared connection form
     // one run, written once at the end of the batch.
     this.inSharedBatch = true;
@@ -306,7 +287,8 @@ export class ClientConnection implements SharedOwner {
     if (this.closed) return;
     const entry = waiter as Entry;
     entry.owner = undefined;
-    this.complete(entry, R.error(text));
+    if (entry.internal !== undefined) entry.internal(encodeReply(R.error(text), 2));
+    else this.complete(entry, R.error(text));
     this.forwarder.sharedAnswered();
   }
 

@@ -8,8 +8,11 @@
 import type { Reply } from '../resp/writer.js';
 import type { SharedOwner } from '../upstream/shared-upstream.js';
 
-/** Transforms the complete reply of a forwarded command; may update connection state. */
-export type Hook = (reply: Buffer) => Buffer | Reply;
+/**
+ * Transforms the complete reply of a forwarded command; may update connection
+ * state. A promise holds the entry (and every reply after it) until it settles.
+ */
+export type Hook = (reply: Buffer) => Buffer | Reply | Promise<Buffer>;
 
 export interface Entry {
   /** Set while the entry waits on a shared upstream connection. */
@@ -29,6 +32,13 @@ export interface Entry {
   pubsub: boolean;
   /** Local commands waiting for this (state-changing) entry before they start. */
   waiters: (() => void)[] | undefined;
+  /**
+   * A request one of our commands sent on the client's behalf (local-run.ts):
+   * its reply goes here, not to the client, and the entry is in no reply queue.
+   */
+  internal: ((reply: Buffer) => void) | undefined;
+  /** Hook results still being computed (a transaction with our commands in it). */
+  pending: number;
 }
 
 export function newEntry(expect: number, hook?: Hook): Entry {
@@ -43,5 +53,7 @@ export function newEntry(expect: number, hook?: Hook): Entry {
     local: false,
     pubsub: false,
     waiters: undefined,
+    internal: undefined,
+    pending: 0,
   };
 }

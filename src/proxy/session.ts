@@ -6,9 +6,13 @@
  *
  *   proto          HELLO, RESET: how our replies are encoded
  *   subs, monitor  out-of-band messages; UNSUBSCRIBE's reply count
- *   multi          predicted at request time (Redis has not answered yet when
- *                  we must decide), corrected by MULTI's reply
+ *   tx             the open transaction (transaction.ts): predicted at request
+ *                  time, corrected by MULTI's reply; whether a command was
+ *                  queued is read from its reply (+QUEUED)
  *   replyMode      CLIENT REPLY OFF|SKIP silences replies, ours included
+ *   authenticated  AUTH or HELLO AUTH succeeded here (until RESET): our
+ *                  commands need not ask Redis whether the client may run
+ *   db             SELECT: our commands run only in semcache's database
  *
  * `plan` is a pure function of a command and this state: it returns the
  * entry to queue (with the hook that mirrors the reply's effect) and any
@@ -17,12 +21,13 @@
  */
 
 import { encodeCommand } from '../resp/client-codec.js';
-import { replyKind, splitAggregate } from '../resp/reply-framer.js';
+import { replyKind } from '../resp/reply-framer.js';
 import type { ParsedCommand } from '../resp/request-parser.js';
 import { type Proto, R, type Reply } from '../resp/writer.js';
 import type { Route, Router } from '../router.js';
 import { type Entry, newEntry } from './entry.js';
 import { Subscriptions } from './subscriptions.js';
+import { isQueued, type Slot, Transaction } from './transaction.js';
 
 const GT = 0x3e; // '>' RESP3 push
 const STAR = 0x2a;
@@ -56,18 +61,26 @@ export class Session {
   proto: Proto = 2;
   readonly subs = new Subscriptions();
   monitor = false;
-  inMulti = false;
-  /** In MULTI: per queued command, what to mirror from its EXEC result. */
-  private queuedEffects: (((reply: Buffer) => void) | undefined)[] | undefined;
+  /** The transaction commands are queued in, from MULTI (as sent) to EXEC/DISCARD. */
+  tx: Transaction | undefined;
+  /** The command being planned: its place in the transaction, if any. */
+  slot: Slot | undefined;
   /** The client has sent commands over a shared connection (see WAIT_MARKER). */
   usedShared = false;
   replyMode: 'on' | 'off' | 'skip' = 'on';
+  authenticated = false;
+  db = 0;
 
   constructor(private readonly router: Router) {}
 
-  /** Every command starts here: its EXEC slot, and whether its reply is silenced. */
+  /** Predicted: MULTI sent and not (yet) refused, no EXEC/DISCARD sent since. */
+  get inMulti(): boolean {
+    return this.tx !== undefined && !this.tx.refused;
+  }
+
+  /** Every command starts here: its transaction slot, and whether its reply is silenced. */
   begin(): boolean {
-    if (this.queuedEffects !== undefined) this.queuedEffects.push(undefined);
+    this.slot = this.tx?.add();
     const silent = this.replyMode !== 'on';
     if (this.replyMode === 'skip') this.replyMode = 'on';
     return silent;
@@ -86,39 +99,31 @@ export class Session {
     let before: { raw: Buffer[]; entry: Entry } | undefined;
     let closing = false;
     switch (kind) {
-      case 'multi':
-        // A nested MULTI is refused without being queued: it has no EXEC slot.
-        if (this.inMulti) this.queuedEffects?.pop();
-        else this.queuedEffects = [];
-        this.inMulti = true;
+      case 'multi': {
+        if (this.tx !== undefined) {
+          // A nested MULTI is refused without being queued: it has no EXEC slot.
+          this.tx.slots.pop();
+          break;
+        }
+        const tx = new Transaction();
+        this.tx = tx;
         // Redis can refuse MULTI (subscribed mode, NOAUTH): then there is no transaction.
         entry.hook = (reply) => {
-          if (reply[0] === MINUS && this.queuedEffects !== undefined) {
-            this.inMulti = false;
-            this.queuedEffects = undefined;
+          if (reply[0] === MINUS) {
+            tx.refused = true;
+            tx.abort();
+            if (this.tx === tx) this.tx = undefined;
           }
           return reply;
         };
         break;
-      case 'exec': {
-        // Queued commands take effect now: mirror those that change framing.
-        const effects = this.queuedEffects;
-        this.inMulti = false;
-        this.queuedEffects = undefined;
-        if (effects?.some((e) => e !== undefined)) {
-          entry.hook = (reply) => {
-            const agg = splitAggregate(reply);
-            agg?.children.forEach(([s, e], i) => {
-              effects[i]?.(reply.subarray(s, e));
-            });
-            return reply;
-          };
-        }
-        break;
       }
+      case 'exec':
+        this.exec(entry);
+        break;
       case 'discard':
-        this.inMulti = false;
-        this.queuedEffects = undefined;
+        this.tx?.abort();
+        this.tx = undefined;
         break;
       case 'wait':
         if (this.usedShared && !this.inMulti) {
@@ -126,7 +131,8 @@ export class Session {
         }
         break;
       case 'reset':
-        this.inMulti = false;
+        this.tx?.abort();
+        this.tx = undefined;
         this.replyMode = 'on';
         silent = false;
         entry.hook = (reply) => {
@@ -136,25 +142,33 @@ export class Session {
         break;
       case 'hello': {
         const version = args.length > 1 ? Number(args[1]!.toString('latin1')) : 0;
-        const apply = (reply: Buffer) => {
-          if (reply[0] !== MINUS && (version === 2 || version === 3)) this.proto = version;
-        };
-        // In MULTI, HELLO runs at EXEC (the last slot is this command's).
-        if (this.queuedEffects) this.queuedEffects[this.queuedEffects.length - 1] = apply;
-        else
-          entry.hook = (reply) => {
-            apply(reply);
-            return reply;
-          };
+        const auth = args.some((a) => a.toString('latin1').toLowerCase() === 'auth');
+        this.mirror(entry, (reply) => {
+          if (reply[0] === MINUS || reply[0] === 0x21 /* ! */) return;
+          if (version === 2 || version === 3) this.proto = version;
+          if (auth) this.authenticated = true;
+        });
+        break;
+      }
+      case 'auth':
+        this.mirror(entry, (reply) => {
+          if (reply[0] === PLUS) this.authenticated = true;
+        });
+        break;
+      case 'select': {
+        const db = Number(args[1]?.toString('latin1'));
+        this.mirror(entry, (reply) => {
+          if (reply[0] === PLUS) this.db = db;
+        });
         break;
       }
       case 'subscribe':
       case 'unsubscribe':
-        if (!this.inMulti) this.subscription(entry, kind, cmd);
+        this.subscription(entry, kind, cmd);
         break;
       case 'monitor':
         entry.hook = (reply) => {
-          if (reply[0] === PLUS && !this.inMulti) this.monitor = true;
+          if (reply[0] === PLUS && !isQueued(reply)) this.monitor = true;
           return reply;
         };
         break;
@@ -162,6 +176,7 @@ export class Session {
         // No connection state upstream to end: answer it here.
         if (!pinned) return { kind: 'answer', reply: R.ok, close: true };
         // QUIT is never queued, not even in MULTI: answered, then the connection closes.
+        this.tx?.slots.pop();
         entry.closeAfter = true;
         silent = false;
         closing = true;
@@ -193,19 +208,72 @@ export class Session {
     };
   }
 
-  private subscription(entry: Entry, kind: 'subscribe' | 'unsubscribe', cmd: ParsedCommand): void {
-    const family = this.subs.family(cmd.args[0]!);
-    const n = cmd.args.length - 1;
-    entry.pubsub = true;
+  /**
+   * A command whose effect on connection state is `apply(reply)`: at once if
+   * Redis ran it, at EXEC (from its array element) if Redis queued it.
+   */
+  private mirror(entry: Entry, apply: (reply: Buffer) => void): void {
+    const slot = this.slot;
+    if (slot !== undefined) {
+      slot.effect = (element) => {
+        apply(element);
+        return 0;
+      };
+    }
     entry.hook = (reply) => {
-      this.subs.confirm(reply);
+      if (!isQueued(reply)) apply(reply);
       return reply;
     };
-    if (kind === 'subscribe' || n > 0) entry.expect = Math.max(1, n);
-    else {
-      // Redis answers once per channel of that family, or once if there were none.
-      entry.expect = 0;
-      entry.lazyExpect = () => Math.max(1, this.subs.count(family));
+  }
+
+  private exec(entry: Entry): void {
+    const tx = this.tx;
+    this.tx = undefined;
+    if (tx === undefined || !tx.slots.some((s) => s.effect || s.local)) return;
+    // Replies that follow the array (extra subscribe confirmations) are EXEC's
+    // too: in RESP3 they are pushes, which only a pubsub entry may claim.
+    entry.pubsub = true;
+    let first = true;
+    entry.hook = (reply) => {
+      if (!first) {
+        this.subs.confirm(reply);
+        return reply;
+      }
+      first = false;
+      return tx.execReply(
+        reply,
+        () => this.proto,
+        (n) => {
+          entry.expect += n;
+        },
+      );
+    };
+  }
+
+  private subscription(entry: Entry, kind: 'subscribe' | 'unsubscribe', cmd: ParsedCommand): void {
+    const family = this.subs.family(cmd.args[0]!);
+    const names = cmd.args.slice(1).map((a) => a.toString('latin1'));
+    const tx = this.tx;
+    const slot = this.slot;
+    entry.pubsub = true;
+    entry.hook = (reply) => {
+      if (!isQueued(reply)) this.subs.confirm(reply);
+      return reply;
+    };
+    // How many replies: known once every earlier reply is in (MULTI's among them).
+    const count = () =>
+      kind === 'subscribe' || names.length > 0
+        ? Math.max(1, names.length)
+        : Math.max(1, this.subs.count(family));
+    entry.expect = 0;
+    entry.lazyExpect = () => (slot !== undefined && tx?.refused === false ? 1 : count());
+    if (slot !== undefined) {
+      // At EXEC: the first confirmation is the array element, the others follow it.
+      slot.effect = () => {
+        const n = count();
+        this.subs.apply(family, kind === 'subscribe', names);
+        return n - 1;
+      };
     }
   }
 
@@ -234,5 +302,7 @@ export class Session {
     this.proto = 2;
     this.subs.clear();
     this.monitor = false;
+    this.authenticated = false;
+    this.db = 0;
   }
 }

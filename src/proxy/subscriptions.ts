@@ -27,7 +27,10 @@ export class Subscriptions {
   /** The family a (P|S)(UN)SUBSCRIBE command name acts on. */
   family(name: Buffer): Family {
     const c = name[0]! | 0x20;
-    return c === 0x70 /* p */ ? 'pattern' : c === 0x73 /* s */ ? 'shard' : 'channel';
+    if (c === 0x70 /* p */) return 'pattern';
+    // SSUBSCRIBE and SUNSUBSCRIBE; SUBSCRIBE (s, u, b) and UNSUBSCRIBE are channels.
+    const shard = c === 0x73 && ((name[1]! | 0x20) === 0x73 || (name[2]! | 0x20) === 0x6e);
+    return shard ? 'shard' : 'channel';
   }
 
   static isConfirmation(reply: Buffer): boolean {
@@ -45,6 +48,20 @@ export class Subscriptions {
     const set = this.sets[rule[0]];
     if (rule[1]) set.add(channel.toString('latin1'));
     else set.delete(channel.toString('latin1'));
+  }
+
+  /**
+   * What a (P|S)(UN)SUBSCRIBE run inside EXEC did, from its arguments (the
+   * confirmations of a multi-channel one do not all sit in EXEC's array).
+   * Unsubscribing from no names drops the whole family.
+   */
+  apply(family: Family, subscribe: boolean, names: string[]): void {
+    const set = this.sets[family];
+    if (!subscribe && names.length === 0) set.clear();
+    for (const name of names) {
+      if (subscribe) set.add(name);
+      else set.delete(name);
+    }
   }
 
   count(family: Family): number {

@@ -10,9 +10,12 @@
  * Anything else is cut out as one Buffer and handed over whole: out-of-band
  * messages go to the client at once, replies through their entry's hook, and
  * replies for entries behind an unfinished one are held in that entry.
+ * Replies to requests our own commands sent for the client (internal
+ * entries) go to those commands, never to the client.
  */
+import { Err } from '../errors.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
-import type { Reply } from '../resp/writer.js';
+import { encodeReply, R, type Reply } from '../resp/writer.js';
 import { Deque } from '../util/deque.js';
 import type { Entry } from './entry.js';
 import type { ReplyQueue } from './reply-queue.js';
@@ -20,6 +23,7 @@ import type { Session } from './session.js';
 
 const GT = 0x3e; // '>' RESP3 push
 const MINUS = 0x2d;
+const EMPTY = Buffer.alloc(0);
 
 export interface ReaderHost {
   readonly replies: ReplyQueue;
@@ -58,12 +62,17 @@ export class UpstreamReader {
   fail(reply: Reply): void {
     this.partial = undefined;
     this.framer = new ReplyFramer();
-    for (const entry of this.awaiting) {
-      (entry.out ??= []).push(reply);
-      entry.expect = 0;
-      this.host.settle(entry);
-    }
+    const awaiting = [...this.awaiting];
     this.awaiting.clear();
+    for (const entry of awaiting) {
+      entry.expect = 0;
+      if (entry.internal !== undefined) {
+        entry.internal(encodeReply(reply, 2));
+        continue;
+      }
+      (entry.out ??= []).push(reply);
+      if (entry.pending === 0) this.host.settle(entry);
+    }
   }
 
   clear(): void {
@@ -142,18 +151,41 @@ export class UpstreamReader {
       replies.write(reply);
       return;
     }
+    if (target.internal !== undefined) {
+      this.awaiting.shift();
+      this.nextAwaiting();
+      target.internal(reply);
+      return;
+    }
     const out = target.hook ? target.hook(reply) : reply;
-    if (target === replies.peek()) replies.write(out);
+    if (out instanceof Promise) this.later(target, out);
+    else if (target === replies.peek() && target.pending === 0) replies.write(out);
     else (target.out ??= []).push(out);
     // An error ends a multi-reply command (SUBSCRIBE with an arity error).
     if (--target.expect > 0 && reply[0] !== MINUS) return;
+    target.expect = 0;
     this.awaiting.shift();
-    this.host.settle(target);
     this.nextAwaiting();
+    if (target.pending > 0) return; // settled when its hook is done
+    this.host.settle(target);
     if (target === replies.peek()) {
       replies.shift();
       this.host.flushHead();
     }
+  }
+
+  /** A hook's reply that takes time: it keeps its place, and so do the replies after it. */
+  private later(target: Entry, out: Promise<Buffer>): void {
+    const held = (target.out ??= []);
+    const at = held.push(EMPTY) - 1;
+    target.pending++;
+    const done = (reply: Buffer | Reply) => {
+      held[at] = reply;
+      if (--target.pending > 0 || target.expect > 0) return;
+      this.host.settle(target);
+      this.host.flushHead();
+    };
+    out.then(done, (err: Error) => done(R.error(Err.internal(err.message))));
   }
 
   private nextAwaiting(): void {

@@ -23,6 +23,7 @@ import { Err } from '../errors.js';
 import { encodeCommand } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
+import type { AuthState } from './auth-state.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
 const RESET = encodeCommand(['RESET']);
@@ -48,8 +49,12 @@ export class SharedUpstream {
   private scheduled = false;
   private partial: Buffer[] | undefined;
   private readonly touched = new Set<SharedOwner>();
+  private afterReset = false;
 
-  constructor(private readonly opts: UpstreamOptions) {}
+  constructor(
+    private readonly opts: UpstreamOptions,
+    private readonly auth?: AuthState,
+  ) {}
 
   get inFlight(): number {
     return this.awaiting.length;
@@ -125,6 +130,12 @@ export class SharedUpstream {
 
   private deliver(reply: Buffer, start: number, end: number): void {
     const waiter = this.awaiting.shift();
+    // The first reply after a RESET says whether the default user needs a password.
+    if (this.afterReset) {
+      this.afterReset = false;
+      this.auth?.observe(reply, start);
+    }
+    if (waiter === NOBODY) this.afterReset = true;
     const owner = waiter?.owner;
     if (waiter === undefined || owner === undefined) return;
     this.touched.add(owner);
@@ -135,6 +146,7 @@ export class SharedUpstream {
     this.upstream = undefined;
     this.framer = new ReplyFramer();
     this.partial = undefined;
+    this.afterReset = false;
     // Requests not yet written are answered with the error too; writing them
     // to the next connection would shift every later reply by one.
     this.out = [];

@@ -61,4 +61,37 @@ export const testFail: CommandSpec = {
   },
 };
 
-export const testCommands = [testEcho, testMap, testFail];
+/** TESTNOMULTI: like a Redis command flagged no-multi (refused inside MULTI). */
+export const testNoMulti: CommandSpec = {
+  ...base,
+  flags: ['readonly', 'no-multi'],
+  name: 'testnomulti',
+  arity: 1,
+  summary: 'Reply OK; refused in a transaction (test double).',
+  arguments: [],
+  execute() {
+    return R.ok;
+  },
+};
+
+/**
+ * TESTGET key [key ...]: GETs the keys as the client (ctx.redis) and replies
+ * with an array of their raw replies' first lines: checks requests made on the
+ * client's behalf, inside and outside MULTI.
+ */
+export const testGet: CommandSpec = {
+  ...base,
+  name: 'testget',
+  arity: -2,
+  firstKey: 1,
+  lastKey: -1,
+  keyStep: 1,
+  summary: 'GET keys as the client and echo the raw replies (test double).',
+  arguments: [{ name: 'key', type: 'key', multiple: true }],
+  async execute(args, ctx) {
+    const replies = await ctx.redis.send(args.slice(1).map((k) => ['GET', k]));
+    return R.array(replies.map((r) => R.bulk(r.toString('latin1').replace(/\r\n$/, ''))));
+  },
+};
+
+export const testCommands = [testEcho, testMap, testFail, testNoMulti, testGet];

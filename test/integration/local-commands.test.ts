@@ -125,14 +125,56 @@ describe('errors of our commands', () => {
     );
   });
 
-  it('inside MULTI: refused, and EXEC aborts like for a no-multi command', async () => {
+  it('inside MULTI: +QUEUED, and the reply in its place in the EXEC array', async () => {
     const out = await exchange(
       [cmd('MULTI'), cmd('SET', 'm', '1'), cmd('TESTECHO', 'x'), cmd('EXEC'), cmd('GET', 'm')],
+      '$1\r\n1\r\n',
+    );
+    expect(out).toBe('+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nx\r\n$1\r\n1\r\n');
+  });
+
+  it("inside MULTI: a command's own requests run in the transaction, in order", async () => {
+    const out = await exchange(
+      [
+        cmd('MULTI'),
+        cmd('SET', 'mt', '1'),
+        cmd('TESTGET', 'mt', 'none'),
+        cmd('INCR', 'mt'),
+        cmd('TESTGET', 'mt'),
+        cmd('EXEC'),
+      ],
+      '*1\r\n$4\r\n$1\r\n\r\n',
+    );
+    expect(out).toBe(
+      '+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n' +
+        '*4\r\n+OK\r\n*2\r\n$4\r\n$1\r\n1\r\n$3\r\n$-1\r\n:2\r\n*1\r\n$4\r\n$1\r\n2\r\n',
+    );
+  });
+
+  it('inside MULTI: DISCARD drops our queued commands with the rest', async () => {
+    const out = await exchange(
+      [cmd('MULTI'), cmd('TESTGET', 'md'), cmd('DISCARD'), cmd('TESTECHO', 'after')],
+      '$5\r\nafter\r\n',
+    );
+    expect(out).toBe('+OK\r\n+QUEUED\r\n+OK\r\n$5\r\nafter\r\n');
+  });
+
+  it('inside MULTI: a no-multi command is refused, and EXEC aborts as in Redis', async () => {
+    const out = await exchange(
+      [cmd('MULTI'), cmd('SET', 'm2', '1'), cmd('TESTNOMULTI'), cmd('EXEC'), cmd('GET', 'm2')],
       '$-1\r\n',
     );
     expect(out).toBe(
       '+OK\r\n+QUEUED\r\n-ERR Command not allowed inside a transaction\r\n' +
         '-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n',
+    );
+  });
+
+  it('inside MULTI: a wrong number of arguments is refused at once and aborts EXEC', async () => {
+    const out = await exchange([cmd('MULTI'), cmd('TESTMAP', 'extra'), cmd('EXEC')], 'errors.\r\n');
+    expect(out).toBe(
+      "+OK\r\n-ERR wrong number of arguments for 'testmap' command\r\n" +
+        '-EXECABORT Transaction discarded because of previous errors.\r\n',
     );
   });
 

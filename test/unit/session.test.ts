@@ -54,19 +54,62 @@ describe('Session', () => {
     entryOf(plan(s, true, 'MULTI'));
     s.begin(); // SET k v, queued: slot 0
     const hello = entryOf(plan(s, true, 'HELLO', '3'));
-    expect(hello.hook).toBeUndefined();
+    reply(hello, '+QUEUED\r\n'); // queued: nothing changes yet
+    expect(s.proto).toBe(2);
     const exec = entryOf(plan(s, true, 'EXEC'));
     expect(s.inMulti).toBe(false);
     reply(exec, '*2\r\n+OK\r\n%1\r\n$5\r\nproto\r\n:3\r\n');
     expect(s.proto).toBe(3);
   });
 
-  it('a MULTI that Redis refuses ends the predicted transaction', () => {
+  it('a MULTI that Redis refuses ends the predicted transaction; commands behind it act at once', () => {
     const s = new Session(router);
     const multi = entryOf(plan(s, true, 'MULTI'));
     expect(s.inMulti).toBe(true);
-    reply(multi, '-NOAUTH Authentication required.\r\n');
+    // Pipelined behind the MULTI, planned before its reply: predicted queued.
+    const hello = entryOf(plan(s, true, 'HELLO', '3'));
+    const sub = entryOf(plan(s, true, 'SUBSCRIBE', 'a', 'b'));
+    reply(multi, '-ERR Command not allowed inside a transaction\r\n');
     expect(s.inMulti).toBe(false);
+    reply(hello, '%1\r\n$5\r\nproto\r\n:3\r\n'); // not +QUEUED: it ran
+    expect(s.proto).toBe(3);
+    expect(sub.lazyExpect?.()).toBe(2); // two confirmations, not one +QUEUED
+  });
+
+  it('SUBSCRIBE a b inside MULTI: one +QUEUED, then at EXEC the first confirmation in the array and one more after it', () => {
+    const s = new Session(router);
+    reply(entryOf(plan(s, true, 'MULTI')), '+OK\r\n');
+    const sub = entryOf(plan(s, true, 'SUBSCRIBE', 'a', 'b'));
+    expect(sub.lazyExpect?.()).toBe(1);
+    reply(sub, '+QUEUED\r\n');
+    expect(s.subs.total()).toBe(0);
+    const exec = entryOf(plan(s, true, 'EXEC'));
+    expect(exec.expect).toBe(1);
+    reply(exec, '*1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n');
+    expect(exec.expect).toBe(2); // the confirmation of b follows the array
+    expect(s.subs.count('channel')).toBe(2);
+    expect(s.subscribedRESP2).toBe(true);
+    const unsub = entryOf(plan(s, true, 'UNSUBSCRIBE'));
+    expect(unsub.lazyExpect?.()).toBe(2);
+  });
+
+  it('AUTH, HELLO AUTH and SELECT are mirrored from their replies; RESET forgets them', () => {
+    const s = new Session(router);
+    reply(
+      entryOf(plan(s, true, 'AUTH', 'wrong')),
+      '-WRONGPASS invalid username-password pair or user is disabled.\r\n',
+    );
+    expect(s.authenticated).toBe(false);
+    reply(entryOf(plan(s, true, 'AUTH', 'app', 'pw')), '+OK\r\n');
+    expect(s.authenticated).toBe(true);
+    reply(entryOf(plan(s, true, 'SELECT', '3')), '+OK\r\n');
+    expect(s.db).toBe(3);
+    reply(entryOf(plan(s, true, 'SELECT', '99')), '-ERR DB index is out of range\r\n');
+    expect(s.db).toBe(3);
+    reply(entryOf(plan(s, true, 'RESET')), '+RESET\r\n');
+    expect([s.authenticated, s.db]).toEqual([false, 0]);
+    reply(entryOf(plan(s, true, 'HELLO', '2', 'AUTH', 'app', 'pw')), '*0\r\n');
+    expect(s.authenticated).toBe(true);
   });
 
   it('DISCARD ends the transaction; a HELLO queued before it never applies', () => {
@@ -83,7 +126,7 @@ describe('Session', () => {
   it('SUBSCRIBE expects one reply per channel; UNSUBSCRIBE without arguments one per subscription', () => {
     const s = new Session(router);
     const sub = entryOf(plan(s, true, 'SUBSCRIBE', 'a', 'b'));
-    expect(sub.expect).toBe(2);
+    expect(sub.lazyExpect?.()).toBe(2);
     expect(sub.pubsub).toBe(true);
     reply(sub, '*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n');
     reply(sub, '*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n');
@@ -161,5 +204,17 @@ describe('Session', () => {
       '*3\r\n$7\r\nPUBLISH\r\n$14\r\n__semcache__:w\r\n$0\r\n\r\n',
     );
     expect(p.before.entry.hook?.(Buffer.from(':0\r\n'))).toEqual(Buffer.alloc(0));
+  });
+});
+
+describe('Subscriptions.family', () => {
+  it('names each (P|S)(UN)SUBSCRIBE family', () => {
+    const s = new Session(router).subs;
+    const f = (n: string) => s.family(Buffer.from(n));
+    expect(
+      ['SUBSCRIBE', 'unsubscribe', 'PSUBSCRIBE', 'punsubscribe', 'SSUBSCRIBE', 'sunsubscribe'].map(
+        f,
+      ),
+    ).toEqual(['channel', 'channel', 'pattern', 'pattern', 'shard', 'shard']);
   });
 });
