@@ -61,6 +61,8 @@ export class ClientConnection implements SharedOwner, RunHost {
   private closing = false;
   private closed = false;
   private pausedFor = { upstream: false, pending: false };
+  /** The client's own upstream connection died: why. */
+  private lost: string | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -84,7 +86,15 @@ export class ClientConnection implements SharedOwner, RunHost {
       sendShared: (entry, raw) => {
         if (!this.closed) this.forwarder.sendShared(entry, raw);
       },
-      sendOwn: (parts) => this.forwarder.sendOwn(parts),
+      sendOwn: (parts, awaits) => {
+        if (this.lost !== undefined) {
+          // Held behind one of our commands while the connection died.
+          if (awaits !== undefined) this.complete(awaits, R.error(this.lost));
+          return;
+        }
+        this.forwarder.sendOwn(parts);
+        if (awaits !== undefined) this.reader.expect(awaits);
+      },
       flush: () => this.forwarder.flush(),
     });
     this.forwarder = new Forwarder(opts.upstream, opts.shared, this, {
@@ -175,11 +185,10 @@ export class ClientConnection implements SharedOwner, RunHost {
 
   private forward(raw: Buffer[], entry: Entry | undefined): void {
     this.forwarder.pin();
-    this.scheduler.own(raw);
+    this.scheduler.own(raw, entry);
     if (entry === undefined) return;
     this.scheduler.lastForwarded = entry;
     this.replies.push(entry);
-    this.reader.expect(entry);
   }
 
   // ---- local commands ---------------------------------------------------
@@ -317,6 +326,7 @@ export class ClientConnection implements SharedOwner, RunHost {
     // Every command that was sent upstream is answered, in order, with the cause.
     this.reader.fail(R.error(text));
     if (everConnected) {
+      this.lost = text;
       // The server-side state of this client (db, MULTI, subscriptions) is gone.
       this.closing = true;
       this.socket.pause();

@@ -95,7 +95,6 @@ export class Forwarder {
   }
 
   flush(): void {
-    console.log('FLUSH', this.fwd.length, this.sharedInFlight, !!this.upstream);
     if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
     this.upstream?.write(this.fwd);
     this.fwd = [];

@@ -75,7 +75,6 @@ export class LocalRun implements ClientRedis, LocalSlot {
   }
 
   start(): void {
-    console.log('START', this.spec.name, this.queued);
     const spec = this.spec;
     const noMulti = this.queued && spec.flags.includes('no-multi');
     if (!arityOk(spec, this.args.length) || noMulti) {
@@ -178,7 +177,6 @@ export class LocalRun implements ClientRedis, LocalSlot {
 
   /** Send on the client's path now; each reply comes back as RESP bytes. */
   private request(commands: readonly (readonly Arg[])[]): Promise<Buffer[]> {
-    console.log('REQ', commands);
     const { forwarder, reader } = this.host;
     return new Promise((resolve) => {
       const replies: Buffer[] = new Array(commands.length);

@@ -16,13 +16,16 @@
  */
 import type { Entry } from './entry.js';
 
-type Item = { gate: Entry } | { entry: Entry; raw: Buffer[] } | { parts: Buffer[] };
+type Item =
+  | { gate: Entry }
+  | { entry: Entry; raw: Buffer[] }
+  | { parts: Buffer[]; awaits: Entry | undefined };
 
 export interface Sender {
   /** Over the shared connection; `entry` takes the reply. */
   sendShared(entry: Entry, raw: Buffer[]): void;
-  /** Over the client's own connection (opened if need be). */
-  sendOwn(parts: Buffer[]): void;
+  /** Over the client's own connection (opened if need be); `awaits` takes the reply. */
+  sendOwn(parts: Buffer[], awaits: Entry | undefined): void;
   /** Write what was queued. */
   flush(): void;
 }
@@ -42,10 +45,14 @@ export class LocalScheduler {
     else this.sender.sendShared(entry, raw);
   }
 
-  /** Request bytes for the client's own connection. */
-  own(parts: Buffer[]): void {
-    if (this.outbox.length > 0) this.outbox.push({ parts });
-    else this.sender.sendOwn(parts);
+  /**
+   * Request bytes for the client's own connection. `awaits` waits for the
+   * reply from when the bytes are sent: requests our running commands make
+   * meanwhile go ahead of held ones, and replies come in the order sent.
+   */
+  own(parts: Buffer[], awaits: Entry | undefined): void {
+    if (this.outbox.length > 0) this.outbox.push({ parts, awaits });
+    else this.sender.sendOwn(parts, awaits);
   }
 
   /** Run a local command's `start` in its turn (see the rules above). */
@@ -80,7 +87,7 @@ export class LocalScheduler {
       const item = this.outbox[0]!;
       if ('gate' in item && !item.gate.done) break;
       this.outbox.shift();
-      if ('parts' in item) this.sender.sendOwn(item.parts);
+      if ('parts' in item) this.sender.sendOwn(item.parts, item.awaits);
       else if ('entry' in item) this.sender.sendShared(item.entry, item.raw);
     }
     this.sender.flush();

@@ -143,11 +143,11 @@ describe('errors of our commands', () => {
         cmd('TESTGET', 'mt'),
         cmd('EXEC'),
       ],
-      '*1\r\n$4\r\n$1\r\n\r\n',
+      '*1\r\n$5\r\n$1\r\n2\r\n',
     );
     expect(out).toBe(
       '+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n' +
-        '*4\r\n+OK\r\n*2\r\n$4\r\n$1\r\n1\r\n$3\r\n$-1\r\n:2\r\n*1\r\n$4\r\n$1\r\n2\r\n',
+        '*4\r\n+OK\r\n*2\r\n$5\r\n$1\r\n1\r\n$3\r\n$-1\r\n:2\r\n*1\r\n$5\r\n$1\r\n2\r\n',
     );
   });
 
