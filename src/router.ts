@@ -27,7 +27,9 @@ export type Route =
         | 'client'
         | 'command'
         | 'auth'
-        | 'select';
+        | 'select'
+        | 'watch'
+        | 'unwatch';
     };
 
 const SPECIAL: Record<string, Route['kind']> = {
@@ -50,6 +52,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   command: 'command',
   auth: 'auth',
   select: 'select',
+  watch: 'watch',
+  unwatch: 'unwatch',
 };
 
 const SHARED: Route = { kind: 'plain', shareable: true };

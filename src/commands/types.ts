@@ -29,8 +29,17 @@ export interface ClientRedis {
    * promise resolves at EXEC; a command may then send only once.
    */
   send(commands: readonly (readonly Arg[])[]): Promise<Buffer[]>;
+  /**
+   * Would Redis queue these commands for the client? They are queued in a
+   * MULTI of its own and discarded (never run); resolves with Redis's reply
+   * to each (+QUEUED, or why not). Not inside the client's own MULTI, and not
+   * while it WATCHes keys (DISCARD would unwatch them): then it rejects.
+   */
+  dryRun(commands: readonly (readonly Arg[])[]): Promise<Buffer[]>;
   /** Inside MULTI: send() queues, and its replies come at EXEC. */
   readonly queued: boolean;
+  /** The database the client has selected. */
+  readonly db: number;
 }
 
 export interface CommandContext {

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { CommandSpec, CommandTable } from '../commands/types.js';
 import { Err } from '../errors.js';
 import type { Logger } from '../log.js';
+import { encodeCommand } from '../resp/client-codec.js';
 import { type ParsedCommand, RequestParser } from '../resp/request-parser.js';
 import { encodeReply, R, type Reply } from '../resp/writer.js';
 import type { Router } from '../router.js';
@@ -31,6 +32,9 @@ import { LocalScheduler } from './local-scheduler.js';
 import { ReplyQueue } from './reply-queue.js';
 import { Session } from './session.js';
 import { UpstreamReader } from './upstream-reader.js';
+
+/** Sent for a command of ours that CLIENT REPLY SKIP applies to: Redis skips its reply. */
+const CLIENT_REPLY_ON = encodeCommand(['CLIENT', 'REPLY', 'ON']);
 
 export interface ConnectionOptions {
   id: number;
@@ -157,6 +161,9 @@ export class ClientConnection implements SharedOwner, RunHost {
     const route = this.opts.router.route(cmd.args[0]!);
     // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
     const silent = session.begin();
+    // Redis skips the reply of the next command it runs: ours must use it up.
+    if (session.takeRedisSkip() && route.kind === 'local')
+      this.forward([CLIENT_REPLY_ON], undefined);
     if (route.kind === 'plain') {
       // Only unpinned clients share, and they are never silenced (CLIENT pins).
       if (this.forwarder.canShare(route.shareable)) {
@@ -195,7 +202,8 @@ export class ClientConnection implements SharedOwner, RunHost {
 
   private local(cmd: ParsedCommand, spec: CommandSpec, silent: boolean): void {
     const entry = silent ? newEntry(0) : this.replies.pushLocal(undefined);
-    const run = new LocalRun(this, entry, spec, cmd.args, this.session.tx);
+    const replyOff = this.session.replyMode === 'off';
+    const run = new LocalRun(this, entry, spec, cmd.args, this.session.tx, replyOff);
     if (this.session.slot !== undefined) this.session.slot.local = run;
     this.scheduler.local(entry, spec.flags.includes('write'), () => run.start());
   }

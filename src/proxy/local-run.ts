@@ -29,6 +29,7 @@ import { arityOk, type ClientRedis, type CommandSpec } from '../commands/types.j
 import { Err } from '../errors.js';
 import { type Arg, encodeCommand } from '../resp/client-codec.js';
 import { R, type Reply } from '../resp/writer.js';
+import { AccessRefusedError } from '../semantic/types.js';
 import { type Entry, newEntry } from './entry.js';
 import type { Forwarder } from './forwarder.js';
 import type { Session } from './session.js';
@@ -37,6 +38,8 @@ import type { UpstreamReader } from './upstream-reader.js';
 
 const QUEUED = R.simple('QUEUED');
 const FLAG_TRANSACTION = ['semcache-no-multi-transaction'];
+const REPLY_ON = encodeCommand(['CLIENT', 'REPLY', 'ON']);
+const REPLY_OFF = encodeCommand(['CLIENT', 'REPLY', 'OFF']);
 const NOAUTH = Buffer.from('-NOAUTH');
 
 export interface RunHost {
@@ -67,7 +70,13 @@ export class LocalRun implements ClientRedis, LocalSlot {
     private readonly args: Buffer[],
     /** The transaction it was sent in (as predicted at request time). */
     private readonly tx: Transaction | undefined,
+    /** CLIENT REPLY OFF was in force: our requests turn replies on for themselves. */
+    private readonly replyOff = false,
   ) {}
+
+  get db(): number {
+    return this.host.session.db;
+  }
 
   /** Queued in a transaction Redis accepted. */
   get queued(): boolean {
@@ -164,6 +173,18 @@ export class LocalRun implements ClientRedis, LocalSlot {
     this.host.complete(this.entry, QUEUED);
   }
 
+  dryRun(commands: readonly (readonly Arg[])[]): Promise<Buffer[]> {
+    if (this.queued) return Promise.reject(new Error('a dry run cannot be nested in a MULTI'));
+    if (this.host.session.watching) {
+      return Promise.reject(
+        new AccessRefusedError(
+          'ERR semcache: this command checks permissions with MULTI/DISCARD, which would UNWATCH your keys; run it before WATCH or after EXEC',
+        ),
+      );
+    }
+    return this.request([['MULTI'], ...commands, ['DISCARD']], true).then((r) => r.slice(1, -1));
+  }
+
   finish(replies: Buffer[]): Promise<Reply> {
     this.parked?.resolve(replies);
     this.parked = undefined;
@@ -175,13 +196,25 @@ export class LocalRun implements ClientRedis, LocalSlot {
     this.parked = undefined;
   }
 
-  /** Send on the client's path now; each reply comes back as RESP bytes. */
-  private request(commands: readonly (readonly Arg[])[]): Promise<Buffer[]> {
+  /**
+   * Send on the client's path now; each reply comes back as RESP bytes.
+   * `own`: on the client's own connection (opened if need be), for requests
+   * that must stay together.
+   */
+  private request(commands: readonly (readonly Arg[])[], own = false): Promise<Buffer[]> {
     const { forwarder, reader } = this.host;
     return new Promise((resolve) => {
       const replies: Buffer[] = new Array(commands.length);
       let left = commands.length;
       if (left === 0) resolve(replies);
+      const shared = !own && !this.queued && forwarder.canShare(true);
+      // Replies are off on the client's connection (CLIENT REPLY OFF): on for ours.
+      if (this.replyOff && !shared) {
+        forwarder.sendOwn([REPLY_ON]);
+        const ack = newEntry(1);
+        ack.internal = () => {};
+        reader.expect(ack);
+      }
       commands.forEach((command, i) => {
         const entry = newEntry(1);
         entry.internal = (reply) => {
@@ -189,12 +222,13 @@ export class LocalRun implements ClientRedis, LocalSlot {
           if (--left === 0) resolve(replies);
         };
         const raw = [encodeCommand(command)];
-        if (!this.queued && forwarder.canShare(true)) forwarder.sendShared(entry, raw);
+        if (shared) forwarder.sendShared(entry, raw);
         else {
           forwarder.sendOwn(raw);
           reader.expect(entry);
         }
       });
+      if (this.replyOff && !shared) forwarder.sendOwn([REPLY_OFF]);
       forwarder.flush();
     });
   }

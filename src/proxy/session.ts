@@ -70,12 +70,26 @@ export class Session {
   replyMode: 'on' | 'off' | 'skip' = 'on';
   authenticated = false;
   db = 0;
+  /** WATCH succeeded; EXEC, DISCARD, UNWATCH and RESET end it. */
+  watching = false;
+  /** CLIENT REPLY SKIP sent: Redis skips the reply of the next command it runs. */
+  private redisSkip = false;
 
   constructor(private readonly router: Router) {}
 
   /** Predicted: MULTI sent and not (yet) refused, no EXEC/DISCARD sent since. */
   get inMulti(): boolean {
     return this.tx !== undefined && !this.tx.refused;
+  }
+
+  /**
+   * Was Redis told to skip the next reply (CLIENT REPLY SKIP), with nothing
+   * run since? A command of ours after it must use up the skip itself.
+   */
+  takeRedisSkip(): boolean {
+    const pending = this.redisSkip;
+    this.redisSkip = false;
+    return pending;
   }
 
   /** Every command starts here: its transaction slot, and whether its reply is silenced. */
@@ -119,11 +133,22 @@ export class Session {
         break;
       }
       case 'exec':
+        this.watching = false;
         this.exec(entry);
         break;
       case 'discard':
+        this.watching = false;
         this.tx?.abort();
         this.tx = undefined;
+        break;
+      case 'watch':
+        entry.hook = (reply) => {
+          if (reply[0] === PLUS) this.watching = true;
+          return reply;
+        };
+        break;
+      case 'unwatch':
+        this.watching = false;
         break;
       case 'wait':
         if (this.usedShared && !this.inMulti) {
@@ -190,6 +215,7 @@ export class Session {
           const mode = args[2]!.toString('latin1').toLowerCase();
           if (mode === 'on' || mode === 'off' || mode === 'skip') {
             this.replyMode = mode;
+            this.redisSkip = mode === 'skip';
             // Redis sends no reply to CLIENT REPLY OFF/SKIP themselves.
             if (mode !== 'on') return { kind: 'forward', entry: undefined };
             silent = false;
@@ -304,5 +330,6 @@ export class Session {
     this.monitor = false;
     this.authenticated = false;
     this.db = 0;
+    this.watching = false;
   }
 }

@@ -1,5 +1,5 @@
 /*
- * The RESP2 codec of semcache's own Redis client (src/upstream/redis-client.ts), with
+ * The codec of semcache's own Redis client (src/upstream/redis-client.ts), with
  * no socket: commands encoded as arrays of bulk strings into one growing
  * buffer, and complete replies decoded into values. Framing (where a reply
  * ends in a stream of chunks) is ReplyFramer's job, in reply-framer.ts.
@@ -144,7 +144,11 @@ function lineInt(buf: Buffer, pos: number): number {
   return neg ? -n : n;
 }
 
-/** Decode one complete RESP2 reply starting at `pos` (its end is not returned). */
+/**
+ * Decode one complete reply starting at `pos` (its end is not returned).
+ * RESP2, and RESP3's types as plain values (maps and sets as flat arrays,
+ * booleans as 1/0), for replies to requests made as a RESP3 client.
+ */
 export function decode(buf: Buffer, pos: number): RedisValue {
   const type = buf[pos];
   switch (type) {
@@ -177,6 +181,44 @@ export function decode(buf: Buffer, pos: number): RedisValue {
         const items: RedisValue[] = new Array(n);
         for (let i = 0; i < n; i++) items[i] = decode(buf, decodedEnd);
         return items;
+      }
+    // RESP3, as a client that sent HELLO 3 gets it (replies on its behalf).
+    case 0x5f /* _ null */:
+      decodedEnd = pos + 3;
+      return null;
+    case 0x23 /* # boolean */:
+      decodedEnd = pos + 4;
+      return buf[pos + 1] === 0x74 ? 1 : 0;
+    case 0x2c /* , double */:
+    case 0x28 /* ( big number */:
+      {
+        const lineEnd = buf.indexOf(13, pos);
+        decodedEnd = lineEnd + 2;
+        return Number(buf.toString('latin1', pos + 1, lineEnd));
+      }
+    case 0x21 /* ! blob error */:
+    case 0x3d /* = verbatim */:
+      {
+        const len = lineInt(buf, pos + 1);
+        const start = decodedEnd;
+        decodedEnd = start + len + 2;
+        if (type === 0x21) return new RedisReplyError(buf.toString('utf8', start, start + len));
+        return buf.subarray(start + 4, start + len); // after "txt:"
+      }
+    case 0x25 /* % map */:
+    case 0x7e /* ~ set */:
+    case 0x3e /* > push */:
+      {
+        const n = lineInt(buf, pos + 1) * (type === 0x25 ? 2 : 1);
+        const items: RedisValue[] = new Array(n);
+        for (let i = 0; i < n; i++) items[i] = decode(buf, decodedEnd);
+        return items;
+      }
+    case 0x7c /* | attribute: skipped, the value follows */:
+      {
+        const n = lineInt(buf, pos + 1) * 2;
+        for (let i = 0; i < n; i++) decode(buf, decodedEnd);
+        return decode(buf, decodedEnd);
       }
     default:
       throw new RedisConnectionError(`unexpected reply type 0x${(type ?? 0).toString(16)}`);

@@ -62,6 +62,7 @@ export function createSemanticCache(
   const chain = new CachedEmbedder(batching, { maxEntries: config.embedCache });
   const engine = new SemanticCache({
     store: new SemanticStore(redis, config.prefix),
+    db: upstream.db,
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,

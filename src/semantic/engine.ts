@@ -3,39 +3,41 @@
  * vector index and an exact-match map each, mirrored from Redis (store.ts),
  * which stays the source of truth.
  *
- * Lookups: the normalized text is tried against the exact-match map first (no
- * model call); otherwise the text is embedded and the index searched. Either
- * way the value is read from Redis at the moment of the hit: an entry whose
- * key expired or was deleted by anyone is dropped on the spot and the next
- * candidate tried, and a periodic sweep drops the ones nobody asks for.
- *
- * Writes to the same key are applied in the order they arrived, even when a
- * later one embeds faster (its text was cached): each waits for the previous.
+ * This file is the core: namespaces and entries in memory, the model and the
+ * rebuild from Redis on start, and the sweep that drops entries whose key is
+ * gone. Reads are in lookups.ts, writes in writes.ts; both reach the client's
+ * keys only as the client (KeyAccess), and semcache's own records with its
+ * own connection (store.ts).
  */
 import type { Logger } from '../log.js';
-import { compileFilter, type Filter } from './filter.js';
 import { patched as faissPatched } from './index/faiss.js';
+import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
 import { exactKey } from './normalize.js';
 import { LatencyStats, since } from './stats.js';
-import type { SemanticStore, TtlMode } from './store.js';
-import type { Embedder, IndexKind, VectorIndex } from './types.js';
-import { EmbedderUnavailableError } from './types.js';
+import type { SemanticStore } from './store.js';
+import type { Embedder, IndexKind, KeyAccess, VectorIndex } from './types.js';
+import {
+  EmbedderUnavailableError,
+  InvalidInputError,
+  LoadingError,
+  StorageUnavailableError,
+  UnknownNamespaceError,
+} from './types.js';
 import { createVectorIndex, type FaissVectorIndex } from './vector-index.js';
+import { type IndexRequest, type SetRequest, Writes } from './writes.js';
+
+export { InvalidInputError, LoadingError, UnknownNamespaceError };
 
 export interface SourcedEmbedder extends Embedder {
   embedWithSource(texts: string[]): Promise<{ vector: Float32Array; cached: boolean }[]>;
 }
 
-export class LoadingError extends Error {}
-export class UnknownNamespaceError extends Error {}
-export class InvalidInputError extends Error {}
-
 export const DEFAULT_NAMESPACE = 'default';
 const MAX_NAMESPACE_LENGTH = 256;
 /** Texts whose exact-match hash is remembered (oldest forgotten first). */
 const EXACT_MEMO_SIZE = 10_000;
-/** Candidates read from Redis per round trip when checking that a hit still exists. */
-const CHECK_BATCH = 4;
+/** Seconds between attempts to rebuild from Redis after semcache's own connection failed. */
+const STORAGE_RETRY_MS = 5000;
 
 export interface Entry {
   id: number;
@@ -62,13 +64,6 @@ export class Namespace {
   constructor(readonly name: string) {}
 }
 
-interface EntryRequest {
-  key: Buffer;
-  text: string;
-  ns?: string | undefined;
-  attrs?: string | undefined;
-}
-
 export interface Hit {
   entry: Entry;
   score: number;
@@ -78,6 +73,8 @@ export interface Hit {
 
 export interface EngineOptions {
   store: SemanticStore;
+  /** The Redis database of the store: values must be in it too. */
+  db?: number;
   embedder: SourcedEmbedder;
   threshold: number;
   indexKind: IndexKind | 'auto';
@@ -102,10 +99,11 @@ export interface EmbedStats {
 export class SemanticCache {
   readonly namespaces = new Map<string, Namespace>();
   private readonly byKey = new Map<string, Entry>();
-  private readonly writes = new Map<string, Promise<unknown>>();
   private nextId = 1;
   state: 'loading' | 'ready' | 'failed' = 'loading';
-  private failure: EmbedderUnavailableError | undefined;
+  private failure: EmbedderUnavailableError | StorageUnavailableError | undefined;
+  private readonly lookups = new Lookups(this);
+  private readonly writes = new Writes(this);
   loadingWhat = 'the embedding model';
   private sweepCursor: Iterator<Entry> | undefined;
   private readonly exactMemo = new Map<string, string>();
@@ -121,7 +119,11 @@ export class SemanticCache {
     return `${e.kind}:${e.model}:${e.dim}`;
   }
 
-  /** Load the model, then rebuild the index from Redis. Never rejects: failure is a state. */
+  /**
+   * Load the model, then rebuild the index from Redis. Never rejects: failure
+   * is a state. If semcache's own connection to Redis fails (unreachable,
+   * refused credentials), the rebuild is tried again every few seconds.
+   */
   async start(): Promise<void> {
     const { logger, embedder } = this.opts;
     try {
@@ -130,18 +132,35 @@ export class SemanticCache {
       logger.info(
         `embedder ${embedder.kind} ${embedder.model} ready (dim ${embedder.dim}, ${since(t).toFixed(0)} ms)`,
       );
-      this.loadingWhat = 'the index from redis';
-      await this.rebuild();
-      this.state = 'ready';
-      for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
     } catch (err) {
-      this.state = 'failed';
-      this.failure =
+      this.fail(
         err instanceof EmbedderUnavailableError
           ? err
-          : new EmbedderUnavailableError((err as Error).message, 'check the log');
-      logger.error(`semantic cache unavailable: ${this.failure.message}`);
+          : new EmbedderUnavailableError((err as Error).message, 'check the log'),
+      );
+      return;
     }
+    this.loadingWhat = 'the index from redis';
+    while (!this.stopped) {
+      try {
+        await this.rebuild();
+        break;
+      } catch (err) {
+        this.fail(storageError(err as Error));
+        await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS).unref());
+      }
+    }
+    if (this.stopped) return;
+    this.state = 'ready';
+    this.failure = undefined;
+    for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
+  }
+
+  private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {
+    const again = this.failure?.message === failure.message;
+    this.state = 'failed';
+    this.failure = failure;
+    if (!again) this.opts.logger.error(`semantic cache unavailable: ${failure.message}`);
   }
 
   private async rebuild(): Promise<void> {
@@ -170,7 +189,7 @@ export class SemanticCache {
     while (stale.length > 0) {
       const chunk = stale.slice(0, 256);
       stale = stale.slice(256);
-      for (const e of chunk) await this.persist(e, undefined, 'INDEX', 0);
+      for (const e of chunk) await this.writes.reindex(e);
       n += chunk.length;
     }
     const ms = since(t);
@@ -179,7 +198,8 @@ export class SemanticCache {
     );
   }
 
-  private ready(): void {
+  /** Throws unless commands can be served (LoadingError, or why it failed). */
+  ready(): void {
     if (this.state === 'loading') throw new LoadingError(`semcache is loading ${this.loadingWhat}`);
     if (this.state === 'failed') throw this.failure!;
   }
@@ -198,6 +218,10 @@ export class SemanticCache {
     return space;
   }
 
+  parseAttrs(json: string | undefined): Record<string, unknown> | undefined {
+    return SemanticCache.parseAttrs(json);
+  }
+
   static parseAttrs(json: string | undefined): Record<string, unknown> | undefined {
     if (json === undefined) return undefined;
     let parsed: unknown;
@@ -212,80 +236,48 @@ export class SemanticCache {
     return parsed as Record<string, unknown>;
   }
 
-  // ---- writes -----------------------------------------------------------
+  // ---- commands (reads in lookups.ts, writes in writes.ts) ---------------
 
-  /** SEMSET: store the value like SET and index its text. */
-  set(req: {
-    key: Buffer;
-    text: string;
-    value: Buffer;
-    ttlMode: TtlMode;
-    ttl: number;
-    ns?: string | undefined;
-    attrs?: string | undefined;
-  }): Promise<void> {
-    this.ready();
-    return this.persist(req, req.value, req.ttlMode, req.ttl).then(() => undefined);
+  /** SEMGET */
+  get(req: GetRequest, access: KeyAccess): Promise<Hit | undefined> {
+    return this.lookups.get(req, access);
   }
 
-  /** SEMINDEX: index a key that already holds a value. Resolves false when there is no such key. */
-  index(req: EntryRequest): Promise<boolean> {
-    this.ready();
-    return this.persist(req, undefined, 'INDEX', 0);
+  /** SEMSEARCH */
+  search(req: SearchRequest, access: KeyAccess): Promise<Hit[]> {
+    return this.lookups.search(req, access);
   }
 
-  /**
-   * Embed, write value (unless INDEX), record and exact key to Redis, then
-   * index in memory. Resolves false when INDEX found no key.
-   */
-  private persist(
-    req: EntryRequest,
-    value: Buffer | undefined,
-    mode: TtlMode,
-    ttl: number,
-  ): Promise<boolean> {
-    const attrs = SemanticCache.parseAttrs(req.attrs);
-    const space = this.namespace(req.ns, true);
-    const exactHash = this.exactOf(req.text);
-    return this.write(req.key, req.text, async (vector) => {
-      const pttl = await this.opts.store.put(
-        {
-          key: req.key,
-          ns: space.name,
-          text: req.text,
-          vector,
-          attrs: req.attrs,
-          model: this.modelId,
-          exactHash,
-          value,
-        },
-        mode,
-        ttl,
-      );
-      if (pttl === undefined) return false;
-      const entry = this.remember(req.key, space, req.text, exactHash, attrs, req.attrs);
-      this.indexOf(space).add(entry.id, vector);
-      return true;
-    });
+  /** SEMSET */
+  set(req: SetRequest, access: KeyAccess): Promise<void> {
+    return this.writes.set(req, access);
   }
 
-  /** Embed now (in parallel with other writes), apply after earlier writes to the same key. */
-  private write<T>(key: Buffer, text: string, apply: (v: Float32Array) => Promise<T>): Promise<T> {
-    const k = key.toString('latin1');
-    const embedded = this.opts.embedder.embedWithSource([text]);
-    const previous = this.writes.get(k);
-    const run = (async () => {
-      const vector = (await embedded)[0]!.vector;
-      if (previous) await previous.catch(() => {});
-      return apply(vector);
-    })();
-    this.writes.set(k, run);
-    const cleanup = () => {
-      if (this.writes.get(k) === run) this.writes.delete(k);
-    };
-    run.then(cleanup, cleanup);
-    return run;
+  /** SEMINDEX */
+  index(req: IndexRequest, access: KeyAccess): Promise<boolean> {
+    return this.writes.index(req, access);
   }
+
+  /** SEMDEL */
+  del(keys: Buffer[], access: KeyAccess): Promise<number> {
+    return this.writes.del(keys, access);
+  }
+
+  /** SEMFLUSH */
+  flush(ns: string | undefined, access: KeyAccess): Promise<number> {
+    return this.writes.flush(ns, access);
+  }
+
+  /** SEMNS SET */
+  configure(
+    ns: string,
+    settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },
+    access: KeyAccess,
+  ): Promise<void> {
+    return this.writes.configure(ns, settings, access);
+  }
+
+  // ---- entries in memory ------------------------------------------------
 
   private addEntries(
     entries: {
@@ -317,7 +309,7 @@ export class SemanticCache {
     for (const [space, g] of groups) this.indexOf(space).addBatch(g.ids, g.vectors);
   }
 
-  private remember(
+  remember(
     key: Buffer,
     space: Namespace,
     text: string,
@@ -343,7 +335,7 @@ export class SemanticCache {
     return entry;
   }
 
-  private indexOf(space: Namespace): VectorIndex {
+  indexOf(space: Namespace): VectorIndex {
     if (space.index !== undefined) return space.index;
     const kind = space.indexKind ?? this.opts.indexKind;
     const { logger } = this.opts;
@@ -382,7 +374,7 @@ export class SemanticCache {
    * The exact-match hash of a text, memoized: the same prompts come back (that
    * is what a cache is for), and NFKC plus SHA-256 cost more than the lookup.
    */
-  private exactOf(text: string): string {
+  exactOf(text: string): string {
     let h = this.exactMemo.get(text);
     if (h === undefined) {
       h = exactKey(text);
@@ -394,8 +386,13 @@ export class SemanticCache {
     return h;
   }
 
+  /** The entry of a key, if it has one. */
+  entryOf(key: Buffer): Entry | undefined {
+    return this.byKey.get(key.toString('latin1'));
+  }
+
   /** Drop an entry from memory only. */
-  private forget(entry: Entry): void {
+  forget(entry: Entry): void {
     const space = entry.ns;
     if (this.byKey.get(entry.key.toString('latin1')) === entry)
       this.byKey.delete(entry.key.toString('latin1'));
@@ -405,265 +402,9 @@ export class SemanticCache {
   }
 
   /** The key is gone from Redis: forget the entry and remove its leftovers there. */
-  private drop(entry: Entry): void {
+  drop(entry: Entry): void {
     this.forget(entry);
-    this.opts.store.remove([entry.key], false).catch(() => {});
-  }
-
-  /** SEMDEL: entries and their values. */
-  async del(keys: Buffer[]): Promise<number> {
-    this.ready();
-    const n = await this.opts.store.remove(keys, true);
-    for (const key of keys) {
-      const entry = this.byKey.get(key.toString('latin1'));
-      if (entry) this.forget(entry);
-    }
-    return n;
-  }
-
-  /** SEMFLUSH: every entry (and value) of one namespace, or of all. */
-  async flush(ns: string | undefined): Promise<number> {
-    this.ready();
-    const spaces = ns === undefined ? [...this.namespaces.values()] : [this.namespace(ns)];
-    let n = 0;
-    for (const space of spaces) {
-      const entries = [...space.entries.values()];
-      for (let i = 0; i < entries.length; i += 500) {
-        const slice = entries.slice(i, i + 500);
-        n += await this.opts.store.remove(
-          slice.map((e) => e.key),
-          true,
-        );
-        for (const e of slice) this.forget(e);
-      }
-      space.index?.clear();
-      if (space.name !== DEFAULT_NAMESPACE) {
-        this.namespaces.delete(space.name);
-        await this.opts.store.deleteNamespace(space.name);
-      }
-    }
-    return n;
-  }
-
-  /** SEMNS SET: create a namespace or change its settings (persisted in Redis). */
-  async configure(
-    ns: string,
-    settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },
-  ): Promise<void> {
-    this.ready();
-    const space = this.namespace(ns, true);
-    if (
-      settings.index !== undefined &&
-      settings.index !== (space.indexKind ?? this.opts.indexKind)
-    ) {
-      if (space.entries.size > 0) {
-        throw new InvalidInputError(
-          `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
-        );
-      }
-      space.index = undefined;
-    }
-    const saved: Record<string, string> = {};
-    if (settings.threshold !== undefined) saved.threshold = String(settings.threshold);
-    if (settings.index !== undefined) saved.index = settings.index;
-    saved.created = String(Date.now());
-    await this.opts.store.saveNamespace(ns, saved);
-    if (settings.threshold !== undefined) space.threshold = settings.threshold;
-    if (settings.index !== undefined) space.indexKind = settings.index;
-  }
-
-  // ---- reads ------------------------------------------------------------
-
-  /** SEMGET: the best live hit at or above the threshold, exact match first. */
-  async get(req: {
-    text: string;
-    ns?: string | undefined;
-    threshold?: number | undefined;
-    filter?: string | undefined;
-  }): Promise<Hit | undefined> {
-    this.ready();
-    const space = this.namespace(req.ns);
-    const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
-    const threshold = req.threshold ?? space.threshold ?? this.opts.threshold;
-    // performance.now(), not hrtime.bigint(): no BigInt garbage per exact hit.
-    const t0 = performance.now();
-    const exact = space.exact.get(this.exactOf(req.text));
-    if (exact && (filter === undefined || filter(exact.attrs))) {
-      const value = (await this.opts.store.values([exact.key]))[0];
-      if (value) {
-        space.hits++;
-        space.exactHits++;
-        space.lookup.record(performance.now() - t0);
-        return { entry: exact, score: 1, value, exact: true };
-      }
-      if (space.entries.get(exact.id) === exact) this.drop(exact);
-    }
-    let hit: Hit | undefined;
-    if (space.entries.size > 0) {
-      const vector = await this.embedTimed(space, req.text);
-      hit = (await this.liveTop(space, vector, 1, threshold, filter, 16, true))[0];
-    }
-    if (hit) space.hits++;
-    else space.misses++;
-    space.lookup.record(performance.now() - t0);
-    return hit;
-  }
-
-  private async embedTimed(space: Namespace, text: string): Promise<Float32Array> {
-    const t = process.hrtime.bigint();
-    const [r] = await this.opts.embedder.embedWithSource([text]);
-    space.embedTime.record(since(t));
-    return r!.vector;
-  }
-
-  /**
-   * The best `count` entries at or above `threshold` that pass `filter`. With
-   * a filter the index is searched deeper (fetchK, doubling up to the whole
-   * namespace) until enough entries pass.
-   */
-  async candidates(
-    space: Namespace,
-    query: Float32Array,
-    count: number,
-    threshold: number,
-    filter: Filter | undefined,
-    fetchK: number,
-  ): Promise<Hit[]> {
-    const index = space.index;
-    if (index === undefined || index.size === 0) return [];
-    const t = process.hrtime.bigint();
-    let k = Math.min(index.size, Math.max(count, filter ? fetchK : count));
-    let out: Hit[] = [];
-    for (;;) {
-      out = [];
-      let exhausted = false;
-      // Usually an array: no promise (and no wait behind other lookups) unless
-      // a long flat tail made the search yield.
-      const found = index.searchYielding(query, k);
-      for (const h of Array.isArray(found) ? found : await found) {
-        if (h.score < threshold) {
-          exhausted = true;
-          break;
-        }
-        const entry = space.entries.get(h.id);
-        if (entry === undefined || (filter && !filter(entry.attrs))) continue;
-        out.push({ entry, score: h.score, value: undefined, exact: false });
-        if (out.length >= count) break;
-      }
-      if (out.length >= count || exhausted || k >= index.size) break;
-      k = Math.min(index.size, k * 2);
-    }
-    space.searchTime.record(since(t));
-    return out;
-  }
-
-  /** Keep the hits whose key still exists (reading values when asked); drop the others. */
-  private async live(hits: Hit[], want: number, withValues: boolean): Promise<Hit[]> {
-    const out: Hit[] = [];
-    for (let i = 0; i < hits.length && out.length < want; i += CHECK_BATCH) {
-      const batch = hits.slice(i, i + CHECK_BATCH);
-      const keys = batch.map((h) => h.entry.key);
-      const present = withValues
-        ? await this.opts.store.values(keys)
-        : (await this.opts.store.exists(keys)).map((e) => (e ? Buffer.alloc(0) : null));
-      batch.forEach((h, j) => {
-        const v = present[j];
-        if (v === null || v === undefined) {
-          if (h.entry.ns.entries.get(h.entry.id) === h.entry) this.drop(h.entry);
-        } else if (out.length < want) out.push({ ...h, value: withValues ? v : undefined });
-      });
-    }
-    return out;
-  }
-
-  /** SEMSEARCH: top `count` by text or vector, optional MMR re-ranking. */
-  async search(req: {
-    text?: string | undefined;
-    vector?: Float32Array | undefined;
-    ns?: string | undefined;
-    count: number;
-    threshold?: number | undefined;
-    filter?: string | undefined;
-    fetchK?: number | undefined;
-    mmr?: number | undefined;
-    withValues: boolean;
-  }): Promise<Hit[]> {
-    this.ready();
-    const space = this.namespace(req.ns);
-    const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
-    let query: Float32Array;
-    if (req.vector !== undefined) {
-      if (req.vector.length !== this.opts.embedder.dim) {
-        throw new InvalidInputError(
-          `vector has ${req.vector.length} dimensions, the index has ${this.opts.embedder.dim}`,
-        );
-      }
-      query = normalized(req.vector);
-    } else query = await this.embedTimed(space, req.text ?? '');
-    const threshold = req.threshold ?? -1;
-    const fetchK = req.fetchK ?? Math.max(req.count * 10, 100);
-    const pool = req.mmr === undefined ? req.count : Math.max(req.count, fetchK);
-    if (req.mmr === undefined) {
-      return this.liveTop(space, query, req.count, threshold, filter, fetchK, req.withValues);
-    }
-    const hits = await this.liveTop(space, query, pool, threshold, filter, fetchK, false);
-    const ranked = hits.length > req.count ? await this.mmr(query, hits, req.count, req.mmr) : hits;
-    return req.withValues ? this.live(ranked, req.count, true) : ranked;
-  }
-
-  /**
-   * The best `count` live entries: candidates whose key is gone are dropped
-   * (which also removes them from the index) and the search repeated, a few
-   * times at most, so deleted entries do not shorten the answer.
-   */
-  private async liveTop(
-    space: Namespace,
-    query: Float32Array,
-    count: number,
-    threshold: number,
-    filter: Filter | undefined,
-    fetchK: number,
-    withValues: boolean,
-  ): Promise<Hit[]> {
-    let hits: Hit[] = [];
-    for (let round = 0; round < 4; round++) {
-      const pool = count + CHECK_BATCH - 1;
-      const candidates = await this.candidates(space, query, pool, threshold, filter, fetchK);
-      const before = space.entries.size;
-      hits = await this.live(candidates, count, withValues);
-      if (hits.length >= count || space.entries.size === before) break;
-    }
-    return hits;
-  }
-
-  /** Maximal marginal relevance: lambda * relevance - (1 - lambda) * redundancy. */
-  private async mmr(
-    query: Float32Array,
-    hits: Hit[],
-    count: number,
-    lambda: number,
-  ): Promise<Hit[]> {
-    const vectors = await this.opts.store.vectors(hits.map((h) => h.entry.key));
-    const pool = hits.map((h, i) => ({ h, v: vectors[i] })).filter((p) => p.v !== undefined) as {
-      h: Hit;
-      v: Float32Array;
-    }[];
-    const chosen: { h: Hit; v: Float32Array }[] = [];
-    while (chosen.length < count && pool.length > 0) {
-      let best = 0;
-      let bestScore = Number.NEGATIVE_INFINITY;
-      pool.forEach((p, i) => {
-        let redundancy = 0;
-        for (const c of chosen) redundancy = Math.max(redundancy, dot(p.v, c.v));
-        const s = lambda * dot(p.v, query) - (1 - lambda) * redundancy;
-        if (s > bestScore) {
-          bestScore = s;
-          best = i;
-        }
-      });
-      chosen.push(pool.splice(best, 1)[0]!);
-    }
-    return chosen.map((c) => c.h);
+    this.opts.store.remove([entry.key]).catch(() => {});
   }
 
   /** SEMEMBED */
@@ -706,15 +447,13 @@ export class SemanticCache {
   }
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
-
-function normalized(v: Float32Array): Float32Array {
-  const n = Math.sqrt(dot(v, v));
-  if (!Number.isFinite(n) || n === 0)
-    throw new InvalidInputError('vector must be finite and non-zero');
-  return v.map((x) => x / n);
+/** semcache's own connection failed: name the cause and what to check. */
+function storageError(err: Error): StorageUnavailableError {
+  const m = err.message;
+  const remedy = /^(NOAUTH|WRONGPASS)/.test(m)
+    ? 'give semcache credentials Redis accepts: --upstream redis://user:password@host:port, or the password in --upstream-password-file'
+    : /^NOPERM/.test(m)
+      ? "semcache's own Redis user needs its commands on its keys (docs/security.md)"
+      : 'check that Redis is reachable at --upstream';
+  return new StorageUnavailableError(`semcache's own connection to redis: ${m}`, remedy);
 }

@@ -7,31 +7,36 @@
  *   P rec:<key>                   HASH ns, text, vec (FP32 LE), attrs (JSON), model, exact, ts
  *   P exact:<ns>:<sha256(norm)>   STRING <key>: the exact-match record
  *
- * The record and the exact-match key get the value's TTL, in the same Lua
- * script that writes the value, so the three never disagree at write time.
+ * The value is written by the client itself (a SET on its own connection,
+ * so Redis checks its permissions: see writes.ts); the record and the
+ * exact-match key are written after, by one Lua script with semcache's own
+ * credentials, which gives them the value's TTL and writes nothing unless
+ * the key still holds the value that was written (SHA-1 compared in Redis):
+ * when two clients set one key at once, the record describes the value that
+ * stayed.
  */
 import { endianness } from 'node:os';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import { RedisReplyError } from '../upstream/redis-client.js';
 
-/** Writes value, record and exact key atomically, with the value's TTL on all three. */
+/**
+ * Writes record and exact key for a key that holds a string, with its TTL.
+ * ARGV[1]: the SHA-1 the value must have, or '' for any value.
+ * Returns the key's PTTL, -3 when the key is gone or holds another value,
+ * -4 when it holds no string.
+ */
 const SET_SCRIPT = `
 local key, rec, exact = KEYS[1], KEYS[2], KEYS[3]
-local mode, ttl = ARGV[2], ARGV[3]
-if mode == 'EX' then redis.call('SET', key, ARGV[1], 'EX', ttl)
-elseif mode == 'PX' then redis.call('SET', key, ARGV[1], 'PX', ttl)
-elseif mode == 'KEEPTTL' then redis.call('SET', key, ARGV[1], 'KEEPTTL')
-elseif mode == 'INDEX' then
-  local t = redis.call('TYPE', key).ok
-  if t == 'none' then return -3 end
-  if t ~= 'string' then return -4 end
-else redis.call('SET', key, ARGV[1]) end
+local t = redis.call('TYPE', key).ok
+if t == 'none' then return -3 end
+if t ~= 'string' then return -4 end
+if ARGV[1] ~= '' and redis.sha1hex(redis.call('GET', key)) ~= ARGV[1] then return -3 end
 local old = redis.call('HGET', rec, 'exact')
 if old and old ~= exact and redis.call('GET', old) == key then redis.call('DEL', old) end
 redis.call('DEL', rec)
-redis.call('HSET', rec, 'ns', ARGV[4], 'text', ARGV[5], 'vec', ARGV[6], 'model', ARGV[7],
-  'exact', exact, 'ts', ARGV[9])
-if ARGV[8] ~= '' then redis.call('HSET', rec, 'attrs', ARGV[8]) end
+redis.call('HSET', rec, 'ns', ARGV[2], 'text', ARGV[3], 'vec', ARGV[4], 'model', ARGV[5],
+  'exact', exact, 'ts', ARGV[7])
+if ARGV[6] ~= '' then redis.call('HSET', rec, 'attrs', ARGV[6]) end
 redis.call('SET', exact, key)
 local pttl = redis.call('PTTL', key)
 if pttl > 0 then
@@ -43,16 +48,20 @@ end
 return pttl
 `;
 
-/** Removes record, exact key (if it still points here) and, with ARGV[1] == '1', the value. */
+/**
+ * Removes record and exact key (if it still points here) of every key that
+ * no longer exists; a key set again meanwhile keeps its new record. Returns
+ * how many records were removed.
+ */
 const DEL_SCRIPT = `
 local n = 0
 for i, key in ipairs(KEYS) do
-  local rec = ARGV[2] .. 'rec:' .. key
-  local exact = redis.call('HGET', rec, 'exact')
-  if exact and redis.call('GET', exact) == key then redis.call('DEL', exact) end
-  local had = redis.call('DEL', rec)
-  if ARGV[1] == '1' then had = redis.call('DEL', key) + had end
-  if had > 0 then n = n + 1 end
+  if redis.call('EXISTS', key) == 0 then
+    local rec = ARGV[1] .. 'rec:' .. key
+    local exact = redis.call('HGET', rec, 'exact')
+    if exact and redis.call('GET', exact) == key then redis.call('DEL', exact) end
+    n = n + redis.call('DEL', rec)
+  end
 end
 return n
 `;
@@ -64,7 +73,7 @@ export class WrongTypeError extends Error {
   }
 }
 
-export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | 'INDEX' | '';
+export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | '';
 
 export interface StoredEntry {
   key: Buffer;
@@ -135,21 +144,16 @@ export class SemanticStore {
   }
 
   /**
-   * Write value (unless mode is INDEX: then the key must exist), record and exact key.
-   * Returns the PTTL now on the key, or undefined when INDEX found no key.
+   * Write the record and exact key of a key that holds a string (the value
+   * with SHA-1 `sha`, or any value when sha is ''). Returns the key's PTTL,
+   * or undefined when the key is gone or holds another value.
    */
-  async put(
-    entry: StoredEntry & { exactHash: string; value: Buffer | undefined },
-    mode: TtlMode,
-    ttl: number,
-  ): Promise<number | undefined> {
+  async put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined> {
     const reply = await this.script(
       SET_SCRIPT,
       [entry.key, this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash)],
       [
-        entry.value ?? '',
-        mode,
-        ttl,
+        sha,
         entry.ns,
         entry.text,
         vectorToBytes(entry.vector),
@@ -162,10 +166,10 @@ export class SemanticStore {
     return reply === -3 ? undefined : (reply as number);
   }
 
-  /** Delete entries; `withValue` also deletes the user keys. Returns how many existed. */
-  async remove(keys: Buffer[], withValue: boolean): Promise<number> {
+  /** Remove the records of keys that no longer exist. Returns how many were removed. */
+  async remove(keys: Buffer[]): Promise<number> {
     if (keys.length === 0) return 0;
-    return (await this.script(DEL_SCRIPT, keys, [withValue ? '1' : '0', this.prefix])) as number;
+    return (await this.script(DEL_SCRIPT, keys, [this.prefix])) as number;
   }
 
   /**

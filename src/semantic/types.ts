@@ -18,6 +18,11 @@ export interface Embedder {
   embed(texts: string[]): Promise<Float32Array[]>;
 }
 
+/** The model or the index from Redis is not loaded yet. */
+export class LoadingError extends Error {}
+export class UnknownNamespaceError extends Error {}
+export class InvalidInputError extends Error {}
+
 /** The model cannot be loaded or reached; `remedy` says what the user can do. */
 export class EmbedderUnavailableError extends Error {
   constructor(
@@ -56,4 +61,51 @@ export interface VectorIndex {
   /** Up to k live hits, best first. */
   search(query: Float32Array, k: number): SearchHit[];
   clear(): void;
+}
+
+/**
+ * Redis as the client that sent a command sees it: the keys a command reads
+ * and writes for a client are read and written through this, as that client
+ * (its ACL user, its database, its transaction), so Redis decides what the
+ * client may do. Implemented by the command glue over the client's
+ * connection (src/commands/semantic/access.ts).
+ */
+export interface KeyAccess {
+  /** In a transaction: each command may ask once, and the answers come at EXEC. */
+  readonly oneShot: boolean;
+  /**
+   * The value of each key as GET gives it to the client: null when it is
+   * missing or holds no string, undefined when the client may not read it.
+   */
+  read(keys: Buffer[]): Promise<(Buffer | null | undefined)[]>;
+  /** Whether each key exists, as EXISTS tells the client (undefined: may not read it). */
+  exists(keys: Buffer[]): Promise<(boolean | undefined)[]>;
+  /** SET as the client, with EX / PX / KEEPTTL. */
+  write(key: Buffer, value: Buffer, ttlMode: string, ttl: number): Promise<void>;
+  /** SEMINDEX: the client may read and write the key; its value (null: no such key). */
+  readWritable(key: Buffer): Promise<Buffer | null>;
+  /** DEL as the client; how many existed. */
+  del(keys: Buffer[]): Promise<number>;
+  /** DEL every key as the client, all or none (any refused: none); how many existed. */
+  delAll(keys: Buffer[]): Promise<number>;
+  /** Could the client DEL every key? Nothing is deleted. */
+  mayDelAll(keys: Buffer[]): Promise<void>;
+  /** May the client read server statistics (INFO)? */
+  mayInfo(): Promise<void>;
+}
+
+/** Redis refused the client (NOAUTH, NOPERM, OOM, ...): `message` is Redis's own error text. */
+export class AccessRefusedError extends Error {
+  override name = 'AccessRefusedError';
+}
+
+/** semcache's own connection to Redis fails or is refused; `remedy` says what to check. */
+export class StorageUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly remedy: string,
+  ) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
 }

@@ -4,6 +4,7 @@
  * double that counts calls and can hold a text back. The vector index is the
  * real one.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { createHashEmbedder } from '../../src/semantic/embedders/hash.js';
@@ -14,8 +15,12 @@ import {
   type SourcedEmbedder,
   UnknownNamespaceError,
 } from '../../src/semantic/engine.js';
-import type { SemanticStore, StoredEntry, TtlMode } from '../../src/semantic/store.js';
-import { EmbedderUnavailableError } from '../../src/semantic/types.js';
+import type { SemanticStore, StoredEntry } from '../../src/semantic/store.js';
+import {
+  AccessRefusedError,
+  EmbedderUnavailableError,
+  type KeyAccess,
+} from '../../src/semantic/types.js';
 
 interface Rec {
   ns: string;
@@ -31,14 +36,11 @@ class FakeStore {
   readonly records = new Map<string, Rec>();
   removed: string[] = [];
 
-  async put(
-    e: StoredEntry & { exactHash: string; value: Buffer | undefined },
-    mode: TtlMode,
-  ): Promise<number | undefined> {
+  async put(e: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined> {
     const k = e.key.toString('latin1');
-    if (mode === 'INDEX') {
-      if (!this.values.has(k)) return undefined;
-    } else this.values.set(k, Buffer.from(e.value ?? ''));
+    const value = this.values.get(k);
+    if (value === undefined) return undefined;
+    if (sha !== '' && createHash('sha1').update(value).digest('hex') !== sha) return undefined;
     this.records.set(k, {
       ns: e.ns,
       text: e.text,
@@ -49,20 +51,15 @@ class FakeStore {
     return -1;
   }
 
-  async remove(keys: Buffer[], withValue: boolean): Promise<number> {
+  async remove(keys: Buffer[]): Promise<number> {
     let n = 0;
     for (const key of keys) {
       const k = key.toString('latin1');
+      if (this.values.has(k)) continue;
       this.removed.push(k);
-      let had = this.records.delete(k);
-      if (withValue) had = this.values.delete(k) || had;
-      if (had) n++;
+      if (this.records.delete(k)) n++;
     }
     return n;
-  }
-
-  async valuesOf(keys: Buffer[]): Promise<(Buffer | null)[]> {
-    return keys.map((k) => this.values.get(k.toString('latin1')) ?? null);
   }
 
   async exists(keys: Buffer[]): Promise<boolean[]> {
@@ -72,6 +69,32 @@ class FakeStore {
   async vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]> {
     return keys.map((k) => this.records.get(k.toString('latin1'))?.vector);
   }
+
+  /** Keys the client may not read (its reads are refused, as NOPERM would). */
+  readonly unreadable = new Set<string>();
+
+  /** The client's view of the values (KeyAccess), with `unreadable` refused. */
+  readonly access: KeyAccess = {
+    oneShot: false,
+    read: async (keys) =>
+      keys.map((k) => {
+        const name = k.toString('latin1');
+        return this.unreadable.has(name) ? undefined : (this.values.get(name) ?? null);
+      }),
+    exists: async (keys) =>
+      keys.map((k) => {
+        const name = k.toString('latin1');
+        return this.unreadable.has(name) ? undefined : this.values.has(name);
+      }),
+    write: async (key, value) => {
+      this.values.set(key.toString('latin1'), Buffer.from(value));
+    },
+    readWritable: async (key) => this.values.get(key.toString('latin1')) ?? null,
+    del: async (keys) => keys.filter((k) => this.values.delete(k.toString('latin1'))).length,
+    delAll: async (keys) => keys.filter((k) => this.values.delete(k.toString('latin1'))).length,
+    mayDelAll: async () => {},
+    mayInfo: async () => {},
+  };
 
   readonly settings = new Map<string, Record<string, string>>();
 
@@ -100,7 +123,6 @@ class FakeStore {
     return {
       put: this.put.bind(this),
       remove: this.remove.bind(this),
-      values: this.valuesOf.bind(this),
       exists: this.exists.bind(this),
       vectors: this.vectors.bind(this),
       scan: this.scan.bind(this),
@@ -170,19 +192,24 @@ async function engineWith(
     logger: silentLogger,
   });
   if (opts.start !== false) await engine.start();
+  accessOf.set(engine, store.access);
   return { engine, store, embedder };
 }
 
+/** Each engine's client access: its store's, unless a test swaps it. */
+const accessOf = new WeakMap<SemanticCache, KeyAccess>();
+const as = (engine: SemanticCache) => accessOf.get(engine)!;
+
 const b = (s: string) => Buffer.from(s);
 const set = (engine: SemanticCache, key: string, text: string, value: string, ns?: string) =>
-  engine.set({ key: b(key), text, value: b(value), ttlMode: '', ttl: 0, ns });
+  engine.set({ key: b(key), text, value: b(value), ttlMode: '', ttl: 0, ns }, as(engine));
 
 describe('SemanticCache with test doubles', () => {
   it('an exact match is answered without the embedder, with score 1', async () => {
     const { engine, embedder } = await engineWith();
     await set(engine, 'k', 'House near Ostsee', 'v');
     const calls = embedder.calls;
-    const hit = await engine.get({ text: '  house NEAR ostsee!!' });
+    const hit = await engine.get({ text: '  house NEAR ostsee!!' }, as(engine));
     expect(hit?.value?.toString()).toBe('v');
     expect(hit?.exact).toBe(true);
     expect(hit?.score).toBe(1);
@@ -201,8 +228,12 @@ describe('SemanticCache with test doubles', () => {
     await Promise.all([first, second]);
     expect(store.values.get('k')?.toString()).toBe('v2');
     expect(store.records.get('k')?.text).toBe('the quick second text');
-    expect((await engine.get({ text: 'the quick second text' }))?.value?.toString()).toBe('v2');
-    expect(await engine.get({ text: 'the slow first text', threshold: 0.99 })).toBeUndefined();
+    expect(
+      (await engine.get({ text: 'the quick second text' }, as(engine)))?.value?.toString(),
+    ).toBe('v2');
+    expect(
+      await engine.get({ text: 'the slow first text', threshold: 0.99 }, as(engine)),
+    ).toBeUndefined();
     expect(engine.namespace(undefined).entries.size).toBe(1);
   });
 
@@ -211,19 +242,83 @@ describe('SemanticCache with test doubles', () => {
     await set(engine, 'k1', 'house near ostsee', 'v1');
     await set(engine, 'k2', 'a house near the ostsee', 'v2');
     store.values.delete('k2'); // deleted by someone else
-    const hit = await engine.get({ text: 'the house near the ostsee', threshold: 0.3 });
+    const hit = await engine.get({ text: 'the house near the ostsee', threshold: 0.3 }, as(engine));
     expect(store.removed).toContain('k2'); // dropped, record removed
     expect(hit?.entry.key.toString()).toBe('k1');
     expect(hit?.value?.toString()).toBe('v1');
   });
 
+  it('a candidate the client may not read is skipped, not dropped: the next one answers', async () => {
+    const { engine, store } = await engineWith();
+    await set(engine, 'secret:1', 'house near ostsee', 'hunter2');
+    await set(engine, 'app:1', 'a house near the ostsee', 'ok');
+    store.unreadable.add('secret:1');
+    const exact = await engine.get({ text: 'house near ostsee', threshold: 0.3 }, as(engine));
+    expect(exact?.entry.key.toString()).toBe('app:1');
+    expect(exact?.value?.toString()).toBe('ok');
+    const top = await engine.search(
+      { text: 'house near ostsee', count: 5, withValues: true },
+      as(engine),
+    );
+    expect(top.map((h) => h.entry.key.toString())).toEqual(['app:1']);
+    expect(store.removed).not.toContain('secret:1');
+    expect(engine.namespace(undefined).entries.size).toBe(2); // kept for clients that may read it
+    store.unreadable.clear();
+    expect((await engine.get({ text: 'house near ostsee' }, as(engine)))?.value?.toString()).toBe(
+      'hunter2',
+    );
+  });
+
+  it('a write the client is refused leaves no record and no entry', async () => {
+    const { engine, store } = await engineWith();
+    const refusing: KeyAccess = {
+      ...store.access,
+      write: async () => {
+        throw new AccessRefusedError(
+          'NOPERM this user has no permissions to access one of the keys used as arguments',
+        );
+      },
+    };
+    await expect(
+      engine.set({ key: b('x'), text: 'a text', value: b('v'), ttlMode: '', ttl: 0 }, refusing),
+    ).rejects.toThrow('NOPERM');
+    expect([
+      store.values.size,
+      store.records.size,
+      engine.namespace(undefined).entries.size,
+    ]).toEqual([0, 0, 0]);
+  });
+
+  it('SEMSET racing another writer: the record follows the value that stayed', async () => {
+    const { engine, store } = await engineWith();
+    const racing: KeyAccess = {
+      ...store.access,
+      write: async (key, value) => {
+        store.values.set(key.toString('latin1'), Buffer.from(value));
+        store.values.set(key.toString('latin1'), Buffer.from('written by someone else'));
+      },
+    };
+    await engine.set(
+      { key: b('k'), text: 'a text', value: b('mine'), ttlMode: '', ttl: 0 },
+      racing,
+    );
+    expect(store.records.has('k')).toBe(false);
+    expect(engine.namespace(undefined).entries.size).toBe(0);
+  });
+
   it('SEMSEARCH: entries gone do not reduce COUNT', async () => {
     const { engine, store } = await engineWith();
     for (let i = 0; i < 6; i++) await set(engine, `k${i}`, `lorem ipsum ${'x'.repeat(i + 1)}`, 'v');
-    const top = await engine.search({ text: 'lorem ipsum x', count: 3, withValues: false });
+    const top = await engine.search(
+      { text: 'lorem ipsum x', count: 3, withValues: false },
+      as(engine),
+    );
     expect(top).toHaveLength(3);
     store.values.delete(top[0]!.entry.key.toString());
-    const again = await engine.search({ text: 'lorem ipsum x', count: 3, withValues: false });
+    const again = await engine.search(
+      { text: 'lorem ipsum x', count: 3, withValues: false },
+      as(engine),
+    );
     expect(again).toHaveLength(3);
   });
 
@@ -231,22 +326,28 @@ describe('SemanticCache with test doubles', () => {
     const { engine } = await engineWith();
     for (let i = 0; i < 200; i++) {
       const rare = i % 40 === 3;
-      await engine.set({
-        key: b(`k${i}`),
-        text: rare ? `zebra quokka ${i}` : `common report ${i}`,
-        value: b('v'),
-        ttlMode: '',
-        ttl: 0,
-        attrs: JSON.stringify({ rare }),
-      });
+      await engine.set(
+        {
+          key: b(`k${i}`),
+          text: rare ? `zebra quokka ${i}` : `common report ${i}`,
+          value: b('v'),
+          ttlMode: '',
+          ttl: 0,
+          attrs: JSON.stringify({ rare }),
+        },
+        as(engine),
+      );
     }
-    const hits = await engine.search({
-      text: 'common report',
-      count: 5,
-      filter: '.rare',
-      fetchK: 8,
-      withValues: false,
-    });
+    const hits = await engine.search(
+      {
+        text: 'common report',
+        count: 5,
+        filter: '.rare',
+        fetchK: 8,
+        withValues: false,
+      },
+      as(engine),
+    );
     expect(hits.map((h) => h.entry.key.toString()).sort()).toEqual(
       ['k3', 'k43', 'k83', 'k123', 'k163'].sort(),
     );
@@ -260,10 +361,12 @@ describe('SemanticCache with test doubles', () => {
     const { engine: again } = await engineWith({ store, embedder });
     expect(again.state).toBe('ready');
     expect(embedder.calls).toBe(0);
-    expect((await again.get({ text: 'house near ostsee' }))?.value?.toString()).toBe('v1');
-    expect((await again.get({ text: 'train to hamburg', ns: 'other' }))?.value?.toString()).toBe(
-      'v2',
+    expect((await again.get({ text: 'house near ostsee' }, as(again)))?.value?.toString()).toBe(
+      'v1',
     );
+    expect(
+      (await again.get({ text: 'train to hamburg', ns: 'other' }, as(again)))?.value?.toString(),
+    ).toBe('v2');
   });
 
   it('records of another model are embedded again on start (docs/storage.md "Model changes")', async () => {
@@ -276,7 +379,7 @@ describe('SemanticCache with test doubles', () => {
     expect([...embedder.texts].sort()).toEqual(['house near ostsee', 'train to hamburg']);
     expect(store.records.get('k1')?.vector.length).toBe(32);
     expect(store.records.get('k1')?.model).toBe('hash:hash-v1-32:32');
-    const hit = await again.get({ text: 'a house near the ostsee', threshold: 0.3 });
+    const hit = await again.get({ text: 'a house near the ostsee', threshold: 0.3 }, as(again));
     expect(hit?.entry.key.toString()).toBe('k1');
   });
 
@@ -290,38 +393,49 @@ describe('SemanticCache with test doubles', () => {
     const { engine } = await engineWith({ embedder, start: false });
     const started = engine.start();
     expect(engine.state).toBe('loading');
-    await expect(engine.get({ text: 'x' })).rejects.toBeInstanceOf(LoadingError);
-    expect(() => set(engine, 'k', 't', 'v')).toThrow(LoadingError);
+    await expect(engine.get({ text: 'x' }, as(engine))).rejects.toBeInstanceOf(LoadingError);
+    await expect(set(engine, 'k', 't', 'v')).rejects.toBeInstanceOf(LoadingError);
     release();
     await started;
     expect(engine.state).toBe('failed');
-    await expect(engine.get({ text: 'x' })).rejects.toBeInstanceOf(EmbedderUnavailableError);
+    await expect(engine.get({ text: 'x' }, as(engine))).rejects.toBeInstanceOf(
+      EmbedderUnavailableError,
+    );
     await expect(engine.embed('x')).rejects.toThrow('no model here');
   });
 
   it('namespaces: unknown ones are errors; a flush removes only its own', async () => {
     const { engine, store } = await engineWith();
-    await expect(engine.get({ text: 'x', ns: 'nope' })).rejects.toBeInstanceOf(
+    await expect(engine.get({ text: 'x', ns: 'nope' }, as(engine))).rejects.toBeInstanceOf(
       UnknownNamespaceError,
     );
     await set(engine, 'a1', 'same text', 'va', 'a');
     await set(engine, 'b1', 'same text', 'vb', 'b');
-    expect((await engine.get({ text: 'same text', ns: 'a' }))?.value?.toString()).toBe('va');
-    expect((await engine.get({ text: 'same text', ns: 'b' }))?.value?.toString()).toBe('vb');
-    expect(await engine.flush('a')).toBe(1);
+    expect((await engine.get({ text: 'same text', ns: 'a' }, as(engine)))?.value?.toString()).toBe(
+      'va',
+    );
+    expect((await engine.get({ text: 'same text', ns: 'b' }, as(engine)))?.value?.toString()).toBe(
+      'vb',
+    );
+    expect(await engine.flush('a', as(engine))).toBe(1);
     expect(store.values.has('a1')).toBe(false);
     expect(store.values.get('b1')?.toString()).toBe('vb');
-    expect((await engine.get({ text: 'same text', ns: 'b' }))?.value?.toString()).toBe('vb');
+    expect((await engine.get({ text: 'same text', ns: 'b' }, as(engine)))?.value?.toString()).toBe(
+      'vb',
+    );
   });
 
   it('bad vectors and attributes are InvalidInputError', async () => {
     const { engine } = await engineWith();
     await set(engine, 'k', 'text', 'v');
     await expect(
-      engine.search({ vector: new Float32Array(64), count: 1, withValues: false }),
+      engine.search({ vector: new Float32Array(64), count: 1, withValues: false }, as(engine)),
     ).rejects.toBeInstanceOf(InvalidInputError);
     await expect(
-      engine.search({ vector: new Float32Array(3).fill(1), count: 1, withValues: false }),
+      engine.search(
+        { vector: new Float32Array(3).fill(1), count: 1, withValues: false },
+        as(engine),
+      ),
     ).rejects.toThrow('vector has 3 dimensions, the index has 64');
     expect(() => SemanticCache.parseAttrs('{')).toThrow(InvalidInputError);
     expect(() => SemanticCache.parseAttrs('[1]')).toThrow('ATTRS must be a JSON object');

@@ -7,7 +7,7 @@
 import { R, type Reply } from '../../resp/writer.js';
 import type { Namespace, SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
 
 function nsOption(args: Buffer[], start: number): string | undefined {
@@ -34,7 +34,8 @@ export const semdel = (engine: SemanticCache) =>
       complexity: 'O(N) for N keys',
       arguments: [{ name: 'key', type: 'key', multiple: true }],
     },
-    (args) => guarded(async () => R.int(await engine.del(args.slice(1)))),
+    (args, ctx) =>
+      guarded(async () => R.int(await engine.del(args.slice(1), accessOf(engine, ctx)))),
   );
 
 export const semflush = (engine: SemanticCache) =>
@@ -48,7 +49,8 @@ export const semflush = (engine: SemanticCache) =>
       complexity: 'O(N) for the N entries',
       arguments: [NS_ARG],
     },
-    (args) => guarded(async () => R.int(await engine.flush(nsOption(args, 1)))),
+    (args, ctx) =>
+      guarded(async () => R.int(await engine.flush(nsOption(args, 1), accessOf(engine, ctx)))),
   );
 
 export const semembed = (engine: SemanticCache) =>
@@ -115,8 +117,9 @@ export const seminfo = (engine: SemanticCache) =>
       complexity: 'O(number of namespaces)',
       arguments: [NS_ARG],
     },
-    (args) =>
-      guarded(() => {
+    (args, ctx) =>
+      guarded(async () => {
+        await accessOf(engine, ctx).mayInfo();
         const ns = nsOption(args, 1);
         if (ns !== undefined) return namespaceInfo(engine, engine.namespace(ns));
         let entries = 0;

@@ -1,5 +1,13 @@
 /* Shared bits of the SEM* command modules. */
-import type { ArgDoc, CommandSpec } from '../types.js';
+import type { SemanticCache } from '../../semantic/engine.js';
+import type { KeyAccess } from '../../semantic/types.js';
+import type { ArgDoc, CommandContext, CommandSpec } from '../types.js';
+import { clientAccess } from './access.js';
+
+/** The client's keys, as the client (access.ts): every SEM command reaches them through this. */
+export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess {
+  return clientAccess(ctx.redis, engine.opts.db ?? 0);
+}
 
 export const NS_ARG: ArgDoc = { name: 'namespace', type: 'string', token: 'NS', optional: true };
 export const FILTER_ARG: ArgDoc = {

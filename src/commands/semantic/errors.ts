@@ -6,7 +6,12 @@ import { R, type Reply } from '../../resp/writer.js';
 import { InvalidInputError, LoadingError, UnknownNamespaceError } from '../../semantic/engine.js';
 import { FilterSyntaxError } from '../../semantic/filter.js';
 import { WrongTypeError } from '../../semantic/store.js';
-import { EmbedderUnavailableError } from '../../semantic/types.js';
+import {
+  AccessRefusedError,
+  EmbedderUnavailableError,
+  StorageUnavailableError,
+} from '../../semantic/types.js';
+import { RedisReplyError } from '../../upstream/redis-client.js';
 import { CommandError } from '../args.js';
 
 export function errorReply(err: unknown): Reply {
@@ -20,6 +25,15 @@ export function errorReply(err: unknown): Reply {
   }
   if (err instanceof FilterSyntaxError) return R.error(`ERR ${err.message}`);
   if (err instanceof WrongTypeError) return R.error(`WRONGTYPE ${err.message}`);
+  // Redis refused the client: its own words, exactly as for the plain command.
+  if (err instanceof AccessRefusedError) return R.error(err.message);
+  if (err instanceof StorageUnavailableError) {
+    return R.error(`ERR semcache storage unavailable: ${err.message} (${err.remedy})`);
+  }
+  if (err instanceof RedisReplyError) {
+    // From semcache's own connection (a record write...), not the client's.
+    return R.error(`ERR semcache: its own connection to redis was refused: ${err.message}`);
+  }
   return R.error(`ERR semcache: ${(err as Error).message}`);
 }
 

@@ -2,7 +2,7 @@
 import { R, type Reply } from '../../resp/writer.js';
 import type { Hit, SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
+import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
 import { errorReply } from './errors.js';
 
 export const semget = (engine: SemanticCache) =>
@@ -23,7 +23,7 @@ export const semget = (engine: SemanticCache) =>
         { name: 'withkey', type: 'pure-token', token: 'WITHKEY', optional: true },
       ],
     },
-    (args) => {
+    (args, ctx) => {
       // Not guarded(): a hit is the hot path, and one promise (the lookup's)
       // is all it needs. Errors, thrown or rejected, become replies the same way.
       let detail = false;
@@ -41,7 +41,10 @@ export const semget = (engine: SemanticCache) =>
           else if (opt === 'WITHSCORE' || opt === 'WITHKEY') detail = true;
           else throw new CommandError(ArgErr.syntax(r.last));
         }
-        lookup = engine.get({ text: args[1]!.toString(), ns, threshold, filter });
+        lookup = engine.get(
+          { text: args[1]!.toString(), ns, threshold, filter },
+          accessOf(engine, ctx),
+        );
       } catch (err) {
         return errorReply(err);
       }

@@ -2,7 +2,7 @@
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
 
 export const semindex = (engine: SemanticCache) =>
@@ -24,7 +24,7 @@ export const semindex = (engine: SemanticCache) =>
         { name: 'json', type: 'string', token: 'ATTRS', optional: true },
       ],
     },
-    (args) =>
+    (args, ctx) =>
       guarded(async () => {
         const r = new ArgReader(args, 3);
         let ns: string | undefined;
@@ -35,7 +35,10 @@ export const semindex = (engine: SemanticCache) =>
           else if (opt === 'ATTRS') attrs = r.string('ATTRS');
           else throw new CommandError(ArgErr.syntax(r.last));
         }
-        const ok = await engine.index({ key: args[1]!, text: args[2]!.toString(), ns, attrs });
+        const ok = await engine.index(
+          { key: args[1]!, text: args[2]!.toString(), ns, attrs },
+          accessOf(engine, ctx),
+        );
         return R.int(ok ? 1 : 0);
       }),
   );

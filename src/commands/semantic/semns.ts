@@ -6,7 +6,7 @@
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { spec } from './common.js';
+import { accessOf, spec } from './common.js';
 import { guarded } from './errors.js';
 
 const KINDS = ['flat', 'hnsw', 'ivf', 'auto'] as const;
@@ -16,7 +16,9 @@ export const semns = (engine: SemanticCache) =>
     {
       name: 'semns',
       arity: -2,
-      flags: ['write'],
+      // Its permission check (would the client be allowed to delete every key
+      // of the namespace?) is a MULTI of its own: not inside the client's.
+      flags: ['write', 'no-multi'],
       summary:
         'Create a namespace or set its default threshold and index kind (SET), show them (GET), list namespaces (LIST).',
       complexity: 'O(1), LIST O(number of namespaces)',
@@ -48,10 +50,14 @@ export const semns = (engine: SemanticCache) =>
         },
       ],
     },
-    (args) =>
+    (args, ctx) =>
       guarded(async () => {
+        const access = accessOf(engine, ctx);
         const r = new ArgReader(args, 1);
         const sub = r.option();
+        if ((sub === 'LIST' && r.done) || (sub === 'GET' && args.length === 3)) {
+          await access.mayInfo();
+        }
         if (sub === 'LIST' && r.done) {
           return R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)));
         }
@@ -79,7 +85,7 @@ export const semns = (engine: SemanticCache) =>
             index = kind as (typeof KINDS)[number];
           } else throw new CommandError(ArgErr.syntax(r.last));
         }
-        await engine.configure(ns, { threshold, index });
+        await engine.configure(ns, { threshold, index }, access);
         return R.ok;
       }),
   );

@@ -7,7 +7,7 @@
 import { R, type Reply } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
+import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
 import { guarded } from './errors.js';
 
 const MAX_COUNT = 10_000;
@@ -44,7 +44,7 @@ export const semsearch = (engine: SemanticCache) =>
         { name: 'withattribs', type: 'pure-token', token: 'WITHATTRIBS', optional: true },
       ],
     },
-    (args) =>
+    (args, ctx) =>
       guarded(async () => {
         const r = new ArgReader(args, 1);
         const form = r.option();
@@ -83,17 +83,10 @@ export const semsearch = (engine: SemanticCache) =>
           else if (opt === 'WITHATTRIBS') withs.attribs = true;
           else throw new CommandError(ArgErr.syntax(r.last));
         }
-        const hits = await engine.search({
-          text,
-          vector,
-          ns,
-          count,
-          threshold,
-          filter,
-          fetchK,
-          mmr,
-          withValues: withs.values,
-        });
+        const hits = await engine.search(
+          { text, vector, ns, count, threshold, filter, fetchK, mmr, withValues: withs.values },
+          accessOf(engine, ctx),
+        );
         if (!withs.scores && !withs.values && !withs.attribs) {
           return R.array(hits.map((h) => R.bulk(h.entry.key)));
         }

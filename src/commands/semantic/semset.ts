@@ -3,7 +3,7 @@ import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { TtlMode } from '../../semantic/store.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
 
 export const semset = (engine: SemanticCache) =>
@@ -35,7 +35,7 @@ export const semset = (engine: SemanticCache) =>
         { name: 'json', type: 'string', token: 'ATTRS', optional: true },
       ],
     },
-    (args) =>
+    (args, ctx) =>
       guarded(async () => {
         const r = new ArgReader(args, 4);
         let ttlMode: TtlMode = '';
@@ -56,15 +56,10 @@ export const semset = (engine: SemanticCache) =>
           else if (opt === 'ATTRS') attrs = r.string('ATTRS');
           else throw new CommandError(ArgErr.syntax(r.last));
         }
-        await engine.set({
-          key: args[1]!,
-          text: args[2]!.toString(),
-          value: args[3]!,
-          ttlMode,
-          ttl,
-          ns,
-          attrs,
-        });
+        await engine.set(
+          { key: args[1]!, text: args[2]!.toString(), value: args[3]!, ttlMode, ttl, ns, attrs },
+          accessOf(engine, ctx),
+        );
         return R.ok;
       }),
   );

@@ -1,0 +1,275 @@
+/*
+ * Reads of the semantic cache: SEMGET's best hit and SEMSEARCH's top k.
+ *
+ * A lookup tries the exact-match map first (normalized text, no model call),
+ * then embeds the text and searches the namespace's index. Every candidate
+ * is confirmed by reading its key as the client (KeyAccess), at the moment of
+ * the hit:
+ *
+ *   - a value the client may read is the answer;
+ *   - a key that is gone (expired, deleted by anyone) drops its entry, and
+ *     the next candidate is tried;
+ *   - a key the client may not read is skipped as if it were absent, and kept
+ *     (other clients may read it): a lookup never reveals a value, a text or
+ *     a key name its client could not read itself.
+ *
+ * In a transaction a lookup reads once: its candidates are chosen at queue
+ * time (the exact match if there is one, else the best few above the
+ * threshold) and confirmed at EXEC.
+ */
+
+import type { Hit, Namespace, SemanticCache } from './engine.js';
+import { compileFilter, type Filter } from './filter.js';
+import { since } from './stats.js';
+import type { KeyAccess } from './types.js';
+import { InvalidInputError } from './types.js';
+
+/** Candidates read per round trip when checking that a hit still exists. */
+const CHECK_BATCH = 4;
+const PRESENT = Buffer.alloc(0);
+
+export interface GetRequest {
+  text: string;
+  ns?: string | undefined;
+  threshold?: number | undefined;
+  filter?: string | undefined;
+}
+
+export interface SearchRequest {
+  text?: string | undefined;
+  vector?: Float32Array | undefined;
+  ns?: string | undefined;
+  count: number;
+  threshold?: number | undefined;
+  filter?: string | undefined;
+  fetchK?: number | undefined;
+  mmr?: number | undefined;
+  withValues: boolean;
+}
+
+export class Lookups {
+  constructor(private readonly cache: SemanticCache) {}
+
+  /** SEMGET: the best hit the client may read, at or above the threshold, exact match first. */
+  async get(req: GetRequest, access: KeyAccess): Promise<Hit | undefined> {
+    const cache = this.cache;
+    cache.ready();
+    const space = cache.namespace(req.ns);
+    const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
+    const threshold = req.threshold ?? space.threshold ?? cache.opts.threshold;
+    // performance.now(), not hrtime.bigint(): no BigInt garbage per exact hit.
+    const t0 = performance.now();
+    const exact = space.exact.get(cache.exactOf(req.text));
+    let hit: Hit | undefined;
+    if (exact && (filter === undefined || filter(exact.attrs))) {
+      const [value] = await access.read([exact.key]);
+      if (value) {
+        space.hits++;
+        space.exactHits++;
+        space.lookup.record(performance.now() - t0);
+        return { entry: exact, score: 1, value, exact: true };
+      }
+      if (value === null && space.entries.get(exact.id) === exact) cache.drop(exact);
+      if (access.oneShot) {
+        // In a transaction the exact match was the one candidate.
+        space.misses++;
+        return undefined;
+      }
+    }
+    if (space.entries.size > 0) {
+      const vector = await this.embedTimed(space, req.text);
+      hit = (await this.liveTop(space, vector, 1, threshold, filter, 16, true, access))[0];
+    }
+    if (hit) space.hits++;
+    else space.misses++;
+    space.lookup.record(performance.now() - t0);
+    return hit;
+  }
+
+  /** SEMSEARCH: top `count` the client may see, by text or vector, optional MMR re-ranking. */
+  async search(req: SearchRequest, access: KeyAccess): Promise<Hit[]> {
+    const cache = this.cache;
+    cache.ready();
+    const space = cache.namespace(req.ns);
+    const filter = req.filter === undefined ? undefined : compileFilter(req.filter);
+    let query: Float32Array;
+    const dim = cache.opts.embedder.dim;
+    if (req.vector !== undefined) {
+      if (req.vector.length !== dim) {
+        throw new InvalidInputError(
+          `vector has ${req.vector.length} dimensions, the index has ${dim}`,
+        );
+      }
+      query = normalized(req.vector);
+    } else query = await this.embedTimed(space, req.text ?? '');
+    const threshold = req.threshold ?? -1;
+    const fetchK = req.fetchK ?? Math.max(req.count * 10, 100);
+    if (req.mmr === undefined) {
+      return this.liveTop(
+        space,
+        query,
+        req.count,
+        threshold,
+        filter,
+        fetchK,
+        req.withValues,
+        access,
+      );
+    }
+    const pool = Math.max(req.count, fetchK);
+    // In a transaction the values are read with the pool (one read).
+    const values = req.withValues && access.oneShot;
+    const hits = await this.liveTop(space, query, pool, threshold, filter, fetchK, values, access);
+    const ranked = hits.length > req.count ? await this.mmr(query, hits, req.count, req.mmr) : hits;
+    if (!req.withValues || values) return ranked;
+    return this.live(ranked, req.count, true, access);
+  }
+
+  private async embedTimed(space: Namespace, text: string): Promise<Float32Array> {
+    const t = process.hrtime.bigint();
+    const [r] = await this.cache.opts.embedder.embedWithSource([text]);
+    space.embedTime.record(since(t));
+    return r!.vector;
+  }
+
+  /**
+   * The best `count` entries at or above `threshold` that pass `filter`. With
+   * a filter the index is searched deeper (fetchK, doubling up to the whole
+   * namespace) until enough entries pass.
+   */
+  private async candidates(
+    space: Namespace,
+    query: Float32Array,
+    count: number,
+    threshold: number,
+    filter: Filter | undefined,
+    fetchK: number,
+  ): Promise<Hit[]> {
+    const index = space.index;
+    if (index === undefined || index.size === 0) return [];
+    const t = process.hrtime.bigint();
+    let k = Math.min(index.size, Math.max(count, filter ? fetchK : count));
+    let out: Hit[] = [];
+    for (;;) {
+      out = [];
+      let exhausted = false;
+      // Usually an array: no promise (and no wait behind other lookups) unless
+      // a long flat tail made the search yield.
+      const found = index.searchYielding(query, k);
+      for (const h of Array.isArray(found) ? found : await found) {
+        if (h.score < threshold) {
+          exhausted = true;
+          break;
+        }
+        const entry = space.entries.get(h.id);
+        if (entry === undefined || (filter && !filter(entry.attrs))) continue;
+        out.push({ entry, score: h.score, value: undefined, exact: false });
+        if (out.length >= count) break;
+      }
+      if (out.length >= count || exhausted || k >= index.size) break;
+      k = Math.min(index.size, k * 2);
+    }
+    space.searchTime.record(since(t));
+    return out;
+  }
+
+  /**
+   * Keep the hits the client may see (reading values when asked): those whose
+   * key is gone are dropped, those it may not read are skipped.
+   */
+  private async live(
+    hits: Hit[],
+    want: number,
+    withValues: boolean,
+    access: KeyAccess,
+  ): Promise<Hit[]> {
+    const out: Hit[] = [];
+    const batch = access.oneShot ? Math.max(hits.length, 1) : CHECK_BATCH;
+    for (let i = 0; i < hits.length && out.length < want; i += batch) {
+      const slice = hits.slice(i, i + batch);
+      const keys = slice.map((h) => h.entry.key);
+      const present = withValues
+        ? await access.read(keys)
+        : (await access.exists(keys)).map((e) => (e === undefined ? e : e ? PRESENT : null));
+      slice.forEach((h, j) => {
+        const v = present[j];
+        if (v === null) {
+          if (h.entry.ns.entries.get(h.entry.id) === h.entry) this.cache.drop(h.entry);
+        } else if (v !== undefined && out.length < want) {
+          out.push({ ...h, value: withValues ? v : undefined });
+        }
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The best `count` live entries: candidates whose key is gone are dropped
+   * (which also removes them from the index) and the search repeated, a few
+   * times at most, so deleted entries do not shorten the answer.
+   */
+  private async liveTop(
+    space: Namespace,
+    query: Float32Array,
+    count: number,
+    threshold: number,
+    filter: Filter | undefined,
+    fetchK: number,
+    withValues: boolean,
+    access: KeyAccess,
+  ): Promise<Hit[]> {
+    let hits: Hit[] = [];
+    const rounds = access.oneShot ? 1 : 4;
+    for (let round = 0; round < rounds; round++) {
+      const pool = count + CHECK_BATCH - 1;
+      const candidates = await this.candidates(space, query, pool, threshold, filter, fetchK);
+      const before = space.entries.size;
+      hits = await this.live(candidates, count, withValues, access);
+      if (hits.length >= count || space.entries.size === before) break;
+    }
+    return hits;
+  }
+
+  /** Maximal marginal relevance: lambda * relevance - (1 - lambda) * redundancy. */
+  private async mmr(
+    query: Float32Array,
+    hits: Hit[],
+    count: number,
+    lambda: number,
+  ): Promise<Hit[]> {
+    const vectors = await this.cache.opts.store.vectors(hits.map((h) => h.entry.key));
+    const pool = hits.map((h, i) => ({ h, v: vectors[i] })).filter((p) => p.v !== undefined) as {
+      h: Hit;
+      v: Float32Array;
+    }[];
+    const chosen: { h: Hit; v: Float32Array }[] = [];
+    while (chosen.length < count && pool.length > 0) {
+      let best = 0;
+      let bestScore = Number.NEGATIVE_INFINITY;
+      pool.forEach((p, i) => {
+        let redundancy = 0;
+        for (const c of chosen) redundancy = Math.max(redundancy, dot(p.v, c.v));
+        const s = lambda * dot(p.v, query) - (1 - lambda) * redundancy;
+        if (s > bestScore) {
+          bestScore = s;
+          best = i;
+        }
+      });
+      chosen.push(pool.splice(best, 1)[0]!);
+    }
+    return chosen.map((c) => c.h);
+  }
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function normalized(v: Float32Array): Float32Array {
+  const n = Math.sqrt(dot(v, v));
+  if (!Number.isFinite(n) || n === 0)
+    throw new InvalidInputError('vector must be finite and non-zero');
+  return v.map((x) => x / n);
+}
