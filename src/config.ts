@@ -10,6 +10,8 @@ export interface Config {
   bind: string;
   /** redis://[[user]:password@]host:port[/db]; undefined = start an embedded redis-server. */
   upstream: string | undefined;
+  upstreamPasswordFile: string | undefined;
+  protectedMode: 'yes' | 'no';
   connectTimeout: number;
   maxClients: number;
   multiplex: number;
@@ -60,6 +62,20 @@ export const OPTIONS: readonly Option[] = [
     kind: 'string',
     def: undefined,
     help: 'backing Redis, redis://host:port; without it an embedded redis-server is started',
+  },
+  {
+    key: 'upstreamPasswordFile',
+    flag: 'upstream-password-file',
+    kind: 'string',
+    def: undefined,
+    help: "file holding the password of semcache's own Redis user (instead of --upstream's, which shows in the process list)",
+  },
+  {
+    key: 'protectedMode',
+    flag: 'protected-mode',
+    kind: { oneOf: ['yes', 'no'] },
+    def: 'yes',
+    help: "like Redis's: bound to a non-loopback address with no password needed, only loopback clients are served",
   },
   {
     key: 'connectTimeout',

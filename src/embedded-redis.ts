@@ -36,7 +36,8 @@ export async function waitForPong(host: string, port: number, timeoutMs: number)
       socket.once('connect', () => socket.write(PING));
       socket.once('data', (data) => {
         socket.destroy();
-        done(data.toString().startsWith('+PONG'));
+        // A server that wants a password is up too.
+        done(/^(\+PONG|-NOAUTH)/.test(data.toString()));
       });
       socket.once('error', () => done(false));
       socket.once('close', () => done(false));

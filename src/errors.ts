@@ -6,6 +6,16 @@
 export const Err = {
   protocol: (msg: string) => `ERR Protocol error: ${msg}`,
   maxClients: 'ERR max number of clients reached',
+  // Redis's own first sentences (networking.c, clientAcceptHandler), semcache's remedies.
+  protectedMode:
+    'DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. ' +
+    'In this mode connections are only accepted from the loopback interface. ' +
+    'If you want to connect from external computers to Redis you may adopt one of the following solutions: ' +
+    '1) Setup an authentication password for the default user of the Redis behind semcache. ' +
+    "2) If you started semcache just for testing, restart it with the '--protected-mode no' option, " +
+    'however MAKE SURE it is not publicly accessible from internet if you do so. ' +
+    '3) Bind semcache to a loopback address (--bind 127.0.0.1). ' +
+    'NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.',
   unknownCommand: (name: string, args: string[]) =>
     `ERR unknown command '${name}', with args beginning with: ${args.map((a) => `'${a}' `).join('')}`,
   wrongArity: (name: string) => `ERR wrong number of arguments for '${name}' command`,

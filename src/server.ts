@@ -6,10 +6,11 @@
  * --shutdown-timeout, then close what is left and the embedded server.
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { semanticCommands } from './commands/semantic/index.js';
 import { type CommandSpec, commandTable } from './commands/types.js';
-import { type Config, parseRedisUrl, type RedisAddress } from './config.js';
+import { type Config, ConfigError, parseRedisUrl, type RedisAddress } from './config.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
@@ -32,12 +33,32 @@ export interface ServerOptions {
   embedder?: Embedder;
 }
 
+/** A loopback address (or name): what Redis's protected mode calls a local client. */
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.toLowerCase();
+  return a === 'localhost' || a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+}
+
+/** The password in a file: its first line (a trailing newline is not part of it). */
+function readPasswordFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--upstream-password-file: ${(err as Error).message}`);
+  }
+  return text.split(/\r?\n/)[0] ?? '';
+}
+
 export class SemcacheServer {
   private readonly clients = new Set<ClientConnection>();
   private nextId = 1;
   private readonly shared: SharedUpstream[] = [];
-  /** Whether the upstream's default user needs a password (probed every second). */
+  /** Whether the upstream's default user needs a password (auth-state.ts). */
   readonly auth: AuthState;
+  /** --protected-mode yes and bound to more than loopback. */
+  private readonly protectedMode: boolean;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -49,6 +70,7 @@ export class SemcacheServer {
     private readonly logger: Logger,
     readonly semantic: SemanticRuntime | undefined,
   ) {
+    this.protectedMode = config.protectedMode === 'yes' && !isLoopback(config.bind);
     const options = { ...upstream, connectTimeout: config.connectTimeout };
     this.auth = new AuthState(options, 1000, logger);
     for (let i = 0; i < config.multiplex; i++) {
@@ -76,6 +98,9 @@ export class SemcacheServer {
         db: 0,
       };
     } else address = parseRedisUrl(config.upstream);
+    if (config.upstreamPasswordFile !== undefined) {
+      address = { ...address, password: readPasswordFile(config.upstreamPasswordFile) };
+    }
     const upstream = { host: address.host, port: address.port };
     const semantic =
       opts.semantic === false
@@ -146,10 +171,32 @@ export class SemcacheServer {
       return;
     }
     if (this.clients.size >= this.config.maxClients) {
-      socket.on('error', () => {});
-      socket.end(encodeReply(R.error(Err.maxClients), 2));
+      this.refuse(socket, Err.maxClients);
       return;
     }
+    if (this.protectedMode && !isLoopback(socket.remoteAddress)) {
+      // Protected mode (like Redis's): until Redis says a password is needed, loopback only.
+      socket.pause();
+      socket.on('error', () => {});
+      void this.auth.current().then((required) => {
+        if (!required) this.refuse(socket, Err.protectedMode);
+        else if (this.closing === undefined && !socket.destroyed) {
+          this.serve(socket);
+          socket.resume();
+        } else socket.destroy();
+      });
+      return;
+    }
+    this.serve(socket);
+  }
+
+  /** An error reply, then close, as Redis does when it will not serve a connection. */
+  private refuse(socket: Socket, error: string): void {
+    socket.on('error', () => {});
+    socket.end(encodeReply(R.error(error), 2));
+  }
+
+  private serve(socket: Socket): void {
     const id = this.nextId++;
     const conn = new ClientConnection(socket, {
       id,

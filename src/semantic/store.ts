@@ -21,12 +21,15 @@ import { RedisReplyError } from '../upstream/redis-client.js';
 
 /**
  * Writes record and exact key for a key that holds a string, with its TTL.
- * ARGV[1]: the SHA-1 the value must have, or '' for any value.
+ * ARGV[1]: the SHA-1 the value must have, or '' for any value; ARGV[8]: the
+ * client's key. It is an argument, not one of KEYS, so semcache's own Redis
+ * user needs only read access to clients' keys (EVALSHA asks for read and
+ * write on every key in KEYS; docs/security.md).
  * Returns the key's PTTL, -3 when the key is gone or holds another value,
  * -4 when it holds no string.
  */
 const SET_SCRIPT = `
-local key, rec, exact = KEYS[1], KEYS[2], KEYS[3]
+local key, rec, exact = ARGV[8], KEYS[1], KEYS[2]
 local t = redis.call('TYPE', key).ok
 if t == 'none' then return -3 end
 if t ~= 'string' then return -4 end
@@ -51,11 +54,12 @@ return pttl
 /**
  * Removes record and exact key (if it still points here) of every key that
  * no longer exists; a key set again meanwhile keeps its new record. Returns
- * how many records were removed.
+ * how many records were removed. The clients' keys are arguments (ARGV[2..]).
  */
 const DEL_SCRIPT = `
 local n = 0
-for i, key in ipairs(KEYS) do
+for i = 2, #ARGV do
+  local key = ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     local rec = ARGV[1] .. 'rec:' .. key
     local exact = redis.call('HGET', rec, 'exact')
@@ -151,7 +155,7 @@ export class SemanticStore {
   async put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined> {
     const reply = await this.script(
       SET_SCRIPT,
-      [entry.key, this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash)],
+      [this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash)],
       [
         sha,
         entry.ns,
@@ -160,6 +164,7 @@ export class SemanticStore {
         entry.model,
         entry.attrs ?? '',
         Date.now(),
+        entry.key,
       ],
     );
     if (reply === -4) throw new WrongTypeError();
@@ -169,7 +174,7 @@ export class SemanticStore {
   /** Remove the records of keys that no longer exist. Returns how many were removed. */
   async remove(keys: Buffer[]): Promise<number> {
     if (keys.length === 0) return 0;
-    return (await this.script(DEL_SCRIPT, keys, [this.prefix])) as number;
+    return (await this.script(DEL_SCRIPT, [], [this.prefix, ...keys])) as number;
   }
 
   /**

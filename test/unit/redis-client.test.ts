@@ -131,10 +131,24 @@ describe('encodeCommand and decodeReply', () => {
     expect(((nested as RedisValue[])[0] as Error).message).toBe('WRONGTYPE bad');
   });
 
-  it('rejects a type byte RESP2 does not have', () => {
-    expect(() => decodeReply(b('_\r\n'), 0)).toThrow(RedisConnectionError);
-    expect(() => decodeReply(b('*1\r\n%0\r\n'), 0)).toThrow('unexpected reply type 0x25');
-    expect(() => decodeReply(b('_\r\n'), 0)).toThrow('unexpected reply type 0x5f');
+  it('rejects a byte that is no RESP type', () => {
+    expect(() => decodeReply(b('x\r\n'), 0)).toThrow(RedisConnectionError);
+    expect(() => decodeReply(b('*1\r\n@0\r\n'), 0)).toThrow('unexpected reply type 0x40');
+  });
+
+  it("decodes RESP3 as plain values (replies to a RESP3 client's requests)", () => {
+    const all = (s: string) => decodeReply(b(s), 0);
+    expect(all('_\r\n')).toEqual([null, 3]);
+    expect(all('#t\r\n')).toEqual([1, 4]);
+    expect(all(',1.5\r\n')[0]).toBe(1.5);
+    expect(all('(12345678901234567890\r\n')[0]).toBe(12345678901234567890);
+    expect(all('=7\r\ntxt:abc\r\n')[0]).toEqual(b('abc'));
+    const [err] = all('!5\r\nERR x\r\n');
+    expect(err).toBeInstanceOf(RedisReplyError);
+    expect((err as Error).message).toBe('ERR x');
+    expect(all('%1\r\n$1\r\na\r\n:1\r\n')).toEqual([[b('a'), 1], 15]);
+    expect(all('~2\r\n:1\r\n_\r\n')).toEqual([[1, null], 11]);
+    expect(all('|1\r\n+k\r\n+v\r\n:7\r\n')).toEqual([7, 16]);
   });
 });
 

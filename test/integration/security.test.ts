@@ -1,0 +1,274 @@
+/*
+ * Identity and permissions of our commands (docs/security.md), against a real
+ * redis-server with a password and ACL users, in both upstream modes: every
+ * SEM command gets exactly what Redis would answer for the plain commands it
+ * stands for, runtime ACL changes take effect at once, and semcache's own
+ * credentials are named when Redis refuses them.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../helpers/proc.js';
+import { cmd, RawClient, request } from '../helpers/raw.js';
+import {
+  type RedisHandle,
+  type SemanticProxyHandle,
+  startRedis,
+  startSemanticProxy,
+} from '../helpers/servers.js';
+
+const NOAUTH = '-NOAUTH Authentication required.\r\n';
+const WRONGPASS = '-WRONGPASS invalid username-password pair or user is disabled.\r\n';
+const NOPERM_KEYS =
+  '-NOPERM this user has no permissions to access one of the keys used as arguments\r\n';
+const noPermCommand = (name: string) =>
+  `-NOPERM this user has no permissions to run the '${name}' command\r\n`;
+
+/** Every SEM command with arguments that would succeed for a user allowed everything. */
+const EVERY = [
+  ['SEMSET', 'app:new', 'some new text', 'v'],
+  ['SEMGET', 'the house near the sea'],
+  ['SEMSEARCH', 'TEXT', 'the house near the sea'],
+  ['SEMINDEX', 'app:1', 'a house near the sea'], // its own text again
+  ['SEMDEL', 'app:none'],
+  ['SEMNS', 'SET', 'empty'],
+  ['SEMFLUSH', 'NS', 'empty'],
+  ['SEMEMBED', 'x'],
+  ['SEMINFO'],
+  ['SEMNS', 'LIST'],
+] as const;
+
+async function raw(port: number): Promise<RawClient> {
+  return RawClient.open(port);
+}
+
+const modes = [
+  { name: 'shared upstream (--multiplex 1)', multiplex: 1 },
+  { name: 'own upstream per client (--multiplex 0)', multiplex: 0 },
+] as const;
+
+describe.each(modes)('identity and permissions, $name', ({ multiplex }) => {
+  let redis: RedisHandle;
+  let proxy: SemanticProxyHandle;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    redis = await startRedis(['--requirepass', 's3cret']);
+    admin = new Redis({ port: redis.port, password: 's3cret', lazyConnect: true });
+    await admin.connect();
+    // semcache's own user: all on its own keys, read on clients' keys.
+    await admin.call('ACL', 'SETUSER', 'semcache', 'on', '>sempw', '~semcache:*', '%R~*', '+@all');
+    await admin.call('ACL', 'SETUSER', 'app', 'on', '>apppw', '~app:*', '+@all');
+    await admin.call('ACL', 'SETUSER', 'reader', 'on', '>rpw', '~*', '+@read', '+hello', '+auth');
+    const dir = mkdtempSync(join(tmpdir(), 'semcache-sec-'));
+    const pwFile = join(dir, 'password');
+    writeFileSync(pwFile, 'sempw\n');
+    proxy = await startSemanticProxy(redis.port, {
+      multiplex,
+      upstream: `redis://semcache@127.0.0.1:${redis.port}`,
+      upstreamPasswordFile: pwFile,
+    });
+    // Entries written by the default user: one of app's, one secret.
+    const root = await raw(proxy.port);
+    await request(root, cmd('AUTH', 's3cret'));
+    expect(await request(root, cmd('SET', 'db:password', 'hunter2'))).toBe('+OK\r\n');
+    expect(
+      await request(root, cmd('SEMSET', 'secret:1', 'the house near the sea', 'hunter2')),
+    ).toBe('+OK\r\n');
+    expect(await request(root, cmd('SEMSET', 'app:1', 'a house near the sea', 'app value'))).toBe(
+      '+OK\r\n',
+    );
+    root.close();
+  });
+
+  afterAll(async () => {
+    admin?.disconnect();
+    await proxy?.stop();
+    await redis?.stop();
+  });
+
+  it('before AUTH every SEM command gets NOAUTH, as GET does; nothing is written', async () => {
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('GET', 'app:1'))).toBe(NOAUTH);
+      for (const args of EVERY) expect(await request(c, cmd(...args)), args[0]).toBe(NOAUTH);
+      // Arity is checked before authentication, as in Redis.
+      expect(await request(c, cmd('SEMGET'))).toBe(
+        "-ERR wrong number of arguments for 'semget' command\r\n",
+      );
+      expect(await request(c, cmd('AUTH', 'wrong'))).toBe(WRONGPASS);
+      expect(await request(c, cmd('SEMSET', 'secret:1', 'x', 'overwritten'))).toBe(NOAUTH);
+      expect(await admin.get('secret:1')).toBe('hunter2');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('the SEMINDEX trick of old (index db:password, then SEMGET) is refused', async () => {
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('SEMINDEX', 'db:password', 't'))).toBe(NOAUTH);
+      await request(c, cmd('AUTH', 'app', 'apppw'));
+      expect(await request(c, cmd('SEMINDEX', 'db:password', 't'))).toBe(NOPERM_KEYS);
+      const got = await request(c, cmd('SEMGET', 't', 'THRESHOLD', '-1', 'WITHKEY'));
+      expect(got).not.toContain('hunter2');
+      expect(got).not.toContain('db:password');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('the default user after AUTH may do everything', async () => {
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('AUTH', 's3cret'))).toBe('+OK\r\n');
+      for (const args of EVERY) expect(await request(c, cmd(...args)), args[0]).not.toMatch(/^-/);
+      expect(await request(c, cmd('SEMGET', 'the house near the sea'))).toBe('$7\r\nhunter2\r\n');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('ACL user with ~app:*: writes only app keys, never sees other keys', async () => {
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('AUTH', 'app', 'apppw'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMSET', 'app:2', 'train to hamburg', 'fast'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMSET', 'secret:1', 'x', 'overwritten'))).toBe(NOPERM_KEYS);
+      expect(await request(c, cmd('SEMDEL', 'secret:1'))).toBe(NOPERM_KEYS);
+      expect(await request(c, cmd('SEMINDEX', 'secret:1', 'y'))).toBe(NOPERM_KEYS);
+      expect(await admin.get('secret:1')).toBe('hunter2');
+      // The exact match is secret: skipped as absent, the next candidate answers.
+      expect(
+        await request(c, cmd('SEMGET', 'the house near the sea', 'THRESHOLD', '0.1', 'WITHKEY')),
+      ).toContain('app:1');
+      const found = await request(
+        c,
+        cmd('SEMSEARCH', 'TEXT', 'the house near the sea', 'WITHVALUES', 'WITHSCORES'),
+      );
+      expect(found).not.toContain('secret');
+      expect(found).not.toContain('hunter2');
+      expect(found).toContain('app value');
+      // SEMFLUSH of a namespace holding a secret key: refused, nothing deleted.
+      expect(await request(c, cmd('SEMFLUSH'))).toBe(NOPERM_KEYS);
+      expect(await request(c, cmd('SEMNS', 'SET', 'default', 'THRESHOLD', '0.1'))).toBe(
+        NOPERM_KEYS,
+      );
+      expect(await admin.exists('secret:1', 'app:1', 'app:2')).toBe(3);
+      expect(await request(c, cmd('SEMINFO'))).toMatch(/^\*/);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a +@read user cannot write or read INFO; it may read', async () => {
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('AUTH', 'reader', 'rpw'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMSET', 'app:3', 't', 'v'))).toBe(noPermCommand('set'));
+      expect(await request(c, cmd('SEMDEL', 'app:1'))).toBe(noPermCommand('del'));
+      expect(await request(c, cmd('SEMINDEX', 'app:1', 't'))).toBe(noPermCommand('setrange'));
+      expect(await request(c, cmd('SEMINFO'))).toBe(noPermCommand('info'));
+      expect(await request(c, cmd('SEMFLUSH', 'NS', 'default'))).toBe(noPermCommand('del'));
+      expect(await request(c, cmd('SEMGET', 'a house near the sea'))).toBe('$9\r\napp value\r\n');
+      expect(await admin.exists('app:3')).toBe(0);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('ACL changes at runtime take effect at once, on connections already open', async () => {
+    const c = await raw(proxy.port);
+    try {
+      await admin.call('ACL', 'SETUSER', 'late', 'on', '>lpw', '~app:*', '+@all');
+      expect(await request(c, cmd('AUTH', 'late', 'lpw'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMGET', 'the house near the sea', 'WITHKEY'))).not.toContain(
+        'secret:1',
+      );
+      await admin.call('ACL', 'SETUSER', 'late', '~secret:*');
+      expect(await request(c, cmd('SEMGET', 'the house near the sea'))).toBe('$7\r\nhunter2\r\n');
+      await admin.call('ACL', 'SETUSER', 'late', '-get');
+      expect(await request(c, cmd('SEMGET', 'the house near the sea'))).toBe('$-1\r\n');
+      await admin.call('ACL', 'SETUSER', 'late', 'resetkeys', '~app:*', '+get', '-set');
+      expect(await request(c, cmd('SEMSET', 'app:late', 't', 'v'))).toBe(noPermCommand('set'));
+      await admin.call('ACL', 'DELUSER', 'late');
+      // Redis closes the connections of a deleted user; so does semcache.
+      await c.until(() => false, 2000);
+      expect(c.closed).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a requirepass set at runtime: new SEM commands of unauthenticated clients get NOAUTH', async () => {
+    const r2 = await startRedis();
+    const p2 = await startSemanticProxy(r2.port, { multiplex });
+    const c = await raw(p2.port);
+    try {
+      expect(await request(c, cmd('SEMSET', 'k', 'some text', 'v'))).toBe('+OK\r\n');
+      const a2 = new Redis({ port: r2.port });
+      await a2.config('SET', 'requirepass', 'later');
+      a2.disconnect();
+      // Redis keeps a connection that was open authenticated; a new one must AUTH.
+      const fresh = await raw(p2.port);
+      await sleep(1100); // at most one probe interval
+      expect(await request(fresh, cmd('SEMGET', 'some text'))).toBe(NOAUTH);
+      expect(await request(fresh, cmd('GET', 'k'))).toBe(NOAUTH);
+      fresh.close();
+    } finally {
+      c.close();
+      await p2.stop();
+      await r2.stop();
+    }
+  });
+});
+
+describe("semcache's own credentials", () => {
+  let redis: RedisHandle;
+
+  beforeAll(async () => {
+    redis = await startRedis(['--requirepass', 's3cret']);
+  });
+
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('none given in front of a password: SEM commands name that cause, not the model', async () => {
+    const proxy = await startSemanticProxy(redis.port, {}, undefined, { allowFailed: true });
+    const c = await raw(proxy.port);
+    try {
+      expect(await request(c, cmd('SEMGET', 'x'))).toBe(NOAUTH); // the client's own cause first
+      await request(c, cmd('AUTH', 's3cret'));
+      const reply = await request(c, cmd('SEMGET', 'x'));
+      expect(reply).toMatch(
+        /^-ERR semcache storage unavailable: semcache's own connection to redis: NOAUTH Authentication required\. \(give semcache credentials/,
+      );
+      expect(reply).not.toContain('embedding model');
+    } finally {
+      c.close();
+      await proxy.stop();
+    }
+  });
+
+  it('a wrong password: WRONGPASS named', async () => {
+    const proxy = await startSemanticProxy(
+      redis.port,
+      { upstream: `redis://:nope@127.0.0.1:${redis.port}` },
+      undefined,
+      { allowFailed: true },
+    );
+    const c = await raw(proxy.port);
+    try {
+      await request(c, cmd('AUTH', 's3cret'));
+      expect(await request(c, cmd('SEMGET', 'x'))).toMatch(
+        /^-ERR semcache storage unavailable: semcache's own connection to redis: WRONGPASS/,
+      );
+    } finally {
+      c.close();
+      await proxy.stop();
+    }
+  });
+});
