@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
-packages=(redis-server redis-tools nutcracker libfaiss-dev libopenblas-dev)
+packages=(redis-server redis-tools nutcracker libfaiss-dev libopenblas-dev python3-redis iproute2 openssl)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${packages[@]}"; do
