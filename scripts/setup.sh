@@ -2,8 +2,10 @@
 # npm run setup: make this checkout ready to run and test. Idempotent: every
 # step checks first and does nothing when its work is already done.
 #  1. system packages (redis-server, redis-tools, nutcracker, libfaiss-dev,
-#     libopenblas-dev): installed with apt-get when we are root on Debian or
-#     Ubuntu, otherwise listed with the command to install them;
+#     libopenblas-dev; for the tests python3-redis (redis-py), iproute2
+#     (network namespaces) and openssl (certificates)): installed with apt-get
+#     when we are root on Debian or Ubuntu, otherwise listed with the command
+#     to install them;
 #  2. npm dependencies from package-lock.json (skipped when it is unchanged);
 #  3. the TypeScript build.
 set -euo pipefail
