@@ -193,7 +193,8 @@ export class SemcacheServer {
   /** An error reply, then close, as Redis does when it will not serve a connection. */
   private refuse(socket: Socket, error: string): void {
     socket.on('error', () => {});
-    socket.end(encodeReply(R.error(error), 2));
+    // Destroyed once written: nothing reads this socket, so its end would never be seen.
+    socket.end(encodeReply(R.error(error), 2), () => socket.destroy());
   }
 
   private serve(socket: Socket): void {
