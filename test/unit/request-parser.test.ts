@@ -706,8 +706,8 @@ function refSplitArgs(line: Buffer): Buffer[] | undefined {
 /**
  * Redis 7.0's processInputBuffer over `input` arriving in reads that end at `cuts` (as splitAt),
  * with one change, semcache's documented one: an inline line over the limit is refused even
- * when its newline is in. `seen.overlong` is set when a `*`/`$` line over the limit was parsed
- * (Redis's answer then depends on the split).
+ * when its newline is in. `seen.overlong` is set when Redis found the '\r' of a `*`/`$` line
+ * over the limit (its answer then depends on the split: in other reads it may be "too big").
  */
 function reference(
   input: Buffer,
@@ -757,8 +757,8 @@ function reference(
         if (end - pos > limits.maxInlineSize) err = 'too big mbulk count string';
         return false;
       }
-      if (nl - pos > end - pos - 2) return false;
       if (nl - pos > limits.maxInlineSize) seen.overlong = true;
+      if (nl - pos > end - pos - 2) return false;
       const ll = refString2ll(input.toString('latin1', pos + 1, nl));
       if (ll === undefined || ll > BigInt(limits.maxMultibulkLength)) {
         err = 'invalid multibulk length';
@@ -779,8 +779,8 @@ function reference(
           if (end - pos > limits.maxInlineSize) err = 'too big bulk count string';
           return false;
         }
-        if (nl - pos > end - pos - 2) return false;
         if (nl - pos > limits.maxInlineSize) seen.overlong = true;
+        if (nl - pos > end - pos - 2) return false;
         if (input[pos] !== 36) {
           err = `expected '$', got '${String.fromCharCode(input[pos]!)}'`.replace(/[\r\n]/g, ' ');
           return false;
@@ -944,8 +944,9 @@ describe('RequestParser: properties', () => {
         expect(whole).toEqual(want);
         const split = parse(splitAt(input, cuts), limits, auth);
         expect(split).toEqual(reference(input, limits, cuts, auth, seen));
-        // Redis's answer depends on the split only when a `*`/`$` line over the limit was
-        // parsed: whole, the line fails as an invalid length; in pieces it may be "too big".
+        // Redis's answer depends on the split only when the '\r' of a `*`/`$` line over the
+        // limit was found: whole, the line fails as an invalid length (or waits for the byte
+        // after '\r'); in pieces it may be "too big".
         if (!seen.overlong) expect(split).toEqual(whole);
         if (whole.err !== undefined) expect(whole.err).toMatch(KNOWN_ERROR);
       }),
