@@ -122,10 +122,15 @@ async function commandFilter(conn, RequestParser) {
   };
 }
 
-/** The in-process parser's view of one case, shaped like a server's answer. */
-function parserAnswer(RequestParser, input, redis) {
+/** What the in-process parser makes of the input: how many commands, and the error if any. */
+function parse(RequestParser, input) {
   let n = 0;
   const err = new RequestParser().feed(input, () => n++);
+  return { n, err, replies: n + (err === undefined ? 0 : 1) };
+}
+
+/** The parser's view shaped like a server's answer: Redis's replies to its commands, its error. */
+function parserAnswer({ n, err }, redis) {
   const replies = redis.replies.slice(0, n);
   if (replies.length < n) replies.push(...Array(n - replies.length).fill(Buffer.from('?')));
   if (err !== undefined) replies.push(Buffer.from(`-ERR Protocol error: ${err}\r\n`, 'latin1'));
@@ -182,8 +187,11 @@ async function main() {
 
   async function runCase(n) {
     const kase = { n, ...generate(o.seed, n, accept) };
-    const r = await attempt(kase, () => redisLeg(redis.port, kase, o['timeout-ms']));
-    const p = parserAnswer(RequestParser, kase.input, r);
+    const parsed = parse(RequestParser, kase.input);
+    const r = await attempt(kase, () =>
+      redisLeg(redis.port, kase, parsed.replies, o['timeout-ms']),
+    );
+    const p = parserAnswer(parsed, r);
     if (!r.reset && compare(p, r) === 'differ') {
       file({ kase, redis: r, got: p, where: 'parser (in-process)' }, stats.parser);
     }
@@ -228,7 +236,8 @@ async function main() {
 
   const shown = [...stats.parser, ...stats.mismatches].slice(0, o.show);
   for (const m of shown) {
-    if (m.px) m.min = await minimize(m, redis.port, accept, reset, legOpts);
+    const expectReplies = (input) => parse(RequestParser, input).replies;
+    if (m.px) m.min = await minimize(m, redis.port, { accept, reset, expectReplies }, legOpts);
   }
   control.close();
   const summary = {

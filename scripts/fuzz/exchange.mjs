@@ -3,9 +3,11 @@
 //
 // How the end of an answer is found without a sentinel (a trailing PING would be swallowed by
 // an unfinished command):
-//   - redis-server: after the input the client half-closes. Redis answers every complete command
-//     it read, then sees EOF and closes. Redis closes by itself only after a protocol error, so
-//     "Redis closed" is read off its last reply.
+//   - redis-server: after the input the client waits for as many replies as the in-process
+//     parser expects (or a close), then half-closes: Redis answers every complete command it
+//     read, then sees EOF and closes. (Half-closing at once would cut a reply over 64 KB short:
+//     Redis frees a client at EOF with the rest of its output unsent.) Redis closes by itself
+//     only after a protocol error, so "Redis closed" is read off its last reply.
 //   - semcache: it gets no half-close (Node would end the socket at once, dropping replies still
 //     on their way from upstream). We wait until it sent as many bytes as Redis did (or closed, or
 //     diverged), then `graceMs` more for anything extra or a close, then half-close.
@@ -27,9 +29,13 @@ class Conn {
   reset = false;
   waiters = [];
 
+  replies = 0;
+  framer = new ReplyFramer();
+
   constructor(sock, expected) {
     this.sock = sock;
     sock.on('data', (d) => {
+      this.count(d);
       if (expected && !this.diverged) {
         const want = expected.subarray(this.len, this.len + d.length);
         this.diverged = want.length < d.length || !want.equals(d);
@@ -53,6 +59,17 @@ class Conn {
       sock.once('connect', () => resolve(new Conn(sock, expected)));
       sock.once('error', reject);
     });
+  }
+
+  /** Counts complete replies as they come (until the bytes stop being RESP). */
+  count(d) {
+    try {
+      for (let at = 0, end; at < d.length && (end = this.framer.next(d, at)) >= 0; at = end) {
+        this.replies++;
+      }
+    } catch {
+      this.framer = { next: () => -1 };
+    }
   }
 
   wake() {
@@ -90,10 +107,11 @@ class Conn {
   }
 }
 
-/** redis-server's answer: every byte until it closed after our half-close. */
-export async function redisLeg(port, { input, cuts }, timeoutMs) {
+/** redis-server's answer: every byte until it closed after our half-close (see the model). */
+export async function redisLeg(port, { input, cuts }, expectReplies, timeoutMs) {
   const c = await Conn.open(port);
   await c.write(input, cuts);
+  await c.until(() => c.closed || c.replies >= expectReplies, timeoutMs);
   c.sock.end();
   await c.until(() => c.closed, timeoutMs);
   c.sock.destroy();

@@ -14,13 +14,13 @@ function cut({ input, cuts }, i, n) {
 }
 
 /** A smaller case showing the same kind of difference, with both answers; undefined if it did not reproduce. */
-export async function minimize(m, redisPort, accept, reset, legOpts) {
+export async function minimize(m, redisPort, { accept, reset, expectReplies }, legOpts) {
   let tries = 0;
   const fails = async (c) => {
     const keys = tries++ < MAX_TRIES ? accept(c.input, m.kase.id) : undefined;
     if (keys === undefined) return undefined;
     await reset(keys);
-    const redis = await redisLeg(redisPort, c, legOpts.timeoutMs);
+    const redis = await redisLeg(redisPort, c, expectReplies(c.input), legOpts.timeoutMs);
     await reset(keys);
     const got = await semcacheLeg(m.px.port, c, redis, legOpts);
     if (compare(got, redis) !== 'differ' || documentedException(c.input, got, redis))
