@@ -9,9 +9,10 @@
 //   npm run build && node scripts/fuzz-protocol.mjs --cases 100000 --seed 1
 //
 // Cases are rebuilt from (seed, case number) alone: `--case N` replays one and prints it.
-// Differences that docs/protocol.md documents are counted apart (EXCEPTIONS below), not failed.
-// Exit status 1 on any other difference, a crash or RSS growth over the bound. Generation is in
-// scripts/fuzz/generate.mjs, sending and comparing in scripts/fuzz/exchange.mjs.
+// Differences that docs/protocol.md documents are counted apart, not failed (EXCEPTIONS in
+// scripts/fuzz/exchange.mjs). Exit status 1 on any other difference, a crash or RSS growth over
+// the bound. Generation: scripts/fuzz/generate.mjs; sending and comparing: exchange.mjs;
+// shrinking a failing case: minimize.mjs; printing: report.mjs.
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -26,23 +27,10 @@ import {
   stopAll,
   waitForPing,
 } from '../bench/lib.mjs';
-import {
-  compare,
-  documentedException,
-  protocolError,
-  redisLeg,
-  semcacheLeg,
-} from './fuzz/exchange.mjs';
+import { compare, documentedException, redisLeg, semcacheLeg } from './fuzz/exchange.mjs';
 import { generate } from './fuzz/generate.mjs';
 import { minimize } from './fuzz/minimize.mjs';
-
-/** Differences documented in docs/protocol.md ("Requests"); see documentedException(). */
-const EXCEPTIONS = {
-  'inline-over-64k':
-    'an inline line over 64 KB is always refused; Redis runs it when its newline came in the read that crossed 64 KB',
-  'header-over-64k':
-    "a */$ line over 64 KB: 'too big ... count string' or an invalid length depending on where reads end (Redis's and ours differ)",
-};
+import { describe, printSummary, report, roundRss } from './fuzz/report.mjs';
 
 const OPTS = {
   cases: 100_000,
@@ -156,7 +144,7 @@ async function main() {
   const legOpts = { timeoutMs: o['timeout-ms'], graceMs: o['grace-ms'] };
 
   const stats = {
-    ...{ cases: 0, legs: 0, matches: 0, resets: 0, exceptions: {} },
+    ...{ cases: 0, legs: 0, matches: 0, inconclusive: 0, exceptions: {} },
     ...{ mismatches: [], parser: [], excepted: [] },
   };
   const only = o.case >= 0;
@@ -181,7 +169,6 @@ async function main() {
       await reset(kase.keys);
       res = await leg();
     }
-    if (res.reset) stats.resets++;
     return res;
   }
 
@@ -202,6 +189,7 @@ async function main() {
       if (only) report(m);
       const v = compare(s, r);
       if (v === 'same') stats.matches++;
+      else if (v === 'reset') stats.inconclusive++;
       else if (v === 'differ') file(m, stats.mismatches);
     }
     stats.cases++;
@@ -247,7 +235,7 @@ async function main() {
     legs: stats.legs,
     matches: stats.matches,
     exceptions: stats.exceptions,
-    resets: stats.resets,
+    inconclusive: stats.inconclusive,
     mismatches: stats.mismatches.length,
     parserMismatches: stats.parser.length,
     rssMb: Object.fromEntries(proxies.map((p) => [`multiplex=${p.multiplex}`, roundRss(p.rss)])),
@@ -259,66 +247,6 @@ async function main() {
   if (o.json) console.log(JSON.stringify(summary));
   else printSummary(summary, o);
   if (summary.mismatches + summary.parserMismatches > 0 || !rssOk) process.exitCode = 1;
-}
-
-const roundRss = (r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v)]));
-const show = (buf, max = 300) => {
-  const s = JSON.stringify(buf.subarray(0, max).toString('latin1'));
-  return buf.length > max ? `${s}... (${buf.length} bytes)` : s;
-};
-const hex = (buf, max = 200) =>
-  buf.subarray(0, max).toString('hex') + (buf.length > max ? `... (${buf.length} bytes)` : '');
-
-function describe(m) {
-  const k = m.min ?? m.kase;
-  return {
-    where: m.where,
-    case: m.kase.n,
-    minimized: m.min !== undefined,
-    inputHex: hex(k.input),
-    input: show(k.input),
-    writesAt: k.cuts,
-    redis: {
-      closed: (m.min?.redis ?? m.redis).closed,
-      reply: show((m.min?.redis ?? m.redis).bytes),
-    },
-    semcache: { closed: (m.min?.got ?? m.got).closed, reply: show((m.min?.got ?? m.got).bytes) },
-  };
-}
-
-function report(m) {
-  console.log(JSON.stringify(describe(m), null, 2));
-  const e = protocolError(m.redis.replies.at(-1));
-  if (e !== undefined) console.log(`redis protocol error: ${e}`);
-}
-
-function printSummary(s, o) {
-  const ex =
-    Object.entries(s.exceptions)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ') || 'none';
-  console.log(
-    `\nfuzz-protocol: seed ${s.seed}, ${s.cases} cases, --multiplex ${s.modes.join(' and ')}, concurrency ${o.concurrency}`,
-  );
-  console.log(`legs compared: ${s.legs}, identical: ${s.matches}`);
-  console.log(`documented exceptions: ${ex}`);
-  for (const [id, text] of Object.entries(EXCEPTIONS)) console.log(`  ${id}: ${text}`);
-  console.log(`runs reset by TCP after 3 tries (compared as far as both got): ${s.resets}`);
-  console.log(
-    `mismatches: ${s.mismatches} (semcache vs redis-server), ${s.parserMismatches} (in-process parser vs redis-server)`,
-  );
-  for (const [mode, r] of Object.entries(s.rssMb)) {
-    console.log(`semcache RSS ${mode}: start ${r.start} MB, peak ${r.peak} MB, end ${r.end} MB`);
-  }
-  console.log(`duration: ${s.seconds} s`);
-  for (const [i, m] of [...s.first, ...s.excepted].entries()) {
-    console.log(`\n#${i + 1} ${m.where}, case ${m.case}${m.minimized ? ' (minimized)' : ''}`);
-    console.log(
-      `  input hex: ${m.inputHex}\n  input:     ${m.input}\n  writes at: ${JSON.stringify(m.writesAt)}`,
-    );
-    console.log(`  redis:     ${m.redis.reply} ${m.redis.closed ? 'then closed' : 'open'}`);
-    console.log(`  semcache:  ${m.semcache.reply} ${m.semcache.closed ? 'then closed' : 'open'}`);
-  }
 }
 
 main()

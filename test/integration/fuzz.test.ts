@@ -20,7 +20,7 @@ interface Summary {
   legs: number;
   matches: number;
   exceptions: Record<string, number>;
-  resets: number;
+  inconclusive: number;
   mismatches: number;
   parserMismatches: number;
   first: unknown[];

@@ -1021,13 +1021,14 @@ const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 
 describe.skipIf(!hasRedis)('RequestParser: cross-check with redis-server', () => {
   let dir = '';
-  let child: ChildProcess | undefined;
-  const sock = () => join(dir, 'redis.sock');
+  const children: ChildProcess[] = [];
+  // Two servers: one open, one with a password (clients start unauthenticated there).
+  const sock = (auth: boolean) => join(dir, auth ? 'redis.sock' : 'redis-pw.sock');
 
   /** Sends input on a fresh connection; returns what came back once Redis closed or went quiet. */
-  const exchange = (input: Buffer): Promise<{ bytes: Buffer; closed: boolean }> =>
+  const exchange = (input: Buffer, auth = true): Promise<{ bytes: Buffer; closed: boolean }> =>
     new Promise((resolve) => {
-      const s = connect(sock());
+      const s = connect(sock(auth));
       const got: Buffer[] = [];
       let timer: NodeJS.Timeout | undefined;
       const finish = (closed: boolean) => {
@@ -1053,27 +1054,30 @@ describe.skipIf(!hasRedis)('RequestParser: cross-check with redis-server', () =>
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'semcache-request-parser-'));
-    child = spawn(
-      'redis-server',
-      ['--port', '0', '--unixsocket', sock(), '--save', '', '--appendonly', 'no', '--dir', dir],
-      { stdio: 'ignore' },
-    );
-    for (let i = 0; i < 100; i++) {
-      const { bytes } = await exchange(b('PING\r\n')).catch(() => ({ bytes: Buffer.alloc(0) }));
-      if (str(bytes) === '+PONG\r\n') return;
-      await new Promise((r) => setTimeout(r, 50));
+    for (const auth of [true, false]) {
+      const args = ['--port', '0', '--unixsocket', sock(auth), '--save', '', '--appendonly', 'no'];
+      if (!auth) args.push('--requirepass', 'pw');
+      children.push(spawn('redis-server', [...args, '--dir', dir], { stdio: 'ignore' }));
+      const want = auth ? '+PONG\r\n' : '-NOAUTH Authentication required.\r\n';
+      for (let i = 0; i < 100; i++) {
+        const { bytes } = await exchange(b('PING\r\n'), auth).catch(() => ({
+          bytes: Buffer.alloc(0),
+        }));
+        if (str(bytes) === want) break;
+        if (i === 99) throw new Error('redis-server did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
-    throw new Error('redis-server did not start');
   });
 
   afterAll(() => {
-    child?.kill('SIGKILL');
+    for (const child of children) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('replies, echoes and protocol errors agree on the table cases', async () => {
     const checked = cases.filter((x) => x.limits === undefined && x.redis !== false);
-    const answers = await Promise.all(checked.map((c) => exchange(b(c.input))));
+    const answers = await Promise.all(checked.map((c) => exchange(b(c.input), c.auth ?? true)));
     checked.forEach((c, k) => {
       const { bytes, closed } = answers[k]!;
       const replies: unknown[] = [];
@@ -1082,15 +1086,16 @@ describe.skipIf(!hasRedis)('RequestParser: cross-check with redis-server', () =>
         returnError: (e) => replies.push(e),
         returnBuffers: true,
       }).execute(bytes);
-      const mine = parse([b(c.input)]);
+      const mine = parse([b(c.input)], undefined, c.auth ?? true);
       expect(replies, c.name).toHaveLength(mine.cmds.length + (mine.err === undefined ? 0 : 1));
       mine.cmds.forEach((cmd, i) => {
-        if (cmd.args.length === 2 && cmd.args[0] === 'ECHO') {
+        if (cmd.args.length === 2 && cmd.args[0] === 'ECHO' && c.auth !== false) {
           expect(str(replies[i] as Buffer), c.name).toBe(cmd.args[1]);
         }
       });
       expect(closed, c.name).toBe(mine.err !== undefined);
       if (mine.err !== undefined) {
+        // Byte for byte: the '$' error quotes a raw byte.
         expect(str(bytes).endsWith(`-ERR Protocol error: ${mine.err}\r\n`), c.name).toBe(true);
       }
     });
