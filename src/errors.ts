@@ -4,7 +4,12 @@
  * cannot tell who answered.
  */
 export const Err = {
-  protocol: (msg: string) => `ERR Protocol error: ${msg}`,
+  /**
+   * A protocol error reply (then Redis closes the connection). Bytes, not text: the message may
+   * quote a raw request byte (`expected '$', got '\xb2'`), which Redis sends unchanged; `msg` is
+   * a latin1 string, one char per byte, as RequestParser returns it.
+   */
+  protocol: (msg: string): Buffer => Buffer.from(`ERR Protocol error: ${msg}`, 'latin1'),
   maxClients: 'ERR max number of clients reached',
   // Redis's own first sentences (networking.c, clientAcceptHandler), semcache's remedies.
   protectedMode:
@@ -29,4 +34,25 @@ export const Err = {
     `ERR semcache: connection to upstream ${addr} lost (${cause})`,
   shuttingDown: 'ERR semcache: server is shutting down',
   internal: (msg: string) => `ERR semcache internal error: ${msg}`,
+} as const;
+
+/**
+ * The request parser's error messages: Redis 7.0's (networking.c processInlineBuffer,
+ * processMultibulkBuffer), without the "ERR Protocol error: " that Err.protocol adds.
+ */
+export const ProtocolError = {
+  tooBigInline: 'too big inline request',
+  unbalancedQuotes: 'unbalanced quotes in request',
+  tooBigMbulk: 'too big mbulk count string',
+  invalidMbulk: 'invalid multibulk length',
+  unauthMbulk: 'unauthenticated multibulk length',
+  tooBigBulk: 'too big bulk count string',
+  invalidBulk: 'invalid bulk length',
+  unauthBulk: 'unauthenticated bulk length',
+  /**
+   * Redis formats the byte with %c (so a byte >= 0x80 goes out raw: the result is latin1) and
+   * addReplyErrorFormat turns CR and LF into spaces.
+   */
+  expectedDollar: (byte: number) =>
+    `expected '$', got '${String.fromCharCode(byte === 13 || byte === 10 ? 32 : byte)}'`,
 } as const;

@@ -1,19 +1,31 @@
 // Incremental parser for client requests, mirroring Redis 7.0 networking.c (processInputBuffer,
-// processInlineBuffer, processMultibulkBuffer) and sds.c (sdssplitargs, util.c string2ll).
+// processInlineBuffer, processMultibulkBuffer); its number and argument parsing is in
+// redis-text.ts (string2ll, sdssplitargs).
 //
 // Model: feed() walks each chunk in place; args and raw slices are views of the chunks (zero copy).
 // Between chunks the parser keeps Redis's own state (bulks left in the multibulk, length of the
 // next bulk) plus at most one of two buffers, so nothing is ever re-scanned or copied twice:
 //   - carry: a header/inline line cut by a chunk boundary. Later chunks are only searched for its
-//     terminator; the line is joined (<= maxInlineSize + 2 bytes) once that turns up.
+//     terminator; the line is joined once that turns up.
 //   - fill: a bulk value cut by a chunk boundary, copied once into a buffer of its final size.
+// A command's bytes are let go as soon as it is emitted, and all of them on an error or release().
 //
-// Two Redis details that look odd but are mirrored on purpose, so that the proxy never disagrees
+// One feed() is one read(2) for Redis: Redis applies its 64 KB limit on a `*`/`$` line only when
+// a read leaves the line without its '\r' (a line whose '\r' is there is parsed, however long,
+// and fails as an invalid length). So does this parser, per chunk; where the answer depends on
+// how the bytes were split (lines over 64 KB), see docs/protocol.md. Inline lines are the one
+// deliberate exception: every inline line over the limit is refused, whatever the split.
+//
+// Redis details that look odd but are mirrored on purpose, so that the proxy never disagrees
 // with the server behind it about where a command ends:
 //   - Redis finds line ends with strchr(), which stops at a NUL byte: a line with a NUL before its
-//     terminator never completes; Redis waits until maxInlineSize is exceeded, then fails.
+//     terminator never completes; Redis waits until more than maxInlineSize bytes are buffered.
 //   - The two bytes after a bulk value, and the byte after a header's '\r', are skipped unchecked.
+//   - Before AUTH, a client may announce at most 10 arguments and 16 KB per bulk (authRequired()
+//     in processMultibulkBuffer); setAuthenticated() says which side of that the client is on.
 import { constants } from 'node:buffer';
+import { ProtocolError } from '../errors.js';
+import { SPLIT_ERR, SPLIT_NUL, splitArgs, string2ll } from './redis-text.js';
 
 /** One complete client command. */
 export interface ParsedCommand {
@@ -28,22 +40,32 @@ export interface ParserLimits {
   maxInlineSize: number;
   maxMultibulkLength: number;
   maxBulkLength: number;
+  /** Largest multibulk count of a client that is not authenticated. */
+  unauthMultibulkLength: number;
+  /** Largest bulk of a client that is not authenticated. */
+  unauthBulkLength: number;
 }
 
-/** Redis 7.0: PROTO_INLINE_MAX_SIZE, INT_MAX, proto-max-bulk-len. */
+/** Redis 7.0: PROTO_INLINE_MAX_SIZE, INT_MAX, proto-max-bulk-len, and the unauthenticated caps. */
 export const DEFAULT_LIMITS: ParserLimits = Object.freeze({
   maxInlineSize: 64 * 1024,
   maxMultibulkLength: 2147483647,
   maxBulkLength: 512 * 1024 * 1024,
+  unauthMultibulkLength: 10,
+  unauthBulkLength: 16384,
 });
 
-const [LF, CR, DQ, DOLLAR, SQ, STAR, BSLASH] = [10, 13, 34, 36, 39, 42, 92] as const;
+const [LF, CR, DOLLAR, STAR] = [10, 13, 36, 42] as const;
 
 export class RequestParser {
   private readonly maxInline: number;
   private readonly maxMultibulk: number;
   private readonly maxBulk: number;
+  private readonly unauthMultibulk: number;
+  private readonly unauthBulk: number;
+  private authenticated = true;
   private err: string | undefined = undefined;
+  private released = false;
   /** Bulks still expected by the current multibulk command; 0 between commands. */
   private mbLeft = 0;
   /** Length of the next bulk once its `$` line is read, else -1 (Redis's c->bulklen). */
@@ -72,21 +94,43 @@ export class RequestParser {
     this.maxMultibulk = l.maxMultibulkLength;
     // A bulk must fit in one Buffer; a longer one could not be forwarded anyway.
     this.maxBulk = Math.min(l.maxBulkLength, constants.MAX_LENGTH - 2);
+    this.unauthMultibulk = l.unauthMultibulkLength;
+    this.unauthBulk = l.unauthBulkLength;
   }
 
-  /** Bytes received for the incomplete command (for memory accounting). */
+  /**
+   * Whether the client is authenticated (default true). While it is not, the unauthenticated
+   * caps apply to every `*`/`$` line parsed from then on; a call from inside onCommand applies
+   * to the very next command, as Redis runs each command before it parses the next one.
+   */
+  setAuthenticated(yes: boolean): void {
+    this.authenticated = yes;
+  }
+
+  /** Bytes received and held for the incomplete command (for memory accounting). */
   get pendingBytes(): number {
-    return this.err !== undefined ? 0 : this.rawLen + this.carryLen + this.fillPos;
+    return this.rawLen + this.carryLen + this.fillPos;
+  }
+
+  /**
+   * Drops every byte held for an incomplete command (call it when the connection closes, so a
+   * half-received bulk is not kept alive by whoever still holds the parser). Later feed() calls
+   * emit nothing.
+   */
+  release(): void {
+    this.released = true;
+    this.drop();
   }
 
   /**
    * Parses as many complete commands as `chunk` (with what earlier calls left incomplete) holds,
-   * calling onCommand for each in order. Returns undefined, or a protocol error message (without
-   * the "ERR Protocol error: " prefix; encode it as latin1, as it may quote a raw byte). After an
-   * error the parser is dead: later calls return the same error and emit nothing.
+   * calling onCommand for each in order. Returns undefined, or a protocol error message: the text
+   * after "ERR Protocol error: " (Err.protocol), a latin1 string as it may quote a raw byte.
+   * After an error the parser is dead and holds nothing: later calls return the same error and
+   * emit nothing.
    */
   feed(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): string | undefined {
-    if (this.err === undefined && chunk.length > 0) {
+    if (this.err === undefined && !this.released && chunk.length > 0) {
       this.on = onCommand;
       const pos = this.carryLen > 0 ? this.resume(chunk) : 0;
       if (pos >= 0 && this.err === undefined) this.run(chunk, pos);
@@ -109,7 +153,7 @@ export class RequestParser {
       this.pushRaw(f);
       this.bulkDone(f.subarray(0, f.length - 2), buf, pos, pos);
     }
-    while (pos < len) {
+    while (pos < len && !this.released) {
       if (this.mbLeft === 0) {
         start = pos;
         if (buf[pos] !== STAR) {
@@ -117,15 +161,21 @@ export class RequestParser {
           if (pos < 0) return;
           continue;
         }
-        const n = this.header(buf, pos, STAR, 'too big mbulk count string');
+        const n = this.header(buf, pos, STAR, ProtocolError.tooBigMbulk);
         if (this.next < 0) return;
-        if (!(n <= this.maxMultibulk)) return void this.fail('invalid multibulk length');
+        if (!(n <= this.maxMultibulk)) return void this.fail(ProtocolError.invalidMbulk);
+        if (n > this.unauthMultibulk && !this.authenticated) {
+          return void this.fail(ProtocolError.unauthMbulk);
+        }
         pos = this.next;
         if (n > 0) this.mbLeft = n; // a count <= 0 is consumed and runs nothing
       } else if (this.bulkLen < 0) {
-        const n = this.header(buf, pos, DOLLAR, 'too big bulk count string');
+        const n = this.header(buf, pos, DOLLAR, ProtocolError.tooBigBulk);
         if (this.next < 0) break;
-        if (!(n >= 0 && n <= this.maxBulk)) return void this.fail('invalid bulk length');
+        if (!(n >= 0 && n <= this.maxBulk)) return void this.fail(ProtocolError.invalidBulk);
+        if (n > this.unauthBulk && !this.authenticated) {
+          return void this.fail(ProtocolError.unauthBulk);
+        }
         this.bulkLen = n;
         pos = this.next;
       } else {
@@ -143,7 +193,7 @@ export class RequestParser {
         this.bulkDone(buf.subarray(pos - need, pos - 2), buf, start, pos);
       }
     }
-    if (this.mbLeft > 0 && pos > start && this.err === undefined) {
+    if (this.mbLeft > 0 && pos > start && this.err === undefined && !this.released) {
       this.pushRaw(buf.subarray(start, pos));
     }
   }
@@ -161,16 +211,19 @@ export class RequestParser {
   /** An inline request at pos; returns where the next request starts, or -1 to stop. */
   private inline(buf: Buffer, pos: number): number {
     const nl = buf.indexOf(LF, pos);
-    if ((nl < 0 ? buf.length : nl) - pos > this.maxInline)
-      return this.fail('too big inline request');
-    if (nl < 0) return this.hold(buf, pos, LF, 'too big inline request');
+    // Stricter than Redis on purpose: a line over the limit is refused even when its newline came
+    // in the same read (Redis would run it), so the outcome does not depend on the split.
+    if ((nl < 0 ? buf.length : nl) - pos > this.maxInline) {
+      return this.fail(ProtocolError.tooBigInline);
+    }
+    if (nl < 0) return this.hold(buf, pos, LF, ProtocolError.tooBigInline);
     const end = nl > pos && buf[nl - 1] === CR ? nl - 1 : nl;
     const args: Buffer[] = [];
     let r = splitArgs(buf, pos, end, args);
     // splitArgs stops at its first error; a NUL later in the line still makes Redis wait.
     if (r === SPLIT_ERR && buf.subarray(pos, end).indexOf(0) >= 0) r = SPLIT_NUL;
-    if (r === SPLIT_NUL) return this.hold(buf, pos, -1, 'too big inline request');
-    if (r === SPLIT_ERR) return this.fail('unbalanced quotes in request');
+    if (r === SPLIT_NUL) return this.hold(buf, pos, -1, ProtocolError.tooBigInline);
+    if (r === SPLIT_ERR) return this.fail(ProtocolError.unbalancedQuotes);
     if (args.length > 0) this.emit(buf, pos, nl + 1, args, true); // an empty line runs nothing
     return nl + 1;
   }
@@ -192,23 +245,21 @@ export class RequestParser {
     }
     const span = i - pos;
     const ok = c === CR && i + 1 < len && buf[pos] === lead && span >= 2 && span <= 19;
-    if (ok && span <= this.maxInline && (span === 2 || buf[pos + 1] !== 48)) {
+    if (ok && (span === 2 || buf[pos + 1] !== 48)) {
       this.next = i + 2;
       return v;
     }
     // Slow path, in Redis's order of checks.
     this.next = -1;
     const t = buf.indexOf(CR, pos);
-    if ((t < 0 ? len : t) - pos > this.maxInline) return this.fail(tooBig);
-    if (t < 0 || t + 1 >= len) return this.hold(buf, pos, CR, tooBig);
-    if (buf.subarray(pos, t).indexOf(0) >= 0) return this.hold(buf, pos, -1, tooBig);
+    // strchr() stops at a NUL: Redis then sees no '\r' at all, and never will.
+    if (buf.subarray(pos, t < 0 ? len : t).indexOf(0) >= 0) return this.hold(buf, pos, -1, tooBig);
+    if (t < 0)
+      return len - pos > this.maxInline ? this.fail(tooBig) : this.hold(buf, pos, CR, tooBig);
+    // With its '\r' in, a line is never too big: Redis waits for one more byte, then parses.
+    if (t + 1 >= len) return this.hold(buf, pos, CR, tooBig);
     const first = buf[pos]!;
-    if (first !== lead) {
-      // Redis formats the byte with %c, then maps CR/LF in error replies to spaces.
-      return this.fail(
-        `expected '$', got '${String.fromCharCode(first === CR || first === LF ? 32 : first)}'`,
-      );
-    }
+    if (first !== lead) return this.fail(ProtocolError.expectedDollar(first));
     this.next = t + 2;
     return string2ll(buf, pos + 1, t);
   }
@@ -221,11 +272,18 @@ export class RequestParser {
     if (term === CR && last !== undefined && last[last.length - 1] === CR) {
       end = 1; // the '\r' came last time; any byte completes the line
     } else {
-      const a = term < 0 ? -1 : chunk.indexOf(term);
-      if (this.carryLen + (a < 0 ? chunk.length : a) > this.maxInline)
-        return this.fail(this.carryErr);
+      let a = term < 0 ? -1 : chunk.indexOf(term);
+      if (a > 0 && chunk.subarray(0, a).indexOf(0) >= 0) {
+        this.carry = []; // a NUL before the terminator: stuck for good (see hold)
+        this.carryTerm = -1;
+        a = -1;
+      }
+      // Without its terminator in this read, a line may not exceed the limit (Redis's check);
+      // an inline line may not exceed it at all (see inline()).
+      const size = this.carryLen + (a < 0 ? chunk.length : a);
+      if (size > this.maxInline && (a < 0 || term === LF)) return this.fail(this.carryErr);
       if (a < 0 || (term === CR && a + 1 >= chunk.length)) {
-        if (term >= 0) this.carry.push(Buffer.from(chunk));
+        if (this.carryTerm >= 0) this.carry.push(Buffer.from(chunk));
         this.carryLen += chunk.length;
         return -1;
       }
@@ -277,94 +335,20 @@ export class RequestParser {
 
   private fail(msg: string): -1 {
     this.err = msg;
+    this.drop();
     return -1;
   }
-}
 
-/** Redis string2ll() over [s, e): NaN where it fails. */
-function string2ll(b: Buffer, s: number, e: number): number {
-  if (e - s === 0 || e - s >= 21) return Number.NaN;
-  if (e - s === 1 && b[s] === 48) return 0;
-  const neg = b[s] === 45;
-  if (neg && ++s === e) return Number.NaN;
-  if (b[s]! < 49 || b[s]! > 57) return Number.NaN; // first digit 1-9
-  let v = 0;
-  for (let i = s; i < e; i++) {
-    const d = b[i]! - 48;
-    if (d < 0 || d > 9) return Number.NaN;
-    v = v * 10 + d;
-  }
-  // Beyond 2^53 doubles are inexact, so the int64 range check compares digits.
-  if (e - s > 19 || (e - s === 19 && b.toString('latin1', s, e) > (neg ? LLONG_MIN : LLONG_MAX))) {
-    return Number.NaN;
-  }
-  return neg ? -v : v;
-}
-const LLONG_MAX = '9223372036854775807';
-const LLONG_MIN = '9223372036854775808';
-
-const [SPLIT_OK, SPLIT_ERR, SPLIT_NUL] = [0, 1, 2] as const;
-
-/** C isspace() in the C locale. */
-const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
-/** Byte i of the C string ending at e: reading past the end yields its terminating NUL. */
-const at = (b: Buffer, i: number, e: number): number => (i < e ? b[i]! : 0);
-
-const hexVal = (c: number): number => (c <= 57 ? c - 48 : (c | 32) - 87);
-const isHex = (c: number): boolean => (c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102);
-
-/**
- * sdssplitargs() over the line [p, e), pushing args to out. A NUL inside the line yields SPLIT_NUL
- * (Redis would never have found this line's end). Plain tokens are views; quoted ones are decoded.
- */
-function splitArgs(b: Buffer, p: number, e: number, out: Buffer[]): number {
-  for (;;) {
-    while (p < e && isSpace(b[p]!)) p++;
-    if (p >= e) return SPLIT_OK;
-    const start = p;
-    let c = 0;
-    for (; p < e; p++) {
-      c = b[p]!;
-      if (c === 32 || c === 10 || c === 13 || c === 9 || c === 0 || c === DQ || c === SQ) break;
-    }
-    // Unquoted tokens end only at these four (not at \v or \f, unlike the skipping above).
-    if (p >= e || c === 32 || c === 10 || c === 13 || c === 9) {
-      out.push(b.subarray(start, p));
-      p++;
-      continue;
-    }
-    if (c === 0) return SPLIT_NUL;
-    // A quote opens (possibly mid-token: a"b c" is one arg); the token ends at its closing quote.
-    const q = c;
-    const tok = Buffer.allocUnsafe(e - start); // decoding never grows the text
-    let n = b.copy(tok, 0, start, p);
-    for (p++; ; p++) {
-      c = at(b, p, e);
-      if (c === 0 && p < e) return SPLIT_NUL;
-      if (c === 0) return SPLIT_ERR; // unterminated quotes
-      if (c === q) {
-        const nx = at(b, p + 1, e);
-        if (nx !== 0 && !isSpace(nx)) return SPLIT_ERR; // closing quote must end the token
-        p++;
-        break;
-      }
-      if (c !== BSLASH) {
-        tok[n++] = c;
-      } else if (q === SQ) {
-        if (at(b, p + 1, e) === SQ) p++; // \' is the only escape in single quotes
-        tok[n++] = b[p]!;
-      } else if (at(b, p + 1, e) === 120 && isHex(at(b, p + 2, e)) && isHex(at(b, p + 3, e))) {
-        tok[n++] = hexVal(b[p + 2]!) * 16 + hexVal(b[p + 3]!);
-        p += 3;
-      } else if (at(b, p + 1, e) !== 0) {
-        p++;
-        const x = b[p]!;
-        tok[n++] =
-          x === 110 ? 10 : x === 114 ? 13 : x === 116 ? 9 : x === 98 ? 8 : x === 97 ? 7 : x;
-      } else {
-        tok[n++] = c; // a lone backslash; the quote then ends unterminated
-      }
-    }
-    out.push(tok.subarray(0, n));
+  /** Lets go of everything held for the incomplete command. */
+  private drop(): void {
+    this.mbLeft = 0;
+    this.bulkLen = -1;
+    this.args = [];
+    this.rawParts = [];
+    this.rawLen = 0;
+    this.carry = [];
+    this.carryLen = 0;
+    this.fill = undefined;
+    this.fillPos = 0;
   }
 }

@@ -9,7 +9,7 @@ export type Proto = 2 | 3;
 
 export type Reply =
   | { t: 'simple'; v: string }
-  | { t: 'error'; v: string } // includes its code, e.g. "ERR syntax error"
+  | { t: 'error'; v: string | Buffer } // with its code ("ERR syntax error"); a Buffer goes out as its bytes
   | { t: 'int'; v: number | bigint }
   | { t: 'bulk'; v: Buffer | string }
   | { t: 'null' } // RESP2 `$-1`, RESP3 `_`
@@ -27,7 +27,7 @@ export const R = {
   null: { t: 'null' } as Reply,
   nullArray: { t: 'nullArray' } as Reply,
   simple: (v: string): Reply => ({ t: 'simple', v }),
-  error: (v: string): Reply => ({ t: 'error', v }),
+  error: (v: string | Buffer): Reply => ({ t: 'error', v }),
   int: (v: number | bigint): Reply => ({ t: 'int', v }),
   bulk: (v: Buffer | string): Reply => ({ t: 'bulk', v }),
   array: (v: Reply[]): Reply => ({ t: 'array', v }),
@@ -90,6 +90,15 @@ function errorText(s: string): string {
   return lineText(s.startsWith('-') ? s.slice(1) : s);
 }
 
+// The same for an error given as bytes (it may quote a raw byte, e.g. a protocol error).
+function errorBytes(b: Buffer): Buffer {
+  const v = b[0] === 0x2d ? b.subarray(1) : b;
+  if (v.indexOf(13) < 0 && v.indexOf(10) < 0) return v;
+  const out = Buffer.from(v);
+  for (let i = 0; i < out.length; i++) if (out[i] === 13 || out[i] === 10) out[i] = 32;
+  return out;
+}
+
 function intText(v: number | bigint): string {
   if (typeof v === 'number' && !Number.isInteger(v)) throw new RangeError(`not an integer: ${v}`);
   return String(v);
@@ -123,7 +132,9 @@ function sizeOf(r: Reply, proto: Proto): number {
     case 'simple':
       return 3 + Buffer.byteLength(lineText(r.v), 'utf8');
     case 'error':
-      return 3 + Buffer.byteLength(errorText(r.v), 'utf8');
+      return (
+        3 + (typeof r.v === 'string' ? Buffer.byteLength(errorText(r.v)) : errorBytes(r.v).length)
+      );
     case 'int':
       return 3 + intText(r.v).length;
     case 'bulk':
@@ -157,9 +168,9 @@ function sizeOf(r: Reply, proto: Proto): number {
   }
 }
 
-function writeLine(buf: Buffer, pos: number, prefix: string, text: string): number {
+function writeLine(buf: Buffer, pos: number, prefix: string, text: string | Buffer): number {
   buf[pos++] = prefix.charCodeAt(0);
-  pos += buf.write(text, pos, 'utf8');
+  pos += typeof text === 'string' ? buf.write(text, pos, 'utf8') : text.copy(buf, pos);
   buf[pos++] = 13;
   buf[pos++] = 10;
   return pos;
@@ -185,7 +196,8 @@ function write(r: Reply, proto: Proto, buf: Buffer, pos: number): number {
     case 'simple':
       return writeLine(buf, pos, '+', lineText(r.v));
     case 'error':
-      return writeLine(buf, pos, '-', errorText(r.v));
+      if (typeof r.v === 'string') return writeLine(buf, pos, '-', errorText(r.v));
+      return writeLine(buf, pos, '-', errorBytes(r.v));
     case 'int':
       return writeLine(buf, pos, ':', intText(r.v));
     case 'bulk':

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import RedisParser from 'redis-parser';
 import { describe, expect, it } from 'vitest';
+import { Err } from '../../src/errors.js';
 import { ReplyFramer } from '../../src/resp/reply-framer.js';
 import { encodeReply, formatDouble, R, type Reply } from '../../src/resp/writer.js';
 
@@ -21,6 +22,19 @@ const CASES: Array<[string, Reply, string, string]> = [
     '-ERR bad  thing\r\n',
   ],
   ['error with its dash', R.error('-WRONGTYPE x'), '-WRONGTYPE x\r\n', '-WRONGTYPE x\r\n'],
+  [
+    'error as bytes: a raw byte goes out unchanged (Redis: %c)',
+    R.error(Err.protocol("expected '$', got '\xb2'")),
+    "-ERR Protocol error: expected '$', got '\xb2'\r\n",
+    "-ERR Protocol error: expected '$', got '\xb2'\r\n",
+  ],
+  [
+    'error as bytes, with its dash and newlines',
+    R.error(Buffer.from('-ERR a\r\nb\xff', 'latin1')),
+    '-ERR a  b\xff\r\n',
+    '-ERR a  b\xff\r\n',
+  ],
+  ['error as a string is UTF-8', R.error('ERR é'), '-ERR \xc3\xa9\r\n', '-ERR \xc3\xa9\r\n'],
   ['int 0', R.int(0), ':0\r\n', ':0\r\n'],
   ['int negative', R.int(-1234), ':-1234\r\n', ':-1234\r\n'],
   ['int -0', R.int(-0), ':0\r\n', ':0\r\n'],
@@ -170,6 +184,7 @@ const { reply } = fc.letrec<{ reply: Reply }>((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     text.map(R.simple),
     text.map((s) => R.error(`ERR ${s}`)),
+    fc.uint8Array({ maxLength: 16 }).map((u) => R.error(Buffer.concat([Buffer.from('ERR '), u]))),
     fc.oneof(fc.maxSafeInteger(), fc.bigInt(-(2n ** 63n), 2n ** 63n - 1n)).map(R.int),
     fc
       .oneof(
@@ -196,7 +211,7 @@ function expected2(r: Reply): unknown {
     case 'simple':
       return hex(r.v.replace(/[\r\n]/g, ' '));
     case 'error':
-      return `error:${r.v.replace(/[\r\n]/g, ' ')}`;
+      return `error:${r.v.toString().replace(/[\r\n]/g, ' ')}`;
     case 'int':
       return String(r.v);
     case 'bulk':
