@@ -111,7 +111,7 @@ export class SemcacheServer {
       ...(opts.commands ?? []),
     ];
     const router = new Router(commandTable(commands));
-    const server = createServer({ noDelay: true });
+    const server = createServer({ noDelay: true, allowHalfOpen: true });
     const instance = new SemcacheServer(
       server,
       config,

@@ -114,6 +114,12 @@ export class ClientConnection implements SharedOwner, RunHost {
       this.forwarder.resume();
     });
     socket.on('error', (err) => opts.logger.debug(`client ${this.id}: ${err.message}`));
+    // A client that half-closes (nc -N, shutdown(SHUT_WR)) still gets the replies to
+    // what it sent, then the connection closes, as with Redis (the server allows half-open).
+    socket.on('end', () => {
+      this.closing = true;
+      this.closeIfDrained();
+    });
     socket.on('close', () => this.onClientClosed());
   }
 
@@ -142,6 +148,8 @@ export class ClientConnection implements SharedOwner, RunHost {
   private onClientData(chunk: Buffer): void {
     if (this.closing) return;
     this.socket.cork();
+    // Redis's limits for a client that must still authenticate (see onCommand for AUTH).
+    this.parser.setAuthenticated(this.session.authenticated || !this.opts.auth.required);
     const error = this.parser.feed(chunk, this.onCommand);
     this.forwarder.flush();
     if (error !== undefined && !this.closing) {
@@ -179,6 +187,13 @@ export class ClientConnection implements SharedOwner, RunHost {
       this.local(cmd, route.spec, silent);
       return;
     }
+    // An AUTH (or HELLO ... AUTH) lifts the caps for the commands after it
+    // without waiting for its reply: if it fails, Redis applies them itself on
+    // this client's own connection (AUTH pins), and closes only that one.
+    if (route.kind === 'auth' || (route.kind === 'hello' && cmd.args.length > 2)) {
+      this.parser.setAuthenticated(true);
+    }
+    else if (route.kind === 'reset') this.parser.setAuthenticated(!this.opts.auth.required);
     const plan = session.plan(cmd, route.kind, silent, this.forwarder.pinned);
     if (plan.kind === 'answer') {
       this.closing = true;
@@ -346,6 +361,7 @@ export class ClientConnection implements SharedOwner, RunHost {
   private onClientClosed(): void {
     this.closed = true;
     this.closing = true;
+    this.parser.release();
     this.forwarder.destroy();
     for (const entry of this.replies) entry.owner = undefined;
     this.replies.clear();

@@ -272,3 +272,74 @@ describe("semcache's own credentials", () => {
     }
   });
 });
+
+describe.each(modes)("Redis's limits before AUTH, $name", ({ multiplex }) => {
+  let redis: RedisHandle;
+  let proxy: SemanticProxyHandle;
+
+  beforeAll(async () => {
+    redis = await startRedis(['--requirepass', 's3cret']);
+    proxy = await startSemanticProxy(redis.port, {
+      multiplex,
+      upstream: `redis://:s3cret@127.0.0.1:${redis.port}`,
+    });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await redis?.stop();
+  });
+
+  /** What redis-server and semcache answer to `bytes` on a fresh connection, and whether they close. */
+  async function both(bytes: Buffer): Promise<[string, string]> {
+    const out: string[] = [];
+    for (const port of [redis.port, proxy.port]) {
+      const c = await raw(port);
+      c.write(bytes);
+      await c.until(() => false, 1500);
+      out.push(`${c.received.toString('latin1')}${c.closed ? '<closed>' : ''}`);
+      c.close();
+    }
+    return out as [string, string];
+  }
+
+  it('more than 10 arguments, or a bulk over 16 KB, before AUTH: the same error and close', async () => {
+    const keys = Array.from({ length: 11 }, (_, i) => `k${i}`);
+    const [direct, proxied] = await both(cmd('MGET', ...keys));
+    expect(direct).toBe('-ERR Protocol error: unauthenticated multibulk length\r\n<closed>');
+    expect(proxied).toBe(direct);
+    const [d2, p2] = await both(cmd('ECHO', 'x'.repeat(16385)));
+    expect(d2).toBe('-ERR Protocol error: unauthenticated bulk length\r\n<closed>');
+    expect(p2).toBe(d2);
+  });
+
+  it('AUTH pipelined before a large command lifts them; a wrong one does not', async () => {
+    const big = 'y'.repeat(20_000);
+    const [direct, proxied] = await both(Buffer.concat([cmd('AUTH', 's3cret'), cmd('ECHO', big)]));
+    expect(direct).toBe(`+OK\r\n$20000\r\n${big}\r\n`);
+    expect(proxied).toBe(direct);
+    const [d2, p2] = await both(Buffer.concat([cmd('AUTH', 'wrong'), cmd('ECHO', big)]));
+    expect(d2).toBe(`${WRONGPASS}-ERR Protocol error: unauthenticated bulk length\r\n<closed>`);
+    expect(p2).toBe(d2);
+  });
+
+  it("one client's refused request does not touch another client's (shared connection kept)", async () => {
+    const other = await raw(proxy.port);
+    try {
+      expect(await request(other, cmd('AUTH', 's3cret'))).toBe('+OK\r\n');
+      const bad = await raw(proxy.port);
+      bad.write(cmd('MGET', ...Array.from({ length: 20 }, (_, i) => `k${i}`)));
+      const unauth = await raw(proxy.port);
+      // An unauthenticated client on the shared connection meanwhile: its NOAUTH, not a lost connection.
+      expect(await request(unauth, cmd('GET', 'k'))).toBe(NOAUTH);
+      await bad.until(() => bad.closed, 2000);
+      expect(bad.closed).toBe(true);
+      expect(await request(unauth, cmd('PING'))).toBe(NOAUTH);
+      expect(await request(other, cmd('PING'))).toBe('+PONG\r\n');
+      bad.close();
+      unauth.close();
+    } finally {
+      other.close();
+    }
+  });
+});
