@@ -66,6 +66,7 @@ export class SemcacheServer {
     private readonly config: Config,
     private readonly router: Router,
     private readonly upstream: { host: string; port: number },
+    private readonly storageDb: number,
     private readonly embedded: EmbeddedRedis | undefined,
     private readonly logger: Logger,
     readonly semantic: SemanticRuntime | undefined,
@@ -117,6 +118,7 @@ export class SemcacheServer {
       config,
       router,
       upstream,
+      address.db,
       embedded,
       logger,
       semantic,
@@ -208,6 +210,7 @@ export class SemcacheServer {
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
       auth: this.auth,
+      storageDb: this.storageDb,
       logger: this.logger,
       onClose: (c) => this.clients.delete(c),
     });

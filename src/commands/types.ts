@@ -48,6 +48,16 @@ export interface CommandContext {
   readonly redis: ClientRedis;
 }
 
+/**
+ * A command's fast path: one GET on the client's path whose reply may be the
+ * whole answer (an exact-hit SEMGET). `reply` turns GET's raw reply into the
+ * command's, or returns undefined to run the command in full instead.
+ */
+export interface FastPath {
+  key: Buffer;
+  reply(getReply: Buffer): Reply | undefined;
+}
+
 export interface CommandSpec {
   /** Lower-case name. */
   name: string;
@@ -65,6 +75,8 @@ export interface CommandSpec {
   complexity: string;
   arguments: ArgDoc[];
   execute(args: Buffer[], ctx: CommandContext): Reply | Promise<Reply>;
+  /** Optional: a cheaper way to answer, tried first outside transactions. */
+  fast?(args: Buffer[]): FastPath | undefined;
 }
 
 export type CommandTable = ReadonlyMap<string, CommandSpec>;

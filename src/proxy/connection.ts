@@ -47,6 +47,8 @@ export interface ConnectionOptions {
   maxRequestSize: number;
   /** Whether the upstream's default user needs a password, as last seen. */
   auth: AuthState;
+  /** The database semcache's records are in (our commands work only there). */
+  storageDb: number;
   logger: Logger;
   onClose: (conn: ClientConnection) => void;
 }
@@ -192,8 +194,7 @@ export class ClientConnection implements SharedOwner, RunHost {
     // this client's own connection (AUTH pins), and closes only that one.
     if (route.kind === 'auth' || (route.kind === 'hello' && cmd.args.length > 2)) {
       this.parser.setAuthenticated(true);
-    }
-    else if (route.kind === 'reset') this.parser.setAuthenticated(!this.opts.auth.required);
+    } else if (route.kind === 'reset') this.parser.setAuthenticated(!this.opts.auth.required);
     const plan = session.plan(cmd, route.kind, silent, this.forwarder.pinned);
     if (plan.kind === 'answer') {
       this.closing = true;
@@ -225,6 +226,14 @@ export class ClientConnection implements SharedOwner, RunHost {
 
   authRequired(): Promise<boolean> {
     return this.opts.auth.current();
+  }
+
+  authKnownRequired(): boolean {
+    return this.opts.auth.required;
+  }
+
+  get storageDb(): number {
+    return this.opts.storageDb;
   }
 
   /** An entry got all its replies (ReaderHost). */

@@ -22,6 +22,7 @@ export class Forwarder {
   backlogged = false;
   // Raw request bytes for the own connection, contiguous slices merged.
   private fwd: Buffer[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly opts: UpstreamOptions,
@@ -92,6 +93,20 @@ export class Forwarder {
         last.length + part.length,
       );
     } else this.fwd.push(part);
+  }
+
+  /**
+   * Write what is queued at the end of this tick: requests our commands make
+   * while a read of the client is parsed (a pipeline of SEMGETs) go out in
+   * one write, not one each.
+   */
+  flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
   flush(): void {

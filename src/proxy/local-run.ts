@@ -25,7 +25,7 @@
  * anything; where it does not, the command's own requests are refused by
  * Redis if that changed meanwhile.
  */
-import { arityOk, type ClientRedis, type CommandSpec } from '../commands/types.js';
+import { arityOk, type ClientRedis, type CommandSpec, type FastPath } from '../commands/types.js';
 import { Err } from '../errors.js';
 import { type Arg, encodeCommand } from '../resp/client-codec.js';
 import { R, type Reply } from '../resp/writer.js';
@@ -51,6 +51,10 @@ export interface RunHost {
   complete(entry: Entry, reply: Reply): void;
   /** Does the default user need a password (asking Redis if the last answer is old)? */
   authRequired(): Promise<boolean>;
+  /** The last answer, without asking. */
+  authKnownRequired(): boolean;
+  /** The database our commands work in (semcache's records are there). */
+  readonly storageDb: number;
 }
 
 /** The transaction ended without running: the parked run gives up. */
@@ -104,7 +108,17 @@ export class LocalRun implements ClientRedis, LocalSlot {
       this.host.complete(this.entry, R.error(Err.subscribedContext(this.spec.name)));
       return;
     }
-    if (this.queued || this.host.session.authenticated) {
+    // The fast path needs no probe: if the client must authenticate, its GET
+    // is refused -NOAUTH, which is then the answer.
+    const known = this.queued || this.host.session.authenticated;
+    if (!this.queued && spec.fast && (known || !this.host.authKnownRequired())) {
+      const fast = spec.fast(this.args);
+      if (fast !== undefined && this.host.session.db === this.host.storageDb) {
+        this.fast(fast);
+        return;
+      }
+    }
+    if (known) {
       this.execute();
       return;
     }
@@ -120,6 +134,24 @@ export class LocalRun implements ClientRedis, LocalSlot {
         } else this.execute();
       });
     });
+  }
+
+  /** One GET; its reply is the answer, or the command runs in full. */
+  private fast(path: FastPath): void {
+    const { forwarder, reader } = this.host;
+    const entry = newEntry(1);
+    entry.internal = (got) => {
+      const reply = path.reply(got);
+      if (reply !== undefined) this.host.complete(this.entry, reply);
+      else this.execute();
+    };
+    const raw = [encodeCommand(['GET', path.key])];
+    if (forwarder.canShare(true)) forwarder.sendShared(entry, raw);
+    else {
+      forwarder.sendOwn(raw);
+      reader.expect(entry);
+      forwarder.flushSoon();
+    }
   }
 
   private execute(): void {
@@ -229,7 +261,7 @@ export class LocalRun implements ClientRedis, LocalSlot {
         }
       });
       if (this.replyOff && !shared) forwarder.sendOwn([REPLY_OFF]);
-      forwarder.flush();
+      forwarder.flushSoon();
     });
   }
 }

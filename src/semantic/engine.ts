@@ -277,6 +277,23 @@ export class SemanticCache {
     return this.writes.configure(ns, settings, access);
   }
 
+  /**
+   * The entry whose text is exactly this one (normalized), for SEMGET's fast
+   * path; undefined when there is none or the cache cannot serve now.
+   */
+  exactMatch(text: string, ns: string | undefined): Entry | undefined {
+    if (this.state !== 'ready') return undefined;
+    return this.namespaces.get(ns ?? DEFAULT_NAMESPACE)?.exact.get(this.exactOf(text));
+  }
+
+  /** Count an exact hit answered on the fast path, `ms` after it was asked. */
+  exactHit(entry: Entry, ms: number): void {
+    const space = entry.ns;
+    space.hits++;
+    space.exactHits++;
+    space.lookup.record(ms);
+  }
+
   // ---- entries in memory ------------------------------------------------
 
   private addEntries(

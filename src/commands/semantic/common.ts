@@ -27,7 +27,11 @@ type Meta = Omit<CommandSpec, 'execute' | 'group' | 'since' | 'keyStep' | 'first
   Partial<Pick<CommandSpec, 'firstKey' | 'lastKey' | 'keyStep'>>;
 
 /** Defaults shared by our commands: group "semcache", since 0.1.0, no keys unless given. */
-export function spec(meta: Meta, execute: CommandSpec['execute']): CommandSpec {
+export function spec(
+  meta: Meta,
+  execute: CommandSpec['execute'],
+  fast?: CommandSpec['fast'],
+): CommandSpec {
   return {
     group: 'semcache',
     since: '0.1.0',
@@ -36,5 +40,6 @@ export function spec(meta: Meta, execute: CommandSpec['execute']): CommandSpec {
     keyStep: 0,
     ...meta,
     execute,
+    ...(fast ? { fast } : {}),
   };
 }

@@ -50,7 +50,34 @@ export const semget = (engine: SemanticCache) =>
       }
       return lookup.then((hit) => (detail ? detailed(hit) : plain(hit)), errorReply);
     },
+    // The hot path: a plain SEMGET (NS allowed) whose text has an exact match
+    // is a GET of its key, and GET's reply, when it is a value, is SEMGET's.
+    // Anything else (nil, NOPERM, WRONGTYPE) runs the full lookup above.
+    (args) => {
+      let ns: string | undefined;
+      if (args.length === 4 && args[2]!.toString('latin1').toUpperCase() === 'NS') {
+        ns = args[3]!.toString();
+      } else if (args.length !== 2) return undefined;
+      const exact = engine.exactMatch(args[1]!.toString(), ns);
+      if (exact === undefined) return undefined;
+      const t0 = performance.now();
+      return {
+        key: exact.key,
+        reply(got) {
+          if (got[0] === DOLLAR && got[1] !== MINUS) {
+            engine.exactHit(exact, performance.now() - t0);
+            return R.raw(got);
+          }
+          // Not authenticated: the GET's own -NOAUTH is SEMGET's answer.
+          return got[0] === MINUS && got.subarray(0, 7).equals(NOAUTH) ? R.raw(got) : undefined;
+        },
+      };
+    },
   );
+
+const DOLLAR = 0x24;
+const MINUS = 0x2d;
+const NOAUTH = Buffer.from('-NOAUTH');
 
 function plain(hit: Hit | undefined): Reply {
   return hit === undefined ? R.null : R.bulk(hit.value!);
