@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './log.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
+import { loadServerTls, loadUpstreamTls, TlsListener } from './tls.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
@@ -35,6 +36,8 @@ export class SemcacheServer {
   private nextId = 1;
   private readonly shared: SharedUpstream[] = [];
   private closing: Promise<void> | undefined;
+  /** The --tls-port listener; its clients join `clients` after their handshake. */
+  private tls: TlsListener | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -54,6 +57,8 @@ export class SemcacheServer {
   static async start(opts: ServerOptions): Promise<SemcacheServer> {
     const { config } = opts;
     const logger = opts.logger ?? createLogger(config.logLevel);
+    // Certificates are read before anything starts: a bad file stops the start.
+    const serverTls = loadServerTls(config, logger);
     let embedded: EmbeddedRedis | undefined;
     let address: RedisAddress;
     if (config.upstream === undefined) {
@@ -69,8 +74,11 @@ export class SemcacheServer {
         password: undefined,
         db: 0,
       };
-    } else address = parseRedisUrl(config.upstream);
-    const upstream = { host: address.host, port: address.port };
+    } else {
+      address = parseRedisUrl(config.upstream);
+      if (address.tls !== undefined) address.tls = loadUpstreamTls(config, address.host, logger);
+    }
+    const upstream = { host: address.host, port: address.port, tls: address.tls };
     const semantic =
       opts.semantic === false
         ? undefined
@@ -90,26 +98,51 @@ export class SemcacheServer {
       logger,
       semantic,
     );
-    server.listen(config.port, config.bind);
     try {
-      await Promise.race([
-        once(server, 'listening'),
-        once(server, 'error').then(([err]) => Promise.reject(err)),
-      ]);
+      if (config.port !== 'off') await listen(server, config.port, config.bind);
+      if (serverTls !== undefined && config.tlsPort !== 'off') {
+        instance.tls = new TlsListener({
+          tls: serverTls,
+          admit: (handshaking) =>
+            instance.closing === undefined &&
+            instance.clients.size + handshaking < config.maxClients,
+          onClient: (socket) => instance.accept(socket),
+          logger,
+        });
+        await listen(instance.tls.server, config.tlsPort, config.bind);
+      }
     } catch (err) {
+      server.close();
+      instance.tls?.server.close();
       await semantic?.close();
       await embedded?.stop();
       throw err;
     }
+    const on = [
+      ...(config.port === 'off' ? [] : [`${config.bind}:${instance.port}`]),
+      ...(instance.tls === undefined ? [] : [`${config.bind}:${instance.tlsPort} (TLS)`]),
+    ];
+    const scheme = upstream.tls === undefined ? 'redis' : 'rediss';
     logger.info(
-      `semcache ready on ${config.bind}:${instance.port}, upstream ${upstream.host}:${upstream.port}`,
+      `semcache ready on ${on.join(' and ')}, upstream ${scheme}://${upstream.host}:${upstream.port}`,
     );
+    if (config.port === 0 && instance.tls !== undefined) {
+      // Redis reads "port 0" as "no plain port": say what it means here.
+      logger.warn(
+        `--port 0 opened plain TCP on free port ${instance.port}; --port off serves TLS only`,
+      );
+    }
     return instance;
   }
 
   get port(): number {
     const address = this.server.address();
     return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  /** The TLS port, 0 without --tls-port. */
+  get tlsPort(): number {
+    return this.tls?.port ?? 0;
   }
 
   get upstreamAddress(): { host: string; port: number } {
@@ -136,7 +169,8 @@ export class SemcacheServer {
       socket.destroy();
       return;
     }
-    if (this.clients.size >= this.config.maxClients) {
+    // Connections still in their TLS handshake count too, as in Redis.
+    if (this.clients.size + (this.tls?.pending ?? 0) >= this.config.maxClients) {
       socket.on('error', () => {});
       socket.end(`-${Err.maxClients}\r\n`);
       return;
@@ -170,6 +204,7 @@ export class SemcacheServer {
 
   private async shutdown(): Promise<void> {
     const closed = new Promise<void>((done) => this.server.close(() => done()));
+    const tlsClosed = this.tls?.close();
     for (const client of this.clients) client.shutdown();
     const deadline = Date.now() + this.config.shutdownTimeout;
     while (this.clients.size > 0 && Date.now() < deadline) {
@@ -182,6 +217,15 @@ export class SemcacheServer {
     for (const shared of this.shared) shared.close();
     await this.semantic?.close();
     await closed;
+    await tlsClosed;
     await this.embedded?.stop();
   }
+}
+
+async function listen(server: Server, port: number, bind: string): Promise<void> {
+  server.listen(port, bind);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([err]) => Promise.reject(err)),
+  ]);
 }
