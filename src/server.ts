@@ -14,6 +14,7 @@ import { ClientConnection } from './connection.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { refuse } from './refuse.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
@@ -171,8 +172,7 @@ export class SemcacheServer {
     }
     // Connections still in their TLS handshake count too, as in Redis.
     if (this.clients.size + (this.tls?.pending ?? 0) >= this.config.maxClients) {
-      socket.on('error', () => {});
-      socket.end(`-${Err.maxClients}\r\n`);
+      refuse(socket, Err.maxClients);
       return;
     }
     const id = this.nextId++;

@@ -38,7 +38,7 @@ import {
 import type { Config } from './config.js';
 import { Err } from './errors.js';
 import type { Logger } from './log.js';
-import { encodeReply, R } from './resp/writer.js';
+import { refuse } from './refuse.js';
 import { causeOf } from './upstream/connect.js';
 
 /** A TLS file that cannot be used; the message names the option and the path. */
@@ -173,20 +173,6 @@ export function clientCertProblem(
   return `TLS client certificate refused (${String(socket.authorizationError)})`;
 }
 
-/**
- * Close a client whose certificate was refused. Redis ends such a handshake
- * with an alert, which clients report as "connection reset"; Node can only
- * close after it, so the client is told why in an error reply instead (its
- * requests are read and dropped, so the close does not turn into a reset
- * that loses the reply). Bounded: a second later it is gone regardless.
- */
-function refuse(socket: TLSSocket, problem: string): void {
-  socket.on('error', () => {});
-  socket.resume();
-  socket.end(encodeReply(R.error(Err.tlsClientCertificate(problem)), 2));
-  setTimeout(() => socket.destroy(), 1000).unref();
-}
-
 export interface TlsListenerOptions {
   tls: ServerTls;
   /** May one more connection start its handshake? `handshaking` are under way already. */
@@ -239,7 +225,9 @@ export class TlsListener {
       const problem = clientCertProblem(tls.authClients, socket);
       if (problem !== undefined) {
         logger.debug(`TLS client ${peer(socket)}: ${problem}`);
-        refuse(socket, problem);
+        // Redis ends such a handshake with an alert ("connection reset" to
+        // the client); Node can only close after it, so the client is told why.
+        refuse(socket, Err.tlsClientCertificate(problem));
         return;
       }
       opts.onClient(socket);
