@@ -370,10 +370,11 @@ function convert(opt: Option, raw: string, source: string): Config[keyof Config]
   if (opt.kind === 'string') return raw;
   if (opt.kind === 'port') {
     if (raw === 'off') return raw;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n > 65535) {
-      throw new ConfigError(`${source}: '${raw}' is not a port (0-65535, or off)`);
+    if (!/^\d+$/.test(raw)) {
+      throw new ConfigError(`${source}: '${raw}' is not a non-negative integer (or off)`);
     }
+    const n = Number(raw);
+    if (n > 65535) throw new ConfigError(`${source}: port ${n} is out of range`);
     return n;
   }
   if (typeof opt.kind === 'object') {

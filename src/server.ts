@@ -123,9 +123,9 @@ export class SemcacheServer {
       ...(config.port === 'off' ? [] : [`${config.bind}:${instance.port}`]),
       ...(instance.tls === undefined ? [] : [`${config.bind}:${instance.tlsPort} (TLS)`]),
     ];
-    const scheme = upstream.tls === undefined ? 'redis' : 'rediss';
+    const overTls = upstream.tls === undefined ? '' : ' (TLS)';
     logger.info(
-      `semcache ready on ${on.join(' and ')}, upstream ${scheme}://${upstream.host}:${upstream.port}`,
+      `semcache ready on ${on.join(' and ')}, upstream ${upstream.host}:${upstream.port}${overTls}`,
     );
     if (config.port === 0 && instance.tls !== undefined) {
       // Redis reads "port 0" as "no plain port": say what it means here.

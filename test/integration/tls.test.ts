@@ -382,7 +382,10 @@ describe('configuration', () => {
       ...['--tls-cert-file', 'c', '--tls-key-file', 'k'],
     );
     expect([tlsOnly.port, tlsOnly.tlsPort]).toEqual(['off', 0]);
-    expect(errorOf('--port', '65536')).toMatch(/not a port/);
+    expect(errorOf('--port', '65536')).toBe('--port: port 65536 is out of range');
+    expect(errorOf('--tls-port', 'on')).toBe(
+      "--tls-port: 'on' is not a non-negative integer (or off)",
+    );
     expect(errorOf('--port', 'off')).toMatch(/listen on nothing/);
   });
 
