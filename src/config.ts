@@ -3,15 +3,29 @@
  * environment (SEMCACHE_<NAME>, e.g. SEMCACHE_PORT), flags winning. The table is
  * also the source of `--help`, so the help text cannot drift from what is parsed.
  */
+import type { ConnectionOptions } from 'node:tls';
 import { parseArgs } from 'node:util';
 
+/** A listening port: 0 picks a free one, 'off' opens no listener. */
+export type Port = number | 'off';
+
 export interface Config {
-  port: number;
+  port: Port;
   bind: string;
-  /** redis://[[user]:password@]host:port[/db]; undefined = start an embedded redis-server. */
+  /** redis[s]://[[user]:password@]host:port[/db]; undefined = start an embedded redis-server. */
   upstream: string | undefined;
   upstreamPasswordFile: string | undefined;
   protectedMode: 'yes' | 'no';
+  tlsPort: Port;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  tlsCaCertFile: string | undefined;
+  tlsAuthClients: 'yes' | 'no' | 'optional';
+  tlsHandshakeTimeout: number;
+  upstreamTlsCaCertFile: string | undefined;
+  upstreamTlsCertFile: string | undefined;
+  upstreamTlsKeyFile: string | undefined;
+  upstreamTlsServerName: string | undefined;
   connectTimeout: number;
   maxClients: number;
   multiplex: number;
@@ -41,7 +55,7 @@ export interface Config {
   sweepInterval: number;
 }
 
-type Kind = 'int' | 'string' | 'level' | 'float' | { oneOf: string[] };
+type Kind = 'int' | 'port' | 'string' | 'level' | 'float' | { oneOf: string[] };
 
 interface Option {
   key: keyof Config;
@@ -54,14 +68,91 @@ interface Option {
 }
 
 export const OPTIONS: readonly Option[] = [
-  { key: 'port', flag: 'port', kind: 'int', def: 6380, min: 0, help: 'TCP port to listen on' },
+  {
+    key: 'port',
+    flag: 'port',
+    kind: 'port',
+    def: 6380,
+    help: 'TCP port to listen on (0: a free port, unlike Redis; off: no plain TCP listener)',
+  },
   { key: 'bind', flag: 'bind', kind: 'string', def: '127.0.0.1', help: 'address to listen on' },
   {
     key: 'upstream',
     flag: 'upstream',
     kind: 'string',
     def: undefined,
-    help: 'backing Redis, redis://host:port; without it an embedded redis-server is started',
+    help: 'backing Redis, redis://host:port or rediss://host:port (TLS); without it an embedded redis-server is started',
+  },
+  {
+    key: 'tlsPort',
+    flag: 'tls-port',
+    kind: 'port',
+    def: 'off',
+    help: 'TLS port to listen on (0: a free port; off: none)',
+  },
+  {
+    key: 'tlsCertFile',
+    flag: 'tls-cert-file',
+    kind: 'string',
+    def: undefined,
+    help: 'PEM certificate (chain) the TLS port presents',
+  },
+  {
+    key: 'tlsKeyFile',
+    flag: 'tls-key-file',
+    kind: 'string',
+    def: undefined,
+    help: 'PEM private key of --tls-cert-file (unencrypted)',
+  },
+  {
+    key: 'tlsCaCertFile',
+    flag: 'tls-ca-cert-file',
+    kind: 'string',
+    def: undefined,
+    help: 'PEM CA bundle that client certificates are verified against',
+  },
+  {
+    key: 'tlsAuthClients',
+    flag: 'tls-auth-clients',
+    kind: { oneOf: ['yes', 'no', 'optional'] },
+    def: 'yes',
+    help: 'client certificates: yes (required), optional (verified if sent), no (not asked for)',
+  },
+  {
+    key: 'tlsHandshakeTimeout',
+    flag: 'tls-handshake-timeout',
+    kind: 'int',
+    def: 10000,
+    min: 1,
+    help: 'milliseconds a client gets to finish its TLS handshake',
+  },
+  {
+    key: 'upstreamTlsCaCertFile',
+    flag: 'upstream-tls-ca-cert-file',
+    kind: 'string',
+    def: undefined,
+    help: "rediss:// upstream: PEM CA bundle its certificate is verified against (default: Node's bundled root CAs)",
+  },
+  {
+    key: 'upstreamTlsCertFile',
+    flag: 'upstream-tls-cert-file',
+    kind: 'string',
+    def: undefined,
+    help: 'rediss:// upstream: PEM client certificate semcache presents',
+  },
+  {
+    key: 'upstreamTlsKeyFile',
+    flag: 'upstream-tls-key-file',
+    kind: 'string',
+    def: undefined,
+    help: 'rediss:// upstream: PEM private key of --upstream-tls-cert-file',
+  },
+  {
+    key: 'upstreamTlsServerName',
+    flag: 'upstream-tls-server-name',
+    kind: 'string',
+    def: undefined,
+    help: "rediss:// upstream: name sent as SNI and checked against its certificate (default: the URL's host)",
   },
   {
     key: 'upstreamPasswordFile',
@@ -293,6 +384,15 @@ export function envName(flag: string): string {
 
 function convert(opt: Option, raw: string, source: string): Config[keyof Config] {
   if (opt.kind === 'string') return raw;
+  if (opt.kind === 'port') {
+    if (raw === 'off') return raw;
+    if (!/^\d+$/.test(raw)) {
+      throw new ConfigError(`${source}: '${raw}' is not a non-negative integer (or off)`);
+    }
+    const n = Number(raw);
+    if (n > 65535) throw new ConfigError(`${source}: port ${n} is out of range`);
+    return n;
+  }
   if (typeof opt.kind === 'object') {
     if (!opt.kind.oneOf.includes(raw)) {
       throw new ConfigError(`${source}: expected one of ${opt.kind.oneOf.join(', ')}`);
@@ -320,8 +420,6 @@ function convert(opt: Option, raw: string, source: string): Config[keyof Config]
   if (opt.max !== undefined && n > opt.max) {
     throw new ConfigError(`${source}: '${raw}' is out of range (maximum ${opt.max})`);
   }
-  if (opt.key === 'port' && n > 65535)
-    throw new ConfigError(`${source}: port ${n} is out of range`);
   return n;
 }
 
@@ -354,6 +452,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   const parsed = config as unknown as Config;
   if (parsed.upstream !== undefined) parseRedisUrl(parsed.upstream);
+  checkCombinations(parsed);
   return { config: parsed, help: values.help === true, version: values.version === true };
 }
 
@@ -367,9 +466,11 @@ export interface RedisAddress {
   username: string | undefined;
   password: string | undefined;
   db: number;
+  /** rediss://: connect with TLS using these options (CA, client certificate, name checked). */
+  tls?: ConnectionOptions | undefined;
 }
 
-/** redis://[[user]:password@]host[:port][/db] (also bare host:port). */
+/** redis[s]://[[user]:password@]host[:port][/db] (also bare host:port). */
 export function parseRedisUrl(url: string): RedisAddress {
   const text = url.includes('://') ? url : `redis://${url}`;
   let u: URL;
@@ -378,7 +479,9 @@ export function parseRedisUrl(url: string): RedisAddress {
   } catch {
     throw new ConfigError(`--upstream: '${url}' is not a redis:// URL`);
   }
-  if (u.protocol !== 'redis:') throw new ConfigError(`--upstream: only redis:// is supported`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new ConfigError(`--upstream: only redis:// and rediss:// are supported`);
+  }
   const port = u.port === '' ? 6379 : Number(u.port);
   const dbText = u.pathname.replace(/^\//, '');
   const db = dbText === '' ? 0 : Number(dbText);
@@ -390,7 +493,49 @@ export function parseRedisUrl(url: string): RedisAddress {
     username: u.username === '' ? undefined : decodeURIComponent(u.username),
     password: u.password === '' ? undefined : decodeURIComponent(u.password),
     db,
+    // The options proper (CA, certificates, name) come from the --upstream-tls-* files.
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
+}
+
+/**
+ * Options that only make sense together. Redis's own rules for the TLS port
+ * (src/tls.c): a certificate and key, and a CA unless client certificates
+ * are off. --upstream-tls-* without rediss:// would silently connect in
+ * plain text to a server the user meant to verify, so it is an error.
+ */
+function checkCombinations(c: Config): void {
+  if (c.port === 'off' && c.tlsPort === 'off') {
+    throw new ConfigError('--port off needs a --tls-port: semcache would listen on nothing');
+  }
+  if (c.port !== 'off' && c.port !== 0 && c.port === c.tlsPort) {
+    throw new ConfigError(`--port and --tls-port are both ${c.port}`);
+  }
+  if (c.tlsPort !== 'off') {
+    if (c.tlsCertFile === undefined || c.tlsKeyFile === undefined) {
+      throw new ConfigError('--tls-port needs --tls-cert-file and --tls-key-file');
+    }
+    if (c.tlsAuthClients !== 'no' && c.tlsCaCertFile === undefined) {
+      throw new ConfigError(
+        `--tls-auth-clients ${c.tlsAuthClients} needs --tls-ca-cert-file (or --tls-auth-clients no)`,
+      );
+    }
+  }
+  const upstreamTls = [
+    ['upstream-tls-ca-cert-file', c.upstreamTlsCaCertFile],
+    ['upstream-tls-cert-file', c.upstreamTlsCertFile],
+    ['upstream-tls-key-file', c.upstreamTlsKeyFile],
+    ['upstream-tls-server-name', c.upstreamTlsServerName],
+  ] as const;
+  const tlsUpstream = c.upstream !== undefined && parseRedisUrl(c.upstream).tls !== undefined;
+  for (const [flag, value] of upstreamTls) {
+    if (value !== undefined && !tlsUpstream) {
+      throw new ConfigError(`--${flag} needs a rediss:// --upstream`);
+    }
+  }
+  if ((c.upstreamTlsCertFile === undefined) !== (c.upstreamTlsKeyFile === undefined)) {
+    throw new ConfigError('--upstream-tls-cert-file and --upstream-tls-key-file go together');
+  }
 }
 
 export function helpText(): string {

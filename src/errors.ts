@@ -32,6 +32,7 @@ export const Err = {
     `ERR semcache: upstream ${addr} unreachable (${cause})`,
   upstreamLost: (addr: string, cause: string) =>
     `ERR semcache: connection to upstream ${addr} lost (${cause})`,
+  tlsClientCertificate: (problem: string) => `ERR semcache: ${problem}`,
   shuttingDown: 'ERR semcache: server is shutting down',
   internal: (msg: string) => `ERR semcache internal error: ${msg}`,
 } as const;

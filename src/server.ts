@@ -15,10 +15,11 @@ import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { ClientConnection } from './proxy/connection.js';
-import { encodeReply, R } from './resp/writer.js';
+import { refuse } from './refuse.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
+import { loadServerTls, loadUpstreamTls, TlsListener } from './tls.js';
 import { AuthState } from './upstream/auth-state.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
@@ -60,6 +61,8 @@ export class SemcacheServer {
   /** --protected-mode yes and bound to more than loopback. */
   private readonly protectedMode: boolean;
   private closing: Promise<void> | undefined;
+  /** The --tls-port listener; its clients join `clients` after their handshake. */
+  private tls: TlsListener | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -83,6 +86,8 @@ export class SemcacheServer {
   static async start(opts: ServerOptions): Promise<SemcacheServer> {
     const { config } = opts;
     const logger = opts.logger ?? createLogger(config.logLevel);
+    // Certificates are read before anything starts: a bad file stops the start.
+    const serverTls = loadServerTls(config, logger);
     let embedded: EmbeddedRedis | undefined;
     let address: RedisAddress;
     if (config.upstream === undefined) {
@@ -98,11 +103,14 @@ export class SemcacheServer {
         password: undefined,
         db: 0,
       };
-    } else address = parseRedisUrl(config.upstream);
+    } else {
+      address = parseRedisUrl(config.upstream);
+      if (address.tls !== undefined) address.tls = loadUpstreamTls(config, address.host, logger);
+    }
     if (config.upstreamPasswordFile !== undefined) {
       address = { ...address, password: readPasswordFile(config.upstreamPasswordFile) };
     }
-    const upstream = { host: address.host, port: address.port };
+    const upstream = { host: address.host, port: address.port, tls: address.tls };
     const semantic =
       opts.semantic === false
         ? undefined
@@ -125,27 +133,52 @@ export class SemcacheServer {
     );
     // The first answer comes before clients do (a few ms; bounded by --connect-timeout).
     await instance.auth.probe();
-    server.listen(config.port, config.bind);
     try {
-      await Promise.race([
-        once(server, 'listening'),
-        once(server, 'error').then(([err]) => Promise.reject(err)),
-      ]);
+      if (config.port !== 'off') await listen(server, config.port, config.bind);
+      if (serverTls !== undefined && config.tlsPort !== 'off') {
+        instance.tls = new TlsListener({
+          tls: serverTls,
+          admit: (handshaking) =>
+            instance.closing === undefined &&
+            instance.clients.size + handshaking < config.maxClients,
+          onClient: (socket) => instance.accept(socket),
+          logger,
+        });
+        await listen(instance.tls.server, config.tlsPort, config.bind);
+      }
     } catch (err) {
       instance.auth.close();
+      server.close();
+      instance.tls?.server.close();
       await semantic?.close();
       await embedded?.stop();
       throw err;
     }
+    const on = [
+      ...(config.port === 'off' ? [] : [`${config.bind}:${instance.port}`]),
+      ...(instance.tls === undefined ? [] : [`${config.bind}:${instance.tlsPort} (TLS)`]),
+    ];
+    const overTls = upstream.tls === undefined ? '' : ' (TLS)';
     logger.info(
-      `semcache ready on ${config.bind}:${instance.port}, upstream ${upstream.host}:${upstream.port}`,
+      `semcache ready on ${on.join(' and ')}, upstream ${upstream.host}:${upstream.port}${overTls}`,
     );
+    if (config.port === 0 && instance.tls !== undefined) {
+      // Redis reads "port 0" as "no plain port": say what it means here.
+      logger.warn(
+        `--port 0 opened plain TCP on free port ${instance.port}; --port off serves TLS only`,
+      );
+    }
     return instance;
   }
 
   get port(): number {
     const address = this.server.address();
     return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  /** The TLS port, 0 without --tls-port. */
+  get tlsPort(): number {
+    return this.tls?.port ?? 0;
   }
 
   get upstreamAddress(): { host: string; port: number } {
@@ -172,8 +205,9 @@ export class SemcacheServer {
       socket.destroy();
       return;
     }
-    if (this.clients.size >= this.config.maxClients) {
-      this.refuse(socket, Err.maxClients);
+    // Connections still in their TLS handshake count too, as in Redis.
+    if (this.clients.size + (this.tls?.pending ?? 0) >= this.config.maxClients) {
+      refuse(socket, Err.maxClients);
       return;
     }
     if (this.protectedMode && !isLoopback(socket.remoteAddress)) {
@@ -181,7 +215,7 @@ export class SemcacheServer {
       socket.pause();
       socket.on('error', () => {});
       void this.auth.current().then((required) => {
-        if (!required) this.refuse(socket, Err.protectedMode);
+        if (!required) refuse(socket, Err.protectedMode);
         else if (this.closing === undefined && !socket.destroyed) {
           this.serve(socket);
           socket.resume();
@@ -190,13 +224,6 @@ export class SemcacheServer {
       return;
     }
     this.serve(socket);
-  }
-
-  /** An error reply, then close, as Redis does when it will not serve a connection. */
-  private refuse(socket: Socket, error: string): void {
-    socket.on('error', () => {});
-    // Destroyed once written: nothing reads this socket, so its end would never be seen.
-    socket.end(encodeReply(R.error(error), 2), () => socket.destroy());
   }
 
   private serve(socket: Socket): void {
@@ -231,6 +258,7 @@ export class SemcacheServer {
 
   private async shutdown(): Promise<void> {
     const closed = new Promise<void>((done) => this.server.close(() => done()));
+    const tlsClosed = this.tls?.close();
     for (const client of this.clients) client.shutdown();
     const deadline = Date.now() + this.config.shutdownTimeout;
     while (this.clients.size > 0 && Date.now() < deadline) {
@@ -244,6 +272,15 @@ export class SemcacheServer {
     this.auth.close();
     await this.semantic?.close();
     await closed;
+    await tlsClosed;
     await this.embedded?.stop();
   }
+}
+
+async function listen(server: Server, port: number, bind: string): Promise<void> {
+  server.listen(port, bind);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([err]) => Promise.reject(err)),
+  ]);
 }

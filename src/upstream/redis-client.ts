@@ -8,7 +8,7 @@
  * connects on first use and again after a failure; commands in flight when
  * the connection dies are rejected, never retried (they may have run).
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import {
   type Arg,
   CommandBuffer,
@@ -20,6 +20,7 @@ import {
 } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
+import { causeOf, connectUpstream, type UpstreamTarget } from './connect.js';
 
 // The codec's names are part of this module's interface, as before it moved out.
 export {
@@ -37,6 +38,8 @@ export interface RedisClientOptions {
   password?: string | undefined;
   db?: number;
   connectTimeout?: number;
+  /** rediss://: TLS options (src/tls.ts). */
+  tls?: UpstreamTarget['tls'];
 }
 
 /** Where a reply goes: each command queues one, in the order it is written. */
@@ -263,24 +266,16 @@ export class RedisClient {
   }
 
   private async open(): Promise<void> {
-    const socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
-    this.socket = socket;
-    this.framer = new ReplyFramer();
-    this.partial = [];
+    let socket!: Socket;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          socket.destroy(new Error(`connect timeout after ${this.opts.connectTimeout ?? 2000} ms`)),
-        this.opts.connectTimeout ?? 2000,
-      );
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
+      const target = { ...this.opts, connectTimeout: this.opts.connectTimeout ?? 2000 };
+      socket = connectUpstream(target, resolve);
       socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new RedisConnectionError(`redis ${this.address} unreachable: ${err.message}`));
+        reject(new RedisConnectionError(`redis ${this.address} unreachable: ${causeOf(err)}`));
       });
+      this.socket = socket;
+      this.framer = new ReplyFramer();
+      this.partial = [];
     });
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -292,7 +287,11 @@ export class RedisClient {
         socket.destroy();
       }
     });
-    socket.on('error', () => {});
+    // The first error is the cause the callers in flight are told (a TLS
+    // alert from a server that refused our certificate arrives this way).
+    socket.on('error', (err) => {
+      this.lastError ??= causeOf(err);
+    });
     socket.on('close', () => this.onClose(socket));
     const setup: Arg[][] = [];
     if (this.opts.password !== undefined) {

@@ -5,13 +5,10 @@
  * next request; one that was up and died is final, because the server-side
  * state of the client (db, auth, MULTI, subscriptions) died with it.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { causeOf, connectUpstream, type UpstreamTarget } from './connect.js';
 
-export interface UpstreamOptions {
-  host: string;
-  port: number;
-  connectTimeout: number;
-}
+export type UpstreamOptions = UpstreamTarget;
 
 export interface UpstreamEvents {
   data(chunk: Buffer): void;
@@ -37,24 +34,18 @@ export class Upstream {
 
   connect(): void {
     if (this.socket !== undefined || this.dead) return;
-    const socket = connect({ host: this.opts.host, port: this.opts.port, noDelay: true });
-    this.socket = socket;
     let cause: string | undefined;
-    const timer = setTimeout(() => {
-      socket.destroy(new Error(`connect timeout after ${this.opts.connectTimeout} ms`));
-    }, this.opts.connectTimeout);
-    socket.once('connect', () => {
-      clearTimeout(timer);
+    const socket = connectUpstream(this.opts, () => {
       this.connected = true;
       socket.setKeepAlive(true, 30_000);
     });
+    this.socket = socket;
     socket.on('data', (chunk: Buffer) => this.events.data(chunk));
     socket.on('drain', () => this.events.drain());
     socket.on('error', (err) => {
-      cause ??= err.message;
+      cause ??= causeOf(err);
     });
     socket.on('close', () => {
-      clearTimeout(timer);
       if (this.socket !== socket) return;
       const wasConnected = this.connected;
       this.socket = undefined;

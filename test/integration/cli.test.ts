@@ -179,7 +179,10 @@ describe('help and argument errors', () => {
     [['--nprobe', '70000'], /--nprobe: '70000' is out of range \(maximum 65536\)/],
     [['--connect-timeout', '1.5'], /--connect-timeout/],
     [['--log-level', 'loud'], /--log-level: expected one of debug, info, warn, error/],
-    [['--upstream', 'http://127.0.0.1:6379'], /--upstream: only redis:\/\/ is supported/],
+    [
+      ['--upstream', 'http://127.0.0.1:6379'],
+      /--upstream: only redis:\/\/ and rediss:\/\/ are supported/,
+    ],
     [['--upstream', 'redis://127.0.0.1:6379/x'], /--upstream: bad database/],
     [['--port'], /--port/],
   ])('%j exits 2 with a message', async (args, message) => {
