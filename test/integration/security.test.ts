@@ -225,6 +225,40 @@ describe.each(modes)('identity and permissions, $name', ({ multiplex }) => {
   });
 });
 
+describe('ACL LOAD at runtime', () => {
+  it('rules reloaded from the ACL file apply to SEM commands at once (Redis closes the clients)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'semcache-acl-'));
+    const aclFile = join(dir, 'users.acl');
+    const rules = (pattern: string) =>
+      `user default on nopass ~* &* +@all\nuser lu on >pw ${pattern} +@all\n`;
+    writeFileSync(aclFile, rules('~app:*'));
+    const redis = await startRedis(['--aclfile', aclFile]);
+    const proxy = await startSemanticProxy(redis.port);
+    const admin = new Redis({ port: redis.port });
+    try {
+      const c = await raw(proxy.port);
+      expect(await request(c, cmd('AUTH', 'lu', 'pw'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMSET', 'app:a', 'a loaded text', 'v'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMSET', 'other:a', 'x', 'v'))).toBe(NOPERM_KEYS);
+      writeFileSync(aclFile, rules('~other:*'));
+      expect(await admin.call('ACL', 'LOAD')).toBe('OK');
+      // Redis 7.0 disconnects the clients of reloaded users: so does semcache.
+      await c.until(() => c.closed, 2000);
+      expect(c.closed).toBe(true);
+      const again = await raw(proxy.port);
+      expect(await request(again, cmd('AUTH', 'lu', 'pw'))).toBe('+OK\r\n');
+      expect(await request(again, cmd('SEMSET', 'app:b', 'x', 'v'))).toBe(NOPERM_KEYS);
+      expect(await request(again, cmd('SEMGET', 'a loaded text'))).toBe('$-1\r\n');
+      expect(await request(again, cmd('SEMSET', 'other:b', 'another text', 'w'))).toBe('+OK\r\n');
+      again.close();
+    } finally {
+      admin.disconnect();
+      await proxy.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe("semcache's own credentials", () => {
   let redis: RedisHandle;
 
