@@ -33,8 +33,9 @@ import { ReplyQueue } from './reply-queue.js';
 import { Session } from './session.js';
 import { UpstreamReader } from './upstream-reader.js';
 
-/** Sent for a command of ours that CLIENT REPLY SKIP applies to: Redis skips its reply. */
+/** Sent for a command of ours that CLIENT REPLY SKIP applies to (see onCommand). */
 const CLIENT_REPLY_ON = encodeCommand(['CLIENT', 'REPLY', 'ON']);
+const EMPTY = Buffer.alloc(0);
 
 export interface ConnectionOptions {
   id: number;
@@ -171,9 +172,15 @@ export class ClientConnection implements SharedOwner, RunHost {
     const route = this.opts.router.route(cmd.args[0]!);
     // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
     const silent = session.begin();
-    // Redis skips the reply of the next command it runs: ours must use it up.
-    if (session.takeRedisSkip() && route.kind === 'local')
-      this.forward([CLIENT_REPLY_ON], undefined);
+    // Redis would skip the reply of the next command it runs: if that is not
+    // this one (ours), use the skip up here (CLIENT REPLY ON still answers +OK;
+    // it is swallowed).
+    if (session.takeRedisSkip() && route.kind === 'local') {
+      this.forward(
+        [CLIENT_REPLY_ON],
+        newEntry(1, () => EMPTY),
+      );
+    }
     if (route.kind === 'plain') {
       // Only unpinned clients share, and they are never silenced (CLIENT pins).
       if (this.forwarder.canShare(route.shareable)) {

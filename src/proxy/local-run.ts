@@ -111,8 +111,9 @@ export class LocalRun implements ClientRedis, LocalSlot {
     // The fast path needs no probe: if the client must authenticate, its GET
     // is refused -NOAUTH, which is then the answer.
     const known = this.queued || this.host.session.authenticated;
-    if (!this.queued && spec.fast && (known || !this.host.authKnownRequired())) {
-      const fast = spec.fast(this.args);
+    const fastOk = !this.queued && !this.replyOff && spec.fast !== undefined;
+    if (fastOk && (known || !this.host.authKnownRequired())) {
+      const fast = spec.fast!(this.args);
       if (fast !== undefined && this.host.session.db === this.host.storageDb) {
         this.fast(fast);
         return;

@@ -205,6 +205,38 @@ describe('errors of our commands', () => {
     );
     expect(out).toBe('+OK\r\n$5\r\nshown\r\n');
   });
+
+  it("CLIENT REPLY OFF: a command's own requests still get their replies", async () => {
+    const out = await exchange(
+      [
+        cmd('SET', 'ro', 'x'),
+        cmd('CLIENT', 'REPLY', 'OFF'),
+        cmd('TESTGET', 'ro'),
+        cmd('SET', 'ro2', 'y'),
+        cmd('TESTGET', 'ro2'),
+        cmd('CLIENT', 'REPLY', 'ON'),
+        cmd('TESTGET', 'ro', 'ro2'),
+      ],
+      '$1\r\ny\r\n',
+    );
+    expect(out).toBe('+OK\r\n+OK\r\n*2\r\n$5\r\n$1\r\nx\r\n$5\r\n$1\r\ny\r\n');
+  });
+
+  it('CLIENT REPLY SKIP on one of ours: Redis skips no reply of anything after it', async () => {
+    const out = await exchange(
+      [
+        cmd('SET', 'rs', 'x'),
+        cmd('CLIENT', 'REPLY', 'SKIP'),
+        cmd('TESTECHO', 'skipped'),
+        cmd('PING'),
+        cmd('CLIENT', 'REPLY', 'SKIP'),
+        cmd('TESTGET', 'rs'),
+        cmd('GET', 'rs'),
+      ],
+      '$1\r\nx\r\n',
+    );
+    expect(out).toBe('+OK\r\n+PONG\r\n$1\r\nx\r\n');
+  });
 });
 
 describe('COMMAND introspection lists our commands', () => {
