@@ -181,6 +181,30 @@ except redis.WatchError:
     });
   });
 
+  it('SEMNS SET checks with a MULTI of its own: refused while WATCHing, so the watch survives', async () => {
+    const c = await RawClient.open(proxy.port);
+    try {
+      expect(await request(c, cmd('SEMSET', 'w:1', 'a watched entry', 'v'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('WATCH', 'w:key'))).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMNS', 'SET', 'default', 'THRESHOLD', '0.8'))).toMatch(
+        /^-ERR semcache: this command checks permissions with MULTI\/DISCARD, which would UNWATCH/,
+      );
+      const admin = new Redis({ port: redis.port });
+      opened.push(admin);
+      await admin.set('w:key', 'changed');
+      // The watch is still there: the transaction aborts.
+      const out = await request(
+        c,
+        Buffer.concat([cmd('MULTI'), cmd('SET', 'w:key', 'mine'), cmd('EXEC')]),
+        3,
+      );
+      expect(out).toBe('+OK\r\n+QUEUED\r\n*-1\r\n');
+      expect(await request(c, cmd('SEMNS', 'SET', 'default', 'THRESHOLD', '0.8'))).toBe('+OK\r\n');
+    } finally {
+      c.close();
+    }
+  });
+
   it('raw: a refusal at queue time (NOPERM) is answered then, and EXEC aborts', async () => {
     const admin = new Redis({ port: redis.port });
     opened.push(admin);
