@@ -189,7 +189,7 @@ export class Session {
       }
       case 'subscribe':
       case 'unsubscribe':
-        this.subscription(entry, kind, cmd);
+        this.subs.expect(entry, kind === 'subscribe', cmd.args, this.tx, this.slot);
         break;
       case 'monitor':
         entry.hook = (reply) => {
@@ -255,52 +255,11 @@ export class Session {
   private exec(entry: Entry): void {
     const tx = this.tx;
     this.tx = undefined;
-    if (tx === undefined || !tx.slots.some((s) => s.effect || s.local)) return;
-    // Replies that follow the array (extra subscribe confirmations) are EXEC's
-    // too: in RESP3 they are pushes, which only a pubsub entry may claim.
-    entry.pubsub = true;
-    let first = true;
-    entry.hook = (reply) => {
-      if (!first) {
-        this.subs.confirm(reply);
-        return reply;
-      }
-      first = false;
-      return tx.execReply(
-        reply,
-        () => this.proto,
-        (n) => {
-          entry.expect += n;
-        },
-      );
-    };
-  }
-
-  private subscription(entry: Entry, kind: 'subscribe' | 'unsubscribe', cmd: ParsedCommand): void {
-    const family = this.subs.family(cmd.args[0]!);
-    const names = cmd.args.slice(1).map((a) => a.toString('latin1'));
-    const tx = this.tx;
-    const slot = this.slot;
-    entry.pubsub = true;
-    entry.hook = (reply) => {
-      if (!isQueued(reply)) this.subs.confirm(reply);
-      return reply;
-    };
-    // How many replies: known once every earlier reply is in (MULTI's among them).
-    const count = () =>
-      kind === 'subscribe' || names.length > 0
-        ? Math.max(1, names.length)
-        : Math.max(1, this.subs.count(family));
-    entry.expect = 0;
-    entry.lazyExpect = () => (slot !== undefined && tx?.refused === false ? 1 : count());
-    if (slot !== undefined) {
-      // At EXEC: the first confirmation is the array element, the others follow it.
-      slot.effect = () => {
-        const n = count();
-        this.subs.apply(family, kind === 'subscribe', names);
-        return n - 1;
-      };
-    }
+    tx?.hookExec(
+      entry,
+      () => this.proto,
+      (reply) => this.subs.confirm(reply),
+    );
   }
 
   /** Not a reply to any request: a push, a RESP2 pub/sub message, a MONITOR line. */

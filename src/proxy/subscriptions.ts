@@ -5,6 +5,8 @@
  * UNSUBSCRIBE without arguments gets one reply per channel it drops.
  */
 import { decodeFlatArray, replyKind } from '../resp/reply-framer.js';
+import type { Entry } from './entry.js';
+import { isQueued, type Slot, type Transaction } from './transaction.js';
 
 export type Family = 'channel' | 'pattern' | 'shard';
 
@@ -61,6 +63,40 @@ export class Subscriptions {
     for (const name of names) {
       if (subscribe) set.add(name);
       else set.delete(name);
+    }
+  }
+
+  /**
+   * Set up the entry of a (P|S)(UN)SUBSCRIBE: its confirmations update the
+   * sets; how many replies it gets is known once every earlier reply is in
+   * (one +QUEUED if it was queued in a transaction Redis accepted); queued,
+   * it takes effect at EXEC, where its first confirmation is its element of
+   * the array and the others follow the array.
+   */
+  expect(
+    entry: Entry,
+    subscribe: boolean,
+    args: Buffer[],
+    tx: Transaction | undefined,
+    slot: Slot | undefined,
+  ): void {
+    const family = this.family(args[0]!);
+    const names = args.slice(1).map((a) => a.toString('latin1'));
+    entry.pubsub = true;
+    entry.hook = (reply) => {
+      if (!isQueued(reply)) this.confirm(reply);
+      return reply;
+    };
+    const count = () =>
+      subscribe || names.length > 0 ? Math.max(1, names.length) : Math.max(1, this.count(family));
+    entry.expect = 0;
+    entry.lazyExpect = () => (slot !== undefined && tx?.refused === false ? 1 : count());
+    if (slot !== undefined) {
+      slot.effect = () => {
+        const n = count();
+        this.apply(family, subscribe, names);
+        return n - 1;
+      };
     }
   }
 

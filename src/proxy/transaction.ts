@@ -22,6 +22,7 @@
  */
 import { splitAggregate } from '../resp/reply-framer.js';
 import { aggregateHeader, encodeReply, type Proto, type Reply } from '../resp/writer.js';
+import type { Entry } from './entry.js';
 
 const QUEUED = Buffer.from('+QUEUED\r\n');
 
@@ -55,6 +56,28 @@ export class Transaction {
     const slot: Slot = {};
     this.slots.push(slot);
     return slot;
+  }
+
+  /**
+   * Make `entry` (the EXEC) mirror this transaction from EXEC's replies, when
+   * anything in it needs that (effects, our commands); else it passes through.
+   * Replies that follow the array (extra subscribe confirmations) are EXEC's
+   * too: in RESP3 they are pushes, which only a pubsub entry may claim.
+   */
+  hookExec(entry: Entry, proto: () => Proto, confirm: (reply: Buffer) => void): void {
+    if (!this.slots.some((s) => s.effect || s.local)) return;
+    entry.pubsub = true;
+    let first = true;
+    entry.hook = (reply) => {
+      if (!first) {
+        confirm(reply);
+        return reply;
+      }
+      first = false;
+      return this.execReply(reply, proto, (n) => {
+        entry.expect += n;
+      });
+    };
   }
 
   /** The transaction ends without running: park nobody forever. */
