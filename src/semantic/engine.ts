@@ -209,13 +209,18 @@ export class SemanticCache {
     let space = this.namespaces.get(n);
     if (space === undefined) {
       if (!create) throw new UnknownNamespaceError(`unknown namespace '${n}'`);
-      if (n.length === 0 || n.length > MAX_NAMESPACE_LENGTH) {
-        throw new InvalidInputError(`namespace must be 1 to ${MAX_NAMESPACE_LENGTH} bytes`);
-      }
+      this.checkNamespaceName(n);
       space = new Namespace(n);
       this.namespaces.set(n, space);
     }
     return space;
+  }
+
+  /** A name a namespace may have (InvalidInputError if not). */
+  checkNamespaceName(name: string | undefined): void {
+    if (name !== undefined && (name.length === 0 || name.length > MAX_NAMESPACE_LENGTH)) {
+      throw new InvalidInputError(`namespace must be 1 to ${MAX_NAMESPACE_LENGTH} bytes`);
+    }
   }
 
   parseAttrs(json: string | undefined): Record<string, unknown> | undefined {

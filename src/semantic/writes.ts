@@ -55,13 +55,15 @@ export class Writes {
     const cache = this.cache;
     cache.ready();
     const attrs = cache.parseAttrs(req.attrs);
-    const space = cache.namespace(req.ns, true);
+    cache.checkNamespaceName(req.ns);
     const exactHash = cache.exactOf(req.text);
     const embedded = cache.opts.embedder.embedWithSource([req.text]);
     embedded.catch(() => {}); // awaited in apply(), possibly after an earlier write
     const apply = async () => {
       const vector = (await embedded)[0]!.vector;
       await access.write(req.key, req.value, req.ttlMode, req.ttl);
+      // Created only now: a refused write leaves no namespace behind.
+      const space = cache.namespace(req.ns, true);
       await this.record(req, space, exactHash, attrs, vector, sha1(req.value));
     };
     // In a transaction the SET waits for EXEC: it must not hold up other writers.

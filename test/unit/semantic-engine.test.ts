@@ -280,8 +280,12 @@ describe('SemanticCache with test doubles', () => {
       },
     };
     await expect(
-      engine.set({ key: b('x'), text: 'a text', value: b('v'), ttlMode: '', ttl: 0 }, refusing),
+      engine.set(
+        { key: b('x'), text: 'a text', value: b('v'), ttlMode: '', ttl: 0, ns: 'fresh' },
+        refusing,
+      ),
     ).rejects.toThrow('NOPERM');
+    expect(engine.namespaces.has('fresh')).toBe(false);
     expect([
       store.values.size,
       store.records.size,
