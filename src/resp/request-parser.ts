@@ -30,6 +30,19 @@ export interface ParserLimits {
   maxBulkLength: number;
 }
 
+/**
+ * Limits that depend on who asks and where the request goes (an upstream's
+ * own proto-max-bulk-len, Redis's limits for unauthenticated clients). They
+ * are consulted only above Redis's smallest limits, 10 arguments and 16 KB,
+ * so the common request never pays for them. Each returns a protocol error
+ * message (without the "Protocol error: " prefix) to refuse the request, or
+ * undefined.
+ */
+export interface RequestPolicy {
+  multibulk(count: number): string | undefined;
+  bulk(length: number): string | undefined;
+}
+
 /** Redis 7.0: PROTO_INLINE_MAX_SIZE, INT_MAX, proto-max-bulk-len. */
 export const DEFAULT_LIMITS: ParserLimits = Object.freeze({
   maxInlineSize: 64 * 1024,
@@ -65,8 +78,14 @@ export class RequestParser {
   /** Second result of header(): where parsing resumes, or -1 when it cannot go on. */
   private next = 0;
   private on: (cmd: ParsedCommand) => void = () => {};
+  private stopped = false;
+  /** After stop(): the bytes of that chunk after the command that stopped the parser. */
+  rest: Buffer = Buffer.alloc(0);
 
-  constructor(limits?: Partial<ParserLimits>) {
+  constructor(
+    limits?: Partial<ParserLimits>,
+    private readonly policy?: RequestPolicy,
+  ) {
     const l = { ...DEFAULT_LIMITS, ...limits };
     this.maxInline = l.maxInlineSize;
     this.maxMultibulk = l.maxMultibulkLength;
@@ -86,12 +105,20 @@ export class RequestParser {
    * error the parser is dead: later calls return the same error and emit nothing.
    */
   feed(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): string | undefined {
-    if (this.err === undefined && chunk.length > 0) {
+    if (this.err === undefined && !this.stopped && chunk.length > 0) {
       this.on = onCommand;
       const pos = this.carryLen > 0 ? this.resume(chunk) : 0;
       if (pos >= 0 && this.err === undefined) this.run(chunk, pos);
     }
     return this.err;
+  }
+
+  /**
+   * Called from onCommand: parse nothing after this command (what follows is
+   * not requests, e.g. after SYNC). The rest of the chunk is left in `rest`.
+   */
+  stop(): void {
+    this.stopped = true;
   }
 
   private run(buf: Buffer, pos: number): void {
@@ -109,7 +136,7 @@ export class RequestParser {
       this.pushRaw(f);
       this.bulkDone(f.subarray(0, f.length - 2), buf, pos, pos);
     }
-    while (pos < len) {
+    while (pos < len && !this.stopped) {
       if (this.mbLeft === 0) {
         start = pos;
         if (buf[pos] !== STAR) {
@@ -120,12 +147,20 @@ export class RequestParser {
         const n = this.header(buf, pos, STAR, 'too big mbulk count string');
         if (this.next < 0) return;
         if (!(n <= this.maxMultibulk)) return void this.fail('invalid multibulk length');
+        if (n > 10 && this.policy !== undefined) {
+          const refused = this.policy.multibulk(n);
+          if (refused !== undefined) return void this.fail(refused);
+        }
         pos = this.next;
         if (n > 0) this.mbLeft = n; // a count <= 0 is consumed and runs nothing
       } else if (this.bulkLen < 0) {
         const n = this.header(buf, pos, DOLLAR, 'too big bulk count string');
         if (this.next < 0) break;
         if (!(n >= 0 && n <= this.maxBulk)) return void this.fail('invalid bulk length');
+        if (n > 16384 && this.policy !== undefined) {
+          const refused = this.policy.bulk(n);
+          if (refused !== undefined) return void this.fail(refused);
+        }
         this.bulkLen = n;
         pos = this.next;
       } else {
@@ -142,6 +177,10 @@ export class RequestParser {
         pos += need;
         this.bulkDone(buf.subarray(pos - need, pos - 2), buf, start, pos);
       }
+    }
+    if (this.stopped) {
+      this.rest = buf.subarray(pos);
+      return;
     }
     if (this.mbLeft > 0 && pos > start && this.err === undefined) {
       this.pushRaw(buf.subarray(start, pos));
@@ -237,6 +276,11 @@ export class RequestParser {
     this.carryLen = 0;
     this.run(line, 0);
     if (this.err !== undefined) return -1;
+    if (this.stopped) {
+      // A line that completes a command is that command's last: nothing of it is left.
+      this.rest = chunk.subarray(end);
+      return -1;
+    }
     if (this.carryLen > 0) {
       // The line held a NUL: everything after it piles up behind it.
       this.carryLen += chunk.length - end;
