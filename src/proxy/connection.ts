@@ -327,17 +327,21 @@ export class ClientConnection implements SharedOwner {
 
   private onUpstreamClosed(cause: string, everConnected: boolean): void {
     if (this.closed) return;
-    const addr = this.forwarder.address;
-    const text = everConnected
-      ? Err.upstreamLost(addr, cause)
-      : Err.upstreamUnreachable(addr, cause);
+    const unreachable = R.error(Err.upstreamUnreachable(this.forwarder.address, cause));
     this.socket.cork();
-    // Every command that was sent upstream is answered, in order, with the cause.
-    this.reader.fail(R.error(text));
     if (everConnected) {
-      // The server-side state of this client (db, MULTI, subscriptions) is gone.
+      // Closed by the server (CLIENT KILL, timeout, Redis died): the client's
+      // server-side state is gone, so it is closed, as Redis closes it.
       this.closing = true;
       this.socket.pause();
+      this.reader.abandon();
+    } else {
+      // Never reached: every command waiting for it is answered, in order, with
+      // the cause; requests not yet written were answered too and are dropped.
+      // The client stays; its next command tries again.
+      this.forwarder.dropUnsent();
+      this.scheduler.dropOwn();
+      this.reader.fail(unreachable);
     }
     this.flushHead();
     this.socket.uncork();

@@ -66,6 +66,23 @@ export class UpstreamReader {
     this.awaiting.clear();
   }
 
+  /**
+   * The connection was closed by the server, which sends nothing after that:
+   * the commands still waiting get nothing, and the first of them ends the
+   * client's connection once every reply before it has been written (a reply
+   * it had begun to pass through stays cut short, as Redis would leave it).
+   */
+  abandon(): void {
+    const first = this.awaiting.peek();
+    this.partial = undefined;
+    this.framer = new ReplyFramer();
+    this.awaiting.clear();
+    if (first === undefined) return;
+    first.out = undefined;
+    first.done = true;
+    first.closeAfter = true;
+  }
+
   clear(): void {
     this.awaiting.clear();
   }

@@ -4,6 +4,12 @@
  * connection that never came up (refused, timed out) can be tried again by the
  * next request; one that was up and died is final, because the server-side
  * state of the client (db, auth, MULTI, subscriptions) died with it.
+ *
+ * Backpressure is a state of the socket: `blocked` is signalled when a write
+ * is buffered past the high-water mark, and `drain` ends it, either when the
+ * buffer drains or when the socket closes (its buffer is gone with it). A
+ * socket that closes while blocked never emits 'drain'; without the second
+ * case the client would stay paused for good.
  */
 import { connect, type Socket } from 'node:net';
 
@@ -26,6 +32,8 @@ export class Upstream {
   private socket: Socket | undefined;
   private connected = false;
   private dead = false;
+  /** `blocked` was signalled and `drain` not yet. */
+  private blocked = false;
   readonly address: string;
 
   constructor(
@@ -49,7 +57,7 @@ export class Upstream {
       socket.setKeepAlive(true, 30_000);
     });
     socket.on('data', (chunk: Buffer) => this.events.data(chunk));
-    socket.on('drain', () => this.events.drain());
+    socket.on('drain', () => this.unblock());
     socket.on('error', (err) => {
       cause ??= err.message;
     });
@@ -60,7 +68,9 @@ export class Upstream {
       this.socket = undefined;
       this.connected = false;
       if (wasConnected) this.dead = true;
-      this.events.closed(cause ?? 'connection closed by upstream', wasConnected);
+      const why = cause ?? 'connection closed by upstream';
+      this.events.closed(why, wasConnected);
+      this.unblock();
     });
   }
 
@@ -68,6 +78,8 @@ export class Upstream {
     if (this.dead) return;
     if (this.socket === undefined) this.connect();
     const socket = this.socket!;
+    // Failed, its 'close' is on its way: the requests' waiters are failed then.
+    if (socket.destroyed) return;
     let ok = true;
     if (parts.length === 1) ok = socket.write(parts[0]!);
     else {
@@ -75,7 +87,16 @@ export class Upstream {
       for (const p of parts) ok = socket.write(p);
       socket.uncork();
     }
-    if (!ok) this.events.blocked();
+    if (!ok && !this.blocked) {
+      this.blocked = true;
+      this.events.blocked();
+    }
+  }
+
+  private unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.events.drain();
   }
 
   pause(): void {
