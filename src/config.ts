@@ -15,6 +15,7 @@ export interface Config {
   multiplex: number;
   maxPending: number;
   maxRequestSize: number;
+  upstreamMaxBulkLen: number;
   shutdownTimeout: number;
   dataDir: string;
   redisServer: string;
@@ -100,6 +101,14 @@ export const OPTIONS: readonly Option[] = [
     def: 512 * 1024 * 1024,
     min: 1,
     help: 'largest bulk argument in bytes (like Redis proto-max-bulk-len)',
+  },
+  {
+    key: 'upstreamMaxBulkLen',
+    flag: 'upstream-max-bulk-len',
+    kind: 'int',
+    def: 512 * 1024 * 1024,
+    min: 1,
+    help: "the upstream's proto-max-bulk-len, used where CONFIG GET cannot read it (docs/protocol.md)",
   },
   {
     key: 'shutdownTimeout',

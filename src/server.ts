@@ -18,6 +18,8 @@ import { encodeReply, R } from './resp/writer.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
+import { UpstreamLimits } from './upstream/limits.js';
+import { RedisClient } from './upstream/redis-client.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
@@ -45,9 +47,14 @@ export class SemcacheServer {
     private readonly embedded: EmbeddedRedis | undefined,
     private readonly logger: Logger,
     readonly semantic: SemanticRuntime | undefined,
+    /** semcache's own connection: the semantic cache's storage, reading the limits. */
+    private readonly own: RedisClient,
+    readonly limits: UpstreamLimits,
   ) {
     for (let i = 0; i < config.multiplex; i++) {
-      this.shared.push(new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }));
+      this.shared.push(
+        new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }, limits),
+      );
     }
     server.on('connection', (socket) => this.accept(socket));
   }
@@ -72,10 +79,12 @@ export class SemcacheServer {
       };
     } else address = parseRedisUrl(config.upstream);
     const upstream = { host: address.host, port: address.port };
+    const own = new RedisClient({ ...address, connectTimeout: config.connectTimeout });
+    const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
+    // Only requests on shared connections are checked against them.
+    if (config.multiplex > 0) await limits.start();
     const semantic =
-      opts.semantic === false
-        ? undefined
-        : createSemanticCache(config, address, logger, opts.embedder);
+      opts.semantic === false ? undefined : createSemanticCache(config, own, logger, opts.embedder);
     const commands = [
       ...(semantic ? semanticCommands(semantic.engine) : []),
       ...(opts.commands ?? []),
@@ -90,6 +99,8 @@ export class SemcacheServer {
       embedded,
       logger,
       semantic,
+      own,
+      limits,
     );
     server.listen(config.port, config.bind);
     try {
@@ -98,7 +109,9 @@ export class SemcacheServer {
         once(server, 'error').then(([err]) => Promise.reject(err)),
       ]);
     } catch (err) {
+      limits.stop();
       await semantic?.close();
+      own.close();
       await embedded?.stop();
       throw err;
     }
@@ -149,6 +162,7 @@ export class SemcacheServer {
       commands: this.router.commands,
       router: this.router,
       upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
+      limits: this.limits,
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
       logger: this.logger,
@@ -181,7 +195,9 @@ export class SemcacheServer {
       for (const client of this.clients) client.destroy();
     }
     for (const shared of this.shared) shared.close();
+    this.limits.stop();
     await this.semantic?.close();
+    this.own.close();
     await closed;
     await this.embedded?.stop();
   }

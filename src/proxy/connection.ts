@@ -22,12 +22,14 @@ import { encodeCommand } from '../resp/client-codec.js';
 import { type ParsedCommand, RequestParser } from '../resp/request-parser.js';
 import { R, type Reply } from '../resp/writer.js';
 import type { Router } from '../router.js';
+import type { UpstreamLimits } from '../upstream/limits.js';
 import type { SharedOwner, SharedUpstream, SharedWaiter } from '../upstream/shared-upstream.js';
 import type { UpstreamOptions } from '../upstream/upstream.js';
 import { type Entry, newEntry } from './entry.js';
 import { Forwarder } from './forwarder.js';
 import { LocalScheduler } from './local-scheduler.js';
 import { ReplyQueue } from './reply-queue.js';
+import { sharedRequestPolicy } from './request-limits.js';
 import { Session } from './session.js';
 import { UpstreamReader } from './upstream-reader.js';
 
@@ -43,6 +45,8 @@ export interface ConnectionOptions {
   shared: SharedUpstream | undefined;
   maxPending: number;
   maxRequestSize: number;
+  /** What the upstream refuses by closing the connection (for shared connections). */
+  limits: UpstreamLimits | undefined;
   logger: Logger;
   onClose: (conn: ClientConnection) => void;
 }
@@ -67,7 +71,6 @@ export class ClientConnection implements SharedOwner {
     private readonly opts: ConnectionOptions,
   ) {
     this.id = opts.id;
-    this.parser = new RequestParser({ maxBulkLength: opts.maxRequestSize });
     this.session = new Session(opts.router);
     this.replies = new ReplyQueue({
       write: (bytes) => socket.write(bytes),
@@ -93,6 +96,11 @@ export class ClientConnection implements SharedOwner {
       blocked: () => this.setPaused('upstream', true),
       closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
     });
+    const limits = opts.shared && opts.limits;
+    this.parser = new RequestParser(
+      { maxBulkLength: opts.maxRequestSize },
+      limits ? sharedRequestPolicy(limits, this.forwarder) : undefined,
+    );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('drain', () => {
@@ -308,6 +316,16 @@ export class ClientConnection implements SharedOwner {
     entry.owner = undefined;
     this.complete(entry, R.error(text));
     this.forwarder.sharedAnswered();
+  }
+
+  onSharedFatal(waiter: SharedWaiter): void {
+    if (this.closed) return;
+    // Redis closed after answering this request, as it would have closed the
+    // client's own connection: nothing after it is answered.
+    this.closing = true;
+    this.socket.pause();
+    if (this.replies.closeAfter(waiter as Entry)) this.flushHead();
+    else this.endClient();
   }
 
   onSharedBatchEnd(): void {

@@ -72,6 +72,17 @@ export class ReplyQueue {
     return entry;
   }
 
+  /** End the connection once `entry` is written; false if it was written already. */
+  closeAfter(entry: Entry): boolean {
+    for (const e of this.queue) {
+      if (e === entry) {
+        entry.closeAfter = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Bytes of replies held for entries that are not at the head yet (estimated for ours). */
   get heldBytes(): number {
     let n = 0;

@@ -1,0 +1,104 @@
+/*
+ * What the backing Redis refuses by closing the connection, learned from it,
+ * so that a request one client sends over a shared connection can be refused
+ * for that client alone (src/proxy/request-limits.ts) instead of costing
+ * every client on that connection its replies.
+ *
+ *   proto-max-bulk-len          a longer bulk: `-ERR Protocol error: invalid
+ *                               bulk length`, then the connection is closed
+ *   client-query-buffer-limit   a query buffer past it: closed, no reply
+ *   authentication required     more than 10 arguments or a bulk over 16 KB
+ *                               from a client not authenticated: `-ERR
+ *                               Protocol error: unauthenticated ...`, closed
+ *
+ * The first two are read with CONFIG GET on semcache's own connection, at
+ * start and every LIMITS_REFRESH_MS after. Where CONFIG is not allowed (ACL,
+ * renamed command, a managed Redis), proto-max-bulk-len is taken from
+ * --upstream-max-bulk-len and the query buffer limit is Redis's default.
+ * Whether the default user must authenticate is seen on the shared
+ * connection itself, which is never authenticated: after the RESET that
+ * starts each batch, the first reply is -NOAUTH exactly when it must. A
+ * change made between two observations is caught by the shared connection
+ * (see shared-upstream.ts), as well as it can be.
+ */
+import type { Logger } from '../log.js';
+import { type Arg, RedisReplyError, type RedisValue } from '../resp/client-codec.js';
+
+export const LIMITS_REFRESH_MS = 10_000;
+/** Redis's default client-query-buffer-limit (1 GB). */
+const DEFAULT_QUERY_BUFFER_LIMIT = 1024 * 1024 * 1024;
+
+export interface LimitsSource {
+  pipeline(commands: readonly (readonly Arg[])[]): Promise<RedisValue[]>;
+}
+
+export class UpstreamLimits {
+  maxBulkLength: number;
+  queryBufferLimit = DEFAULT_QUERY_BUFFER_LIMIT;
+  /** Where maxBulkLength comes from: the upstream's CONFIG, or the flag. */
+  learned = false;
+  /** A client that has not authenticated is refused commands (seen on a shared connection). */
+  authRequired = false;
+  private warned = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly source: LimitsSource,
+    private readonly flagMaxBulkLength: number,
+    private readonly logger: Logger,
+    private readonly refreshMs = LIMITS_REFRESH_MS,
+  ) {
+    this.maxBulkLength = flagMaxBulkLength;
+  }
+
+  /** Read the limits now (never rejects), then again every refreshMs. */
+  start(): Promise<void> {
+    this.timer ??= setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+    return this.refresh();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async refresh(): Promise<void> {
+    let replies: RedisValue[];
+    try {
+      replies = await this.source.pipeline([
+        ['CONFIG', 'GET', 'proto-max-bulk-len'],
+        ['CONFIG', 'GET', 'client-query-buffer-limit'],
+      ]);
+    } catch {
+      return; // the connection logs its own trouble; keep what we know
+    }
+    const bulk = configNumber(replies[0]);
+    if (typeof bulk === 'number') {
+      if (!this.learned || bulk !== this.maxBulkLength) {
+        this.logger.info(`upstream proto-max-bulk-len: ${bulk}`);
+      }
+      this.maxBulkLength = bulk;
+      this.learned = true;
+    } else {
+      if (!this.warned) {
+        this.warned = true;
+        this.logger.warn(
+          `cannot read the upstream's proto-max-bulk-len (${bulk}); assuming ${this.flagMaxBulkLength} (--upstream-max-bulk-len)`,
+        );
+      }
+      this.maxBulkLength = this.flagMaxBulkLength;
+      this.learned = false;
+    }
+    const qbuf = configNumber(replies[1]);
+    this.queryBufferLimit = typeof qbuf === 'number' ? qbuf : DEFAULT_QUERY_BUFFER_LIMIT;
+  }
+}
+
+/** CONFIG GET's [name, value] as a number, or why not. */
+function configNumber(reply: RedisValue | undefined): number | string {
+  if (reply instanceof RedisReplyError) return reply.message;
+  if (!Array.isArray(reply) || !Buffer.isBuffer(reply[1])) return 'unexpected reply';
+  const n = Number(reply[1].toString('latin1'));
+  return Number.isSafeInteger(n) && n > 0 ? n : 'unexpected value';
+}
