@@ -17,6 +17,8 @@ export const Err = {
     `ERR semcache: upstream ${addr} unreachable (${cause})`,
   upstreamLost: (addr: string, cause: string) =>
     `ERR semcache: connection to upstream ${addr} lost (${cause})`,
+  /** replication.c syncCommand. */
+  syncPendingOutput: 'ERR SYNC and PSYNC are invalid with pending output',
   shuttingDown: 'ERR semcache: server is shutting down',
   internal: (msg: string) => `ERR semcache internal error: ${msg}`,
 } as const;

@@ -25,7 +25,8 @@ export type Route =
         | 'quit'
         | 'wait'
         | 'client'
-        | 'command';
+        | 'command'
+        | 'sync';
     };
 
 const SPECIAL: Record<string, Route['kind']> = {
@@ -46,6 +47,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   waitaof: 'wait',
   client: 'client',
   command: 'command',
+  sync: 'sync',
+  psync: 'sync',
 };
 
 const SHARED: Route = { kind: 'plain', shareable: true };

@@ -8,6 +8,7 @@
  *   Forwarder        shared connection until pinned, then the client's own
  *   UpstreamReader   own-connection replies matched to their commands
  *   LocalScheduler   when our commands run relative to forwarded ones
+ *   Tunnel           after SYNC/PSYNC: raw bytes both ways, for good
  *
  * A forwarded command's raw bytes go upstream unchanged and its reply bytes
  * come back unchanged; a local command (one of ours) runs at once, possibly
@@ -31,6 +32,7 @@ import { LocalScheduler } from './local-scheduler.js';
 import { ReplyQueue } from './reply-queue.js';
 import { sharedRequestPolicy } from './request-limits.js';
 import { Session } from './session.js';
+import { syncPlan, Tunnel } from './tunnel.js';
 import { UpstreamReader } from './upstream-reader.js';
 
 /** An unknown command: Redis refuses it and flags the transaction, like a no-multi one. */
@@ -65,6 +67,8 @@ export class ClientConnection implements SharedOwner {
   private closing = false;
   private closed = false;
   private pausedFor = { upstream: false, pending: false };
+  /** Set by SYNC/PSYNC: see tunnel.ts. */
+  private tunnel: Tunnel | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -135,6 +139,11 @@ export class ClientConnection implements SharedOwner {
 
   private onClientData(chunk: Buffer): void {
     if (this.closing) return;
+    const tunnel = this.tunnel;
+    if (tunnel !== undefined) {
+      tunnel.fromClient(chunk);
+      return;
+    }
     this.socket.cork();
     const error = this.parser.feed(chunk, this.onCommand);
     this.forwarder.flush();
@@ -170,6 +179,13 @@ export class ClientConnection implements SharedOwner {
       this.local(cmd, route.spec, silent);
       return;
     }
+    if (route.kind === 'sync') {
+      const plan = syncPlan(session.inMulti, this.replies.length);
+      if (plan === 'tunnel') this.openTunnel(cmd.raw);
+      else if (plan === 'forward') this.forward(cmd.raw, newEntry(1));
+      else this.replies.pushLocal(plan);
+      return;
+    }
     const plan = session.plan(cmd, route.kind, silent, this.forwarder.pinned);
     if (plan.kind === 'answer') {
       this.closing = true;
@@ -180,6 +196,19 @@ export class ClientConnection implements SharedOwner {
     if (plan.closing) this.closing = true;
     this.forward(cmd.raw, plan.entry);
   };
+
+  /** SYNC/PSYNC was sent: raw bytes both ways from here on (tunnel.ts). */
+  private openTunnel(raw: Buffer[]): void {
+    this.parser.stop();
+    this.forwarder.pin();
+    this.tunnel = new Tunnel(raw, this.parser.rest, {
+      toUpstream: (parts) => {
+        this.scheduler.own(parts);
+        this.forwarder.flush();
+      },
+      toClient: (chunk) => this.replies.write(chunk),
+    });
+  }
 
   private forward(raw: Buffer[], entry: Entry | undefined): void {
     this.forwarder.pin();
@@ -259,6 +288,10 @@ export class ClientConnection implements SharedOwner {
   // ---- replies ----------------------------------------------------------
 
   private onUpstreamData(chunk: Buffer): void {
+    if (this.tunnel !== undefined) {
+      this.tunnel.fromUpstream(chunk);
+      return;
+    }
     this.socket.cork();
     try {
       this.reader.consume(chunk);
@@ -347,9 +380,11 @@ export class ClientConnection implements SharedOwner {
     if (this.closed) return;
     const unreachable = R.error(Err.upstreamUnreachable(this.forwarder.address, cause));
     this.socket.cork();
-    if (everConnected) {
+    if (everConnected || this.tunnel !== undefined) {
       // Closed by the server (CLIENT KILL, timeout, Redis died): the client's
-      // server-side state is gone, so it is closed, as Redis closes it.
+      // server-side state is gone, so it is closed, as Redis closes it. A
+      // replication link that never came up says why in place of SYNC's reply.
+      if (!everConnected) this.replies.write(unreachable);
       this.closing = true;
       this.socket.pause();
       this.reader.abandon();
