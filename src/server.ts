@@ -19,6 +19,7 @@ import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
 import { UpstreamLimits } from './upstream/limits.js';
+import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
 import { RedisClient } from './upstream/redis-client.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
@@ -38,6 +39,7 @@ export class SemcacheServer {
   private nextId = 1;
   private readonly shared: SharedUpstream[] = [];
   private closing: Promise<void> | undefined;
+  private readonly clientLinks: ClientLinkLog;
 
   private constructor(
     private readonly server: Server,
@@ -53,9 +55,14 @@ export class SemcacheServer {
   ) {
     for (let i = 0; i < config.multiplex; i++) {
       this.shared.push(
-        new SharedUpstream({ ...upstream, connectTimeout: config.connectTimeout }, limits),
+        new SharedUpstream(
+          { ...upstream, connectTimeout: config.connectTimeout },
+          new LinkLog(logger, `shared upstream connection ${i + 1}`),
+          limits,
+        ),
       );
     }
+    this.clientLinks = new ClientLinkLog(logger);
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -79,7 +86,11 @@ export class SemcacheServer {
       };
     } else address = parseRedisUrl(config.upstream);
     const upstream = { host: address.host, port: address.port };
-    const own = new RedisClient({ ...address, connectTimeout: config.connectTimeout });
+    const own = new RedisClient({
+      ...address,
+      connectTimeout: config.connectTimeout,
+      monitor: new LinkLog(logger, 'semcache connection'),
+    });
     const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
     // Only requests on shared connections are checked against them.
     if (config.multiplex > 0) await limits.start();
@@ -161,7 +172,11 @@ export class SemcacheServer {
       shared: this.shared.length > 0 ? this.shared[id % this.shared.length] : undefined,
       commands: this.router.commands,
       router: this.router,
-      upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
+      upstream: {
+        ...this.upstream,
+        connectTimeout: this.config.connectTimeout,
+        monitor: this.clientLinks.forClient(id),
+      },
       limits: this.limits,
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
@@ -196,6 +211,7 @@ export class SemcacheServer {
     }
     for (const shared of this.shared) shared.close();
     this.limits.stop();
+    this.clientLinks.close();
     await this.semantic?.close();
     this.own.close();
     await closed;

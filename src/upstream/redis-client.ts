@@ -20,6 +20,7 @@ import {
 } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
+import type { LinkMonitor } from './link-log.js';
 
 // The codec's names are part of this module's interface, as before it moved out.
 export {
@@ -37,6 +38,8 @@ export interface RedisClientOptions {
   password?: string | undefined;
   db?: number;
   connectTimeout?: number;
+  /** Told of each connect and each loss, for the log. */
+  monitor?: LinkMonitor;
 }
 
 /** Where a reply goes: each command queues one, in the order it is written. */
@@ -158,6 +161,8 @@ export class RedisClient {
   /** The MGET that mget() calls join while it is the last command queued. */
   private batch: MgetBatch | undefined;
   private flushScheduled = false;
+  /** close() was called: the connection's end is not a loss. */
+  private closing = false;
 
   constructor(private readonly opts: RedisClientOptions) {}
 
@@ -273,15 +278,19 @@ export class RedisClient {
           socket.destroy(new Error(`connect timeout after ${this.opts.connectTimeout ?? 2000} ms`)),
         this.opts.connectTimeout ?? 2000,
       );
+      const failed = (err: Error) => {
+        clearTimeout(timer);
+        this.opts.monitor?.down(this.address, err.message, false);
+        reject(new RedisConnectionError(`redis ${this.address} unreachable: ${err.message}`));
+      };
       socket.once('connect', () => {
         clearTimeout(timer);
+        socket.off('error', failed);
         resolve();
       });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new RedisConnectionError(`redis ${this.address} unreachable: ${err.message}`));
-      });
+      socket.once('error', failed);
     });
+    let cause: string | undefined;
     socket.on('data', (chunk: Buffer) => {
       try {
         this.onData(chunk);
@@ -292,8 +301,10 @@ export class RedisClient {
         socket.destroy();
       }
     });
-    socket.on('error', () => {});
-    socket.on('close', () => this.onClose(socket));
+    socket.on('error', (err) => {
+      cause ??= err.message;
+    });
+    socket.on('close', () => this.onClose(socket, cause));
     const setup: Arg[][] = [];
     if (this.opts.password !== undefined) {
       setup.push(
@@ -314,7 +325,10 @@ export class RedisClient {
         throw reply;
       }
     }
-    if (this.socket === socket) this.connected = true;
+    if (this.socket === socket) {
+      this.connected = true;
+      this.opts.monitor?.up(this.address);
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -336,8 +350,12 @@ export class RedisClient {
     }
   }
 
-  private onClose(socket: Socket): void {
+  private onClose(socket: Socket, cause: string | undefined): void {
     if (this.socket !== socket) return;
+    if (!this.closing) {
+      const why = this.lastError ?? cause ?? 'connection closed by upstream';
+      this.opts.monitor?.down(this.address, why, true);
+    }
     this.socket = undefined;
     this.ready = undefined;
     this.connected = false;
@@ -351,6 +369,7 @@ export class RedisClient {
   }
 
   close(): void {
+    this.closing = true;
     this.socket?.destroy();
   }
 }

@@ -38,6 +38,7 @@ import { encodeCommand } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
 import type { UpstreamLimits } from './limits.js';
+import type { LinkLog } from './link-log.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
 const RESET = encodeCommand(['RESET']);
@@ -82,6 +83,7 @@ export class SharedUpstream {
 
   constructor(
     private readonly opts: UpstreamOptions,
+    private readonly log?: LinkLog,
     /** Told whether the default user must authenticate (see limits.ts). */
     private readonly limits?: Pick<UpstreamLimits, 'authRequired'>,
   ) {}
@@ -115,15 +117,18 @@ export class SharedUpstream {
   };
 
   private open(): Upstream {
-    const upstream: Upstream = new Upstream(this.opts, {
-      data: (chunk) => this.onData(chunk),
-      // Clients cap what they have in flight here, so the write buffer is bounded.
-      blocked: () => {},
-      drain: () => {},
-      closed: (cause, everConnected) => {
-        if (this.upstream === upstream) this.onClosed(cause, everConnected, upstream.address);
+    const upstream: Upstream = new Upstream(
+      { ...this.opts, monitor: this.log },
+      {
+        data: (chunk) => this.onData(chunk),
+        // Clients cap what they have in flight here, so the write buffer is bounded.
+        blocked: () => {},
+        drain: () => {},
+        closed: (cause, everConnected) => {
+          if (this.upstream === upstream) this.onClosed(cause, everConnected, upstream.address);
+        },
       },
-    });
+    );
     upstream.connect();
     return upstream;
   }
@@ -219,10 +224,15 @@ export class SharedUpstream {
     this.requests.clear();
     this.out = [];
     fatal.owner?.onSharedFatal(fatal.waiter);
+    let again = 0;
     for (const [i, w] of waiters.entries()) {
       if (w === NOBODY || w.owner === undefined || w.owner === fatal.owner) continue;
       this.send(w, requests[i]!);
+      again++;
     }
+    this.log?.explain(
+      `closed by Redis after a protocol error in one client's request; that client was closed, ${again} request(s) of others sent again`,
+    );
   }
 
   close(): void {

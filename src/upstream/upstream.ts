@@ -12,11 +12,14 @@
  * case the client would stay paused for good.
  */
 import { connect, type Socket } from 'node:net';
+import type { LinkMonitor } from './link-log.js';
 
 export interface UpstreamOptions {
   host: string;
   port: number;
   connectTimeout: number;
+  /** Told of each connect and each loss, for the log (not of closes we make). */
+  monitor?: LinkMonitor | undefined;
 }
 
 export interface UpstreamEvents {
@@ -32,6 +35,8 @@ export class Upstream {
   private socket: Socket | undefined;
   private connected = false;
   private dead = false;
+  /** We closed it (the client left, or a reply could not be framed). */
+  private destroyed = false;
   /** `blocked` was signalled and `drain` not yet. */
   private blocked = false;
   readonly address: string;
@@ -55,6 +60,7 @@ export class Upstream {
       clearTimeout(timer);
       this.connected = true;
       socket.setKeepAlive(true, 30_000);
+      this.opts.monitor?.up(this.address);
     });
     socket.on('data', (chunk: Buffer) => this.events.data(chunk));
     socket.on('drain', () => this.unblock());
@@ -71,6 +77,7 @@ export class Upstream {
       const why = cause ?? 'connection closed by upstream';
       this.events.closed(why, wasConnected);
       this.unblock();
+      if (!this.destroyed) this.opts.monitor?.down(this.address, why, wasConnected);
     });
   }
 
@@ -109,6 +116,8 @@ export class Upstream {
 
   destroy(err?: Error): void {
     this.dead = true;
+    // A reply we cannot frame is a fault worth logging (the connection logs it).
+    this.destroyed = true;
     this.socket?.destroy(err);
   }
 }
