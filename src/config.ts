@@ -106,9 +106,9 @@ export const OPTIONS: readonly Option[] = [
     key: 'upstreamMaxBulkLen',
     flag: 'upstream-max-bulk-len',
     kind: 'int',
-    def: 512 * 1024 * 1024,
-    min: 1,
-    help: "the upstream's proto-max-bulk-len, used where CONFIG GET cannot read it (docs/protocol.md)",
+    def: 0,
+    min: 0,
+    help: "the upstream's proto-max-bulk-len where CONFIG GET cannot read it (0: unknown, a request with a bulk over 512 KB then gets a connection of its own; docs/protocol.md)",
   },
   {
     key: 'shutdownTimeout',

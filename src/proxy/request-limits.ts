@@ -11,14 +11,14 @@
  * (a client on a shared connection never authenticated: AUTH pins), `-ERR
  * Protocol error: unauthenticated multibulk length` or `... bulk length`,
  * checked in Redis's order (networking.c processMultibulkBuffer). A bulk that
- * would overflow Redis's query
- * buffer (closed without a reply) instead moves the client to its own
+ * would overflow Redis's query buffer (closed without a reply), or one over
+ * limits semcache does not know, instead moves the client to its own
  * connection before it is sent, so Redis treats it as it would directly.
  * A client already on its own connection is Redis's to judge: nothing here
  * applies to it, and --max-request-size alone bounds what semcache buffers.
  */
 import type { RequestPolicy } from '../resp/request-parser.js';
-import type { UpstreamLimits } from '../upstream/limits.js';
+import { SAFE_BULK, type UpstreamLimits } from '../upstream/limits.js';
 
 /** Room for what may precede a big argument in the shared connection's query buffer. */
 const QUERY_BUFFER_MARGIN = 1024 * 1024;
@@ -40,7 +40,8 @@ export function sharedRequestPolicy(limits: UpstreamLimits, route: SharedRoute):
       if (route.pinned) return undefined;
       if (length > limits.maxBulkLength) return 'invalid bulk length';
       if (limits.authRequired) return 'unauthenticated bulk length';
-      if (length + QUERY_BUFFER_MARGIN > limits.queryBufferLimit) route.pin();
+      const room = limits.known ? limits.queryBufferLimit - QUERY_BUFFER_MARGIN : SAFE_BULK;
+      if (length > room) route.pin();
       return undefined;
     },
   };

@@ -14,7 +14,10 @@
  * The first two are read with CONFIG GET on semcache's own connection, at
  * start and every LIMITS_REFRESH_MS after. Where CONFIG is not allowed (ACL,
  * renamed command, a managed Redis), proto-max-bulk-len is taken from
- * --upstream-max-bulk-len and the query buffer limit is Redis's default.
+ * --upstream-max-bulk-len and the query buffer limit is Redis's default; if
+ * that flag is not given either, the limits are unknown, and a request with a
+ * bulk over SAFE_BULK (which no configuration of Redis refuses: both limits
+ * are at least 1 MB) goes on its client's own connection instead.
  * Whether the default user must authenticate is seen on the shared
  * connection itself, which is never authenticated: after the RESET that
  * starts each batch, the first reply is -NOAUTH exactly when it must. A
@@ -25,6 +28,8 @@ import type { Logger } from '../log.js';
 import { type Arg, RedisReplyError, type RedisValue } from '../resp/client-codec.js';
 
 export const LIMITS_REFRESH_MS = 10_000;
+/** A bulk Redis accepts whatever its limits (their smallest values are 1 MB), with room to spare. */
+export const SAFE_BULK = 512 * 1024;
 /** Redis's default client-query-buffer-limit (1 GB). */
 const DEFAULT_QUERY_BUFFER_LIMIT = 1024 * 1024 * 1024;
 
@@ -33,10 +38,13 @@ export interface LimitsSource {
 }
 
 export class UpstreamLimits {
+  /** proto-max-bulk-len: read, else the flag; Infinity when neither (see `known`). */
   maxBulkLength: number;
   queryBufferLimit = DEFAULT_QUERY_BUFFER_LIMIT;
-  /** Where maxBulkLength comes from: the upstream's CONFIG, or the flag. */
+  /** Read from the upstream's CONFIG. */
   learned = false;
+  /** Read, or given by the flag: when not, only bulks up to SAFE_BULK are known to be safe. */
+  known: boolean;
   /** A client that has not authenticated is refused commands (seen on a shared connection). */
   authRequired = false;
   private warned = false;
@@ -48,7 +56,8 @@ export class UpstreamLimits {
     private readonly logger: Logger,
     private readonly refreshMs = LIMITS_REFRESH_MS,
   ) {
-    this.maxBulkLength = flagMaxBulkLength;
+    this.known = flagMaxBulkLength > 0;
+    this.maxBulkLength = this.known ? flagMaxBulkLength : Number.POSITIVE_INFINITY;
   }
 
   /** Read the limits now (never rejects), then again every refreshMs. */
@@ -80,15 +89,22 @@ export class UpstreamLimits {
       }
       this.maxBulkLength = bulk;
       this.learned = true;
+      this.known = true;
     } else {
+      const flag = this.flagMaxBulkLength;
       if (!this.warned) {
         this.warned = true;
         this.logger.warn(
-          `cannot read the upstream's proto-max-bulk-len (${bulk}); assuming ${this.flagMaxBulkLength} (--upstream-max-bulk-len)`,
+          `cannot read the upstream's proto-max-bulk-len (${bulk}); ${
+            flag > 0
+              ? `assuming ${flag} (--upstream-max-bulk-len)`
+              : `requests with a bulk over ${SAFE_BULK} bytes get a connection of their own (see --upstream-max-bulk-len)`
+          }`,
         );
       }
-      this.maxBulkLength = this.flagMaxBulkLength;
       this.learned = false;
+      this.known = flag > 0;
+      this.maxBulkLength = this.known ? flag : Number.POSITIVE_INFINITY;
     }
     const qbuf = configNumber(replies[1]);
     this.queryBufferLimit = typeof qbuf === 'number' ? qbuf : DEFAULT_QUERY_BUFFER_LIMIT;

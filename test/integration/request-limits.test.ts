@@ -137,8 +137,7 @@ describe('a request over the upstream proto-max-bulk-len', () => {
     });
   });
 
-  it('a limit semcache does not know: redis closes the shared connection, the requests behind are sent again', async () => {
-    // CONFIG is not allowed and the flag is left at 512 MB: the request reaches Redis.
+  it('CONFIG not allowed, no flag: a bulk over 512 KB goes on its own connection; only its client is closed', async () => {
     const redis = await redisWith([
       '--proto-max-bulk-len',
       '1mb',
@@ -147,6 +146,38 @@ describe('a request over the upstream proto-max-bulk-len', () => {
       '',
     ]);
     const proxy = await proxyTo(redis.port);
+    expect(proxy.server.limits.known).toBe(false);
+    const admin = await client(redis.port);
+    // The connection carrying the others' GETs.
+    const shared = async () =>
+      /id=(\d+) [^\n]*cmd=get/.exec(await request(admin, cmd('CLIENT', 'LIST')))?.[1];
+    let before: string | undefined;
+    let proxied: { out: string; closed: boolean } | undefined;
+    const wrong = await othersDuring(proxy.port, async () => {
+      before = await shared();
+      proxied = await transcript(proxy.port, Buffer.concat([cmd('PING'), bigSet(2 * MB, true)]));
+    });
+    expect(wrong).toEqual([]);
+    // Redis refuses it on the client's own connection and closes it. (Its
+    // error reply may be lost to the reset: Redis closes while the request is
+    // still being written, as a client connected directly may see too.)
+    expect(proxied!.closed).toBe(true);
+    expect(proxied!.out).toMatch(/^\+PONG\r\n(-ERR Protocol error: invalid bulk length\r\n)?$/);
+    // The shared connection was never lost.
+    expect(before).toBeDefined();
+    expect(await shared()).toBe(before);
+  });
+
+  it('a limit semcache has wrong: redis closes the shared connection, the requests behind are sent again', async () => {
+    // CONFIG is not allowed and the flag says 512 MB: the request reaches Redis.
+    const redis = await redisWith([
+      '--proto-max-bulk-len',
+      '1mb',
+      '--rename-command',
+      'CONFIG',
+      '',
+    ]);
+    const proxy = await proxyTo(redis.port, { upstreamMaxBulkLen: 512 * MB });
     expect(proxy.server.limits.maxBulkLength).toBe(512 * MB);
     const admin = await client(redis.port);
     const gate = await client(proxy.port);

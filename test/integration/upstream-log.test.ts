@@ -35,13 +35,18 @@ async function client(port: number): Promise<RawClient> {
 }
 
 /** A semcache in front of `port` whose log lines (without pid and time) land in `lines`. */
-async function proxyLogging(port: number, multiplex: number) {
+async function proxyLogging(port: number, multiplex: number, upstreamMaxBulkLen = 0) {
   const lines: string[] = [];
   const logger = createLogger('info', (l) =>
     lines.push(l.replace(/^\d+:P \d\d \w{3} \d{4} [\d:.]+ /, '').trimEnd()),
   );
   const server = await SemcacheServer.start({
-    config: defaultConfig({ port: 0, upstream: `redis://127.0.0.1:${port}`, multiplex }),
+    config: defaultConfig({
+      port: 0,
+      upstream: `redis://127.0.0.1:${port}`,
+      multiplex,
+      upstreamMaxBulkLen,
+    }),
     logger,
     semantic: false,
   });
@@ -128,16 +133,24 @@ describe('upstream log lines', () => {
       'CONFIG',
       '',
     ]);
-    const { server, about } = await proxyLogging(redis.port, 1);
+    const { server, about } = await proxyLogging(redis.port, 1, 512 * 1024 * 1024);
     expect(about(/proto-max-bulk-len/)).toEqual([
       expect.stringMatching(
         /^# cannot read the upstream's proto-max-bulk-len \(ERR unknown command 'CONFIG'.*\); assuming 536870912 \(--upstream-max-bulk-len\)$/,
       ),
     ]);
+    // Writes paused: Redis reads the whole request before it reaches it, so
+    // nothing is being written when it closes (see request-limits.test.ts).
+    const admin = await client(redis.port);
+    const gate = await client(server.port);
+    expect(await request(admin, cmd('CLIENT', 'PAUSE', '10000', 'WRITE'))).toBe('+OK\r\n');
+    gate.write(cmd('SET', 'gate', '1'));
+    await sleep(100);
     const offender = await client(server.port);
-    const big = Buffer.alloc(2 * 1024 * 1024, 0x61);
-    offender.write(cmd('SET', 'big', big));
-    await offender.until(() => false, 2000);
+    offender.write(cmd('SET', 'big', Buffer.alloc(2 * 1024 * 1024, 0x61)));
+    await sleep(300);
+    expect(await request(admin, cmd('CLIENT', 'UNPAUSE'))).toBe('+OK\r\n');
+    await offender.until(() => false, 3000);
     expect(offender.received.toString()).toBe('-ERR Protocol error: invalid bulk length\r\n');
     const other = await client(server.port);
     expect(await request(other, cmd('PING'))).toBe('+PONG\r\n');
