@@ -119,7 +119,9 @@ export class ClientLinkLog {
     const parts: string[] = [];
     if (this.unlogged > 0) parts.push(`${this.unlogged} more client upstream connection(s) lost`);
     if (this.recovered > 0) parts.push(`${this.recovered} client(s) connected to upstream again`);
-    this.logger.warn(`${parts.join(', ')} in the last ${this.intervalMs / 1000} s`);
+    const line = `${parts.join(', ')} in the last ${this.intervalMs / 1000} s`;
+    if (this.unlogged > 0) this.logger.warn(line);
+    else this.logger.info(line);
     if (this.recovered > 0 && this.unlogged === 0) this.troubled = false;
     const more = this.unlogged > 0;
     this.unlogged = 0;

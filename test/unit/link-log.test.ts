@@ -96,6 +96,22 @@ describe('ClientLinkLog', () => {
     log.close();
   });
 
+  it('clients connecting again within the interval of a loss: summed up as info', () => {
+    const log = new ClientLinkLog(logger(), 1000);
+    log.forClient(1).down(A, 'connection closed by upstream', true);
+    log.forClient(2).up(A);
+    vi.advanceTimersByTime(1000);
+    expect(lines).toEqual([
+      `# client 1: connection to upstream ${A} lost (connection closed by upstream)`,
+      '* 1 client(s) connected to upstream again in the last 1 s',
+    ]);
+    // The recovery was reported: the next client connecting is not news.
+    log.forClient(3).up(A);
+    vi.advanceTimersByTime(5000);
+    expect(lines).toHaveLength(2);
+    log.close();
+  });
+
   it('clients connecting when nothing was lost are not news', () => {
     const log = new ClientLinkLog(logger(), 1000);
     for (let id = 1; id <= 5; id++) log.forClient(id).up(A);
