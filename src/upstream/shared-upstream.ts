@@ -243,6 +243,7 @@ export class SharedUpstream {
 
 function startsWith(reply: Buffer, start: number, end: number, prefix: Buffer): boolean {
   return (
+    reply[start] === prefix[0] &&
     end - start >= prefix.length &&
     reply.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0
   );
