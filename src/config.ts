@@ -12,7 +12,6 @@ import type { Config, Option } from './config/types.js';
 
 export type { Config, Port } from './config/types.js';
 
-/** A listening port: 0 picks a free one, 'off' opens no listener. */
 /** Every option, in --help's order: one table, read from flags and the environment. */
 export const OPTIONS: readonly Option[] = [...PROXY_OPTIONS, ...TLS_OPTIONS, ...SEMANTIC_OPTIONS];
 

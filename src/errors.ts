@@ -33,6 +33,8 @@ export const Err = {
   upstreamLost: (addr: string, cause: string) =>
     `ERR semcache: connection to upstream ${addr} lost (${cause})`,
   tlsClientCertificate: (problem: string) => `ERR semcache: ${problem}`,
+  /** replication.c syncCommand. */
+  syncPendingOutput: 'ERR SYNC and PSYNC are invalid with pending output',
   shuttingDown: 'ERR semcache: server is shutting down',
   internal: (msg: string) => `ERR semcache internal error: ${msg}`,
 } as const;

@@ -29,7 +29,8 @@ export type Route =
         | 'auth'
         | 'select'
         | 'watch'
-        | 'unwatch';
+        | 'unwatch'
+        | 'sync';
     };
 
 const SPECIAL: Record<string, Route['kind']> = {
@@ -54,6 +55,8 @@ const SPECIAL: Record<string, Route['kind']> = {
   select: 'select',
   watch: 'watch',
   unwatch: 'unwatch',
+  sync: 'sync',
+  psync: 'sync',
 };
 
 const SHARED: Route = { kind: 'plain', shareable: true };

@@ -21,6 +21,9 @@ import { createSemanticCache, type SemanticRuntime } from './semantic/create.js'
 import type { Embedder } from './semantic/types.js';
 import { loadServerTls, loadUpstreamTls, TlsListener } from './tls.js';
 import { AuthState } from './upstream/auth-state.js';
+import { UpstreamLimits } from './upstream/limits.js';
+import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
+import { RedisClient } from './upstream/redis-client.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
@@ -63,6 +66,7 @@ export class SemcacheServer {
   private closing: Promise<void> | undefined;
   /** The --tls-port listener; its clients join `clients` after their handshake. */
   private tls: TlsListener | undefined;
+  private readonly clientLinks: ClientLinkLog;
 
   private constructor(
     private readonly server: Server,
@@ -73,13 +77,23 @@ export class SemcacheServer {
     private readonly embedded: EmbeddedRedis | undefined,
     private readonly logger: Logger,
     readonly semantic: SemanticRuntime | undefined,
+    /** semcache's own connection: the semantic cache's storage, reading the limits. */
+    private readonly own: RedisClient,
+    readonly limits: UpstreamLimits,
   ) {
     this.protectedMode = config.protectedMode === 'yes' && !isLoopback(config.bind);
     const options = { ...upstream, connectTimeout: config.connectTimeout };
     this.auth = new AuthState(options, 1000, logger);
     for (let i = 0; i < config.multiplex; i++) {
-      this.shared.push(new SharedUpstream(options, this.auth));
+      this.shared.push(
+        new SharedUpstream(
+          options,
+          new LinkLog(logger, `shared upstream connection ${i + 1}`),
+          this.auth,
+        ),
+      );
     }
+    this.clientLinks = new ClientLinkLog(logger);
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -111,10 +125,18 @@ export class SemcacheServer {
       address = { ...address, password: readPasswordFile(config.upstreamPasswordFile) };
     }
     const upstream = { host: address.host, port: address.port, tls: address.tls };
+    const own = new RedisClient({
+      ...address,
+      connectTimeout: config.connectTimeout,
+      monitor: new LinkLog(logger, 'semcache connection'),
+    });
+    const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
+    // Only requests on shared connections are checked against them.
+    if (config.multiplex > 0) await limits.start();
     const semantic =
       opts.semantic === false
         ? undefined
-        : createSemanticCache(config, address, logger, opts.embedder);
+        : createSemanticCache(config, own, address.db, logger, opts.embedder);
     const commands = [
       ...(semantic ? semanticCommands(semantic.engine) : []),
       ...(opts.commands ?? []),
@@ -130,6 +152,8 @@ export class SemcacheServer {
       embedded,
       logger,
       semantic,
+      own,
+      limits,
     );
     // The first answer comes before clients do (a few ms; bounded by --connect-timeout).
     await instance.auth.probe();
@@ -150,7 +174,9 @@ export class SemcacheServer {
       instance.auth.close();
       server.close();
       instance.tls?.server.close();
+      limits.stop();
       await semantic?.close();
+      own.close();
       await embedded?.stop();
       throw err;
     }
@@ -233,7 +259,12 @@ export class SemcacheServer {
       shared: this.shared.length > 0 ? this.shared[id % this.shared.length] : undefined,
       commands: this.router.commands,
       router: this.router,
-      upstream: { ...this.upstream, connectTimeout: this.config.connectTimeout },
+      upstream: {
+        ...this.upstream,
+        connectTimeout: this.config.connectTimeout,
+        monitor: this.clientLinks.forClient(id),
+      },
+      limits: this.limits,
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
       auth: this.auth,
@@ -270,7 +301,10 @@ export class SemcacheServer {
     }
     for (const shared of this.shared) shared.close();
     this.auth.close();
+    this.limits.stop();
+    this.clientLinks.close();
     await this.semantic?.close();
+    this.own.close();
     await closed;
     await tlsClosed;
     await this.embedded?.stop();

@@ -72,6 +72,14 @@ export const PROXY_OPTIONS: readonly Option[] = [
     help: 'largest bulk argument in bytes (like Redis proto-max-bulk-len)',
   },
   {
+    key: 'upstreamMaxBulkLen',
+    flag: 'upstream-max-bulk-len',
+    kind: 'int',
+    def: 0,
+    min: 0,
+    help: "the upstream's proto-max-bulk-len where CONFIG GET cannot read it (0: unknown, a request with a bulk over 512 KB then gets a connection of its own; docs/protocol.md)",
+  },
+  {
     key: 'shutdownTimeout',
     flag: 'shutdown-timeout',
     kind: 'int',

@@ -23,6 +23,7 @@ export interface Config {
   multiplex: number;
   maxPending: number;
   maxRequestSize: number;
+  upstreamMaxBulkLen: number;
   shutdownTimeout: number;
   dataDir: string;
   redisServer: string;

@@ -8,6 +8,7 @@
  *   Forwarder        shared connection until pinned, then the client's own
  *   UpstreamReader   own-connection replies matched to their commands
  *   LocalScheduler   when our commands run relative to forwarded ones
+ *   Tunnel           after SYNC/PSYNC: raw bytes both ways, for good
  *
  * A forwarded command's raw bytes go upstream unchanged and its reply bytes
  * come back unchanged; a local command (one of ours) runs at once, possibly
@@ -23,6 +24,7 @@ import { type ParsedCommand, RequestParser } from '../resp/request-parser.js';
 import { encodeReply, R, type Reply } from '../resp/writer.js';
 import type { Router } from '../router.js';
 import type { AuthState } from '../upstream/auth-state.js';
+import type { UpstreamLimits } from '../upstream/limits.js';
 import type { SharedOwner, SharedUpstream, SharedWaiter } from '../upstream/shared-upstream.js';
 import type { UpstreamOptions } from '../upstream/upstream.js';
 import { type Entry, newEntry } from './entry.js';
@@ -30,7 +32,9 @@ import { Forwarder } from './forwarder.js';
 import { LocalRun, type RunHost } from './local-run.js';
 import { LocalScheduler } from './local-scheduler.js';
 import { ReplyQueue } from './reply-queue.js';
+import { sharedRequestPolicy } from './request-limits.js';
 import { Session } from './session.js';
+import { syncPlan, Tunnel } from './tunnel.js';
 import { UpstreamReader } from './upstream-reader.js';
 
 /** Sent for a command of ours that CLIENT REPLY SKIP applies to (see onCommand). */
@@ -50,6 +54,8 @@ export interface ConnectionOptions {
   auth: AuthState;
   /** The database semcache's records are in (our commands work only there). */
   storageDb: number;
+  /** What the upstream refuses by closing the connection (for shared connections). */
+  limits: UpstreamLimits | undefined;
   logger: Logger;
   onClose: (conn: ClientConnection) => void;
 }
@@ -68,15 +74,16 @@ export class ClientConnection implements SharedOwner, RunHost {
   private closing = false;
   private closed = false;
   private pausedFor = { upstream: false, pending: false };
-  /** The client's own upstream connection died: why. */
-  private lost: string | undefined;
+  /** The client's own upstream connection died: what it held back is never sent. */
+  private lost = false;
+  /** Set by SYNC/PSYNC: see tunnel.ts. */
+  private tunnel: Tunnel | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly opts: ConnectionOptions,
   ) {
     this.id = opts.id;
-    this.parser = new RequestParser({ maxBulkLength: opts.maxRequestSize });
     this.session = new Session(opts.router);
     this.replies = new ReplyQueue({
       write: (bytes) => socket.write(bytes),
@@ -94,11 +101,9 @@ export class ClientConnection implements SharedOwner, RunHost {
         if (!this.closed) this.forwarder.sendShared(entry, raw);
       },
       sendOwn: (parts, awaits) => {
-        if (this.lost !== undefined) {
-          // Held behind one of our commands while the connection died.
-          if (awaits !== undefined) this.complete(awaits, R.error(this.lost));
-          return;
-        }
+        // Held behind one of our commands while the connection died: the
+        // client is being closed before this one's reply (onUpstreamClosed).
+        if (this.lost) return;
         this.forwarder.sendOwn(parts);
         if (awaits !== undefined) this.reader.expect(awaits);
       },
@@ -110,6 +115,11 @@ export class ClientConnection implements SharedOwner, RunHost {
       blocked: () => this.setPaused('upstream', true),
       closed: (cause, everConnected) => this.onUpstreamClosed(cause, everConnected),
     });
+    const limits = opts.shared && opts.limits;
+    this.parser = new RequestParser(
+      { maxBulkLength: opts.maxRequestSize },
+      limits ? sharedRequestPolicy(limits, this.forwarder) : undefined,
+    );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('drain', () => {
@@ -150,6 +160,11 @@ export class ClientConnection implements SharedOwner, RunHost {
 
   private onClientData(chunk: Buffer): void {
     if (this.closing) return;
+    const tunnel = this.tunnel;
+    if (tunnel !== undefined) {
+      tunnel.fromClient(chunk);
+      return;
+    }
     this.socket.cork();
     // Redis's limits for a client that must still authenticate (see onCommand for AUTH).
     this.parser.setAuthenticated(this.session.authenticated || !this.opts.auth.required);
@@ -196,6 +211,13 @@ export class ClientConnection implements SharedOwner, RunHost {
       this.local(cmd, route.spec, silent);
       return;
     }
+    if (route.kind === 'sync') {
+      const plan = syncPlan(session.inMulti, this.replies.length);
+      if (plan === 'tunnel') this.openTunnel(cmd.raw);
+      else if (plan === 'forward') this.forward(cmd.raw, newEntry(1));
+      else this.replies.pushLocal(plan);
+      return;
+    }
     // An AUTH (or HELLO ... AUTH) lifts the caps for the commands after it
     // without waiting for its reply: if it fails, Redis applies them itself on
     // this client's own connection (AUTH pins), and closes only that one.
@@ -212,6 +234,19 @@ export class ClientConnection implements SharedOwner, RunHost {
     if (plan.closing) this.closing = true;
     this.forward(cmd.raw, plan.entry);
   };
+
+  /** SYNC/PSYNC was sent: raw bytes both ways from here on (tunnel.ts). */
+  private openTunnel(raw: Buffer[]): void {
+    this.parser.stop();
+    this.forwarder.pin();
+    this.tunnel = new Tunnel(raw, this.parser.rest, {
+      toUpstream: (parts) => {
+        this.scheduler.own(parts, undefined);
+        this.forwarder.flush();
+      },
+      toClient: (chunk) => this.replies.write(chunk),
+    });
+  }
 
   private forward(raw: Buffer[], entry: Entry | undefined): void {
     this.forwarder.pin();
@@ -275,6 +310,10 @@ export class ClientConnection implements SharedOwner, RunHost {
   // ---- replies ----------------------------------------------------------
 
   private onUpstreamData(chunk: Buffer): void {
+    if (this.tunnel !== undefined) {
+      this.tunnel.fromUpstream(chunk);
+      return;
+    }
     this.socket.cork();
     try {
       this.reader.consume(chunk);
@@ -340,6 +379,16 @@ export class ClientConnection implements SharedOwner, RunHost {
     this.forwarder.sharedAnswered();
   }
 
+  onSharedFatal(waiter: SharedWaiter): void {
+    if (this.closed) return;
+    // Redis closed after answering this request, as it would have closed the
+    // client's own connection: nothing after it is answered.
+    this.closing = true;
+    this.socket.pause();
+    if (this.replies.closeAfter(waiter as Entry)) this.flushHead();
+    else this.endClient();
+  }
+
   onSharedBatchEnd(): void {
     if (!this.inSharedBatch) return;
     this.inSharedBatch = false;
@@ -357,18 +406,29 @@ export class ClientConnection implements SharedOwner, RunHost {
 
   private onUpstreamClosed(cause: string, everConnected: boolean): void {
     if (this.closed) return;
-    const addr = this.forwarder.address;
-    const text = everConnected
-      ? Err.upstreamLost(addr, cause)
-      : Err.upstreamUnreachable(addr, cause);
+    const unreachable = R.error(Err.upstreamUnreachable(this.forwarder.address, cause));
     this.socket.cork();
-    // Every command that was sent upstream is answered, in order, with the cause.
-    this.reader.fail(R.error(text));
-    if (everConnected) {
-      this.lost = text;
-      // The server-side state of this client (db, MULTI, subscriptions) is gone.
+    if (everConnected || this.tunnel !== undefined) {
+      // Closed by the server (CLIENT KILL, timeout, Redis died): the client's
+      // server-side state is gone, so it is closed, as Redis closes it. A
+      // replication link that never came up says why in place of SYNC's reply.
+      if (!everConnected) this.replies.write(unreachable);
+      this.lost = true;
       this.closing = true;
       this.socket.pause();
+      // Our commands' own requests fail; the client is closed before the
+      // first command of its that Redis will not answer now.
+      const cut = this.reader.abandon(
+        encodeReply(R.error(Err.upstreamLost(this.forwarder.address, cause)), 2),
+      );
+      if (!cut) this.replies.cutAtFirstForwarded();
+    } else {
+      // Never reached: every command waiting for it is answered, in order, with
+      // the cause; requests not yet written were answered too and are dropped.
+      // The client stays; its next command tries again.
+      this.forwarder.dropUnsent();
+      this.scheduler.dropOwn();
+      this.reader.fail(unreachable);
     }
     this.flushHead();
     this.socket.uncork();

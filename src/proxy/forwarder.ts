@@ -109,6 +109,14 @@ export class Forwarder {
     });
   }
 
+  /**
+   * The own connection failed before it was up: the requests not yet written
+   * were answered with the error, so they must never reach the next one.
+   */
+  dropUnsent(): void {
+    this.fwd = [];
+  }
+
   flush(): void {
     if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
     this.upstream?.write(this.fwd);

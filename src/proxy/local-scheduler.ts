@@ -55,6 +55,11 @@ export class LocalScheduler {
     else this.sender.sendOwn(parts, awaits);
   }
 
+  /** The own connection failed before it was up: requests held for it were answered; drop them. */
+  dropOwn(): void {
+    this.outbox = this.outbox.filter((item) => !('parts' in item));
+  }
+
   /** Run a local command's `start` in its turn (see the rules above). */
   local(entry: Entry, write: boolean, start: () => void): void {
     const barriers = [this.lastForwarded, write ? undefined : this.lastLocalWrite];

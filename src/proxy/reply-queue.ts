@@ -72,6 +72,33 @@ export class ReplyQueue {
     return entry;
   }
 
+  /** End the connection once `entry` is written; false if it was written already. */
+  closeAfter(entry: Entry): boolean {
+    for (const e of this.queue) {
+      if (e === entry) {
+        entry.closeAfter = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * The connection is lost: end it before the first forwarded command that is
+   * not answered (one held back behind our commands); false if there is none.
+   */
+  cutAtFirstForwarded(): boolean {
+    for (const e of this.queue) {
+      if (!e.done && !e.local) {
+        e.out = undefined;
+        e.done = true;
+        e.closeAfter = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Bytes of replies held for entries that are not at the head yet (estimated for ours). */
   get heldBytes(): number {
     let n = 0;

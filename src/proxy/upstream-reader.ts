@@ -75,6 +75,33 @@ export class UpstreamReader {
     }
   }
 
+  /**
+   * The connection was closed by the server, which sends nothing after that:
+   * the commands still waiting get nothing, and the first of them ends the
+   * client's connection once every reply before it has been written (a reply
+   * it had begun to pass through stays cut short, as Redis would leave it).
+   * Requests our commands made get `lost`, so the commands end. False when
+   * no command of the client's was waiting.
+   */
+  abandon(lost: Buffer): boolean {
+    const awaiting = [...this.awaiting];
+    this.partial = undefined;
+    this.framer = new ReplyFramer();
+    this.awaiting.clear();
+    let cut: Entry | undefined;
+    for (const entry of awaiting) {
+      entry.expect = 0;
+      // A request one of our commands made: the command gets the error and ends.
+      if (entry.internal !== undefined) entry.internal(lost);
+      else cut ??= entry;
+    }
+    if (cut === undefined) return false;
+    cut.out = undefined;
+    cut.done = true;
+    cut.closeAfter = true;
+    return true;
+  }
+
   clear(): void {
     this.awaiting.clear();
   }

@@ -46,6 +46,17 @@ export interface ParserLimits {
   unauthBulkLength: number;
 }
 
+/**
+ * A limit that depends on where the request goes (an upstream's own
+ * proto-max-bulk-len, for a client on a shared connection). Consulted only
+ * for bulks over 16 KB (Redis's smallest limit), so the common request never
+ * pays for it: a protocol error message (without "Protocol error: ") to
+ * refuse the request, or undefined.
+ */
+export interface RequestPolicy {
+  bulk(length: number): string | undefined;
+}
+
 /** Redis 7.0: PROTO_INLINE_MAX_SIZE, INT_MAX, proto-max-bulk-len, and the unauthenticated caps. */
 export const DEFAULT_LIMITS: ParserLimits = Object.freeze({
   maxInlineSize: 64 * 1024,
@@ -87,8 +98,14 @@ export class RequestParser {
   /** Second result of header(): where parsing resumes, or -1 when it cannot go on. */
   private next = 0;
   private on: (cmd: ParsedCommand) => void = () => {};
+  private stopped = false;
+  /** After stop(): the bytes of that chunk after the command that stopped the parser. */
+  rest: Buffer = Buffer.alloc(0);
 
-  constructor(limits?: Partial<ParserLimits>) {
+  constructor(
+    limits?: Partial<ParserLimits>,
+    private readonly policy?: RequestPolicy,
+  ) {
     const l = { ...DEFAULT_LIMITS, ...limits };
     this.maxInline = l.maxInlineSize;
     this.maxMultibulk = l.maxMultibulkLength;
@@ -130,12 +147,20 @@ export class RequestParser {
    * emit nothing.
    */
   feed(chunk: Buffer, onCommand: (cmd: ParsedCommand) => void): string | undefined {
-    if (this.err === undefined && !this.released && chunk.length > 0) {
+    if (this.err === undefined && !this.released && !this.stopped && chunk.length > 0) {
       this.on = onCommand;
       const pos = this.carryLen > 0 ? this.resume(chunk) : 0;
       if (pos >= 0 && this.err === undefined) this.run(chunk, pos);
     }
     return this.err;
+  }
+
+  /**
+   * Called from onCommand: parse nothing after this command (what follows is
+   * not requests, e.g. after SYNC). The rest of the chunk is left in `rest`.
+   */
+  stop(): void {
+    this.stopped = true;
   }
 
   private run(buf: Buffer, pos: number): void {
@@ -153,7 +178,7 @@ export class RequestParser {
       this.pushRaw(f);
       this.bulkDone(f.subarray(0, f.length - 2), buf, pos, pos);
     }
-    while (pos < len && !this.released) {
+    while (pos < len && !this.released && !this.stopped) {
       if (this.mbLeft === 0) {
         start = pos;
         if (buf[pos] !== STAR) {
@@ -176,6 +201,10 @@ export class RequestParser {
         if (n > this.unauthBulk && !this.authenticated) {
           return void this.fail(ProtocolError.unauthBulk);
         }
+        if (n > 16384 && this.policy !== undefined) {
+          const refused = this.policy.bulk(n);
+          if (refused !== undefined) return void this.fail(refused);
+        }
         this.bulkLen = n;
         pos = this.next;
       } else {
@@ -192,6 +221,10 @@ export class RequestParser {
         pos += need;
         this.bulkDone(buf.subarray(pos - need, pos - 2), buf, start, pos);
       }
+    }
+    if (this.stopped) {
+      this.rest = buf.subarray(pos);
+      return;
     }
     if (this.mbLeft > 0 && pos > start && this.err === undefined && !this.released) {
       this.pushRaw(buf.subarray(start, pos));
@@ -295,6 +328,11 @@ export class RequestParser {
     this.carryLen = 0;
     this.run(line, 0);
     if (this.err !== undefined) return -1;
+    if (this.stopped) {
+      // A line that completes a command is that command's last: nothing of it is left.
+      this.rest = chunk.subarray(end);
+      return -1;
+    }
     if (this.carryLen > 0) {
       // The line held a NUL: everything after it piles up behind it.
       this.carryLen += chunk.length - end;

@@ -1,12 +1,12 @@
 /*
  * Builds the semantic cache from the configuration: the embedder chain
- * (model → micro-batching → LRU of embeddings), semcache's own Redis
- * connection, the store and the engine, and starts loading in the background
+ * (model → micro-batching → LRU of embeddings), the store over semcache's
+ * own Redis connection, and the engine, and starts loading in the background
  * so pass-through traffic is served while the model loads.
  */
-import type { Config, RedisAddress } from '../config.js';
+import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { RedisClient } from '../upstream/redis-client.js';
+import type { RedisClient } from '../upstream/redis-client.js';
 import { BatchingEmbedder } from './embedders/batching.js';
 import { CachedEmbedder } from './embedders/cache.js';
 import { createHashEmbedder } from './embedders/hash.js';
@@ -49,11 +49,13 @@ export function createEmbedder(config: Config): Embedder & { close?: () => Promi
 
 export function createSemanticCache(
   config: Config,
-  upstream: RedisAddress,
+  /** semcache's own connection to Redis; its owner closes it. */
+  redis: RedisClient,
+  /** The database of that connection: values must be in it too. */
+  db: number,
   logger: Logger,
   embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
 ): SemanticRuntime {
-  const redis = new RedisClient({ ...upstream, connectTimeout: config.connectTimeout });
   const batching = new BatchingEmbedder(embedder, {
     maxBatch: config.embedBatch,
     maxWaitMs: config.embedWait,
@@ -62,7 +64,7 @@ export function createSemanticCache(
   const chain = new CachedEmbedder(batching, { maxEntries: config.embedCache });
   const engine = new SemanticCache({
     store: new SemanticStore(redis, config.prefix),
-    db: upstream.db,
+    db,
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
@@ -102,7 +104,6 @@ export function createSemanticCache(
     async close() {
       if (timer) clearInterval(timer);
       engine.stop();
-      redis.close();
       await embedder.close?.();
     },
   };

@@ -23,7 +23,16 @@ import { ReplyFramer } from '../resp/reply-framer.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
 const PROBE = Buffer.concat([encodeCommand(['RESET']), encodeCommand(['PING'])]);
-const NOAUTH = Buffer.from('-NOAUTH');
+const NOAUTH = Buffer.from('-NOAUTH Authentication required.\r\n');
+
+/** Redis's exact reply (a script's error could start the same way). */
+function isNoAuth(reply: Buffer, start: number, end: number): boolean {
+  return (
+    reply[start] === 0x2d &&
+    end - start === NOAUTH.length &&
+    reply.subarray(start, end).equals(NOAUTH)
+  );
+}
 
 export class AuthState {
   /** The default user needs a password (as last seen). */
@@ -41,10 +50,9 @@ export class AuthState {
     private readonly logger: Logger,
   ) {}
 
-  /** A reply to a request sent as an unauthenticated default user. */
-  observe(reply: Buffer, start = 0): void {
-    this.required =
-      reply[start] === 0x2d && reply.subarray(start, start + NOAUTH.length).equals(NOAUTH);
+  /** A reply, reply[start, end), to a request sent as an unauthenticated default user. */
+  observe(reply: Buffer, start = 0, end = reply.length): void {
+    this.required = isNoAuth(reply, start, end);
     this.seenAt = performance.now();
   }
 
@@ -96,7 +104,7 @@ export class AuthState {
     if (second < 0) return;
     this.chunks = [];
     const reply = all.subarray(first, second);
-    this.answer(reply[0] === 0x2d && reply.subarray(0, NOAUTH.length).equals(NOAUTH));
+    this.answer(isNoAuth(reply, 0, reply.length));
   }
 
   private answer(required: boolean | undefined): void {

@@ -21,6 +21,7 @@ import {
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
 import { causeOf, connectUpstream, type UpstreamTarget } from './connect.js';
+import type { LinkMonitor } from './link-log.js';
 
 // The codec's names are part of this module's interface, as before it moved out.
 export {
@@ -40,6 +41,8 @@ export interface RedisClientOptions {
   connectTimeout?: number;
   /** rediss://: TLS options (src/tls.ts). */
   tls?: UpstreamTarget['tls'];
+  /** Told of each connect and each loss, for the log. */
+  monitor?: LinkMonitor;
 }
 
 /** Where a reply goes: each command queues one, in the order it is written. */
@@ -161,6 +164,8 @@ export class RedisClient {
   /** The MGET that mget() calls join while it is the last command queued. */
   private batch: MgetBatch | undefined;
   private flushScheduled = false;
+  /** close() was called: the connection's end is not a loss. */
+  private closing = false;
 
   constructor(private readonly opts: RedisClientOptions) {}
 
@@ -271,6 +276,7 @@ export class RedisClient {
       const target = { ...this.opts, connectTimeout: this.opts.connectTimeout ?? 2000 };
       socket = connectUpstream(target, resolve);
       socket.once('error', (err) => {
+        this.opts.monitor?.down(this.address, causeOf(err), false);
         reject(new RedisConnectionError(`redis ${this.address} unreachable: ${causeOf(err)}`));
       });
       this.socket = socket;
@@ -313,7 +319,10 @@ export class RedisClient {
         throw reply;
       }
     }
-    if (this.socket === socket) this.connected = true;
+    if (this.socket === socket) {
+      this.connected = true;
+      this.opts.monitor?.up(this.address);
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -337,6 +346,10 @@ export class RedisClient {
 
   private onClose(socket: Socket): void {
     if (this.socket !== socket) return;
+    if (!this.closing) {
+      const why = this.lastError ?? 'connection closed by upstream';
+      this.opts.monitor?.down(this.address, why, true);
+    }
     this.socket = undefined;
     this.ready = undefined;
     this.connected = false;
@@ -350,6 +363,7 @@ export class RedisClient {
   }
 
   close(): void {
+    this.closing = true;
     this.socket?.destroy();
   }
 }

@@ -12,6 +12,20 @@
  * pinned to a connection of its own. If this connection fails, the commands
  * waiting on it get an error; the next command opens a new one.
  *
+ * One client's request must never cost the others their replies. Requests
+ * Redis would refuse by closing the connection are refused before they get
+ * here (src/proxy/request-limits.ts), but limits change and may be unknown.
+ * So when Redis closes this connection right after answering a request with
+ * a protocol error, that request's client is closed, exactly as Redis would
+ * have closed its own connection, and the requests behind it, which Redis
+ * never read, are sent again on a new connection. Where a write races that
+ * close, Node drops the socket before its last bytes are read; then the
+ * protocol error is never seen and everything in flight gets the error.
+ *
+ * Whether a client must authenticate (which changes Redis's limits) is seen
+ * here: the first reply after a batch's RESET is -NOAUTH exactly when it
+ * must, and AuthState is told.
+ *
  * Redis authenticates a connection once, when it opens; a password set later
  * (CONFIG SET requirepass, ACL SETUSER default) does not reach it. Clients on
  * a shared connection are unauthenticated by definition (AUTH pins), so every
@@ -24,17 +38,26 @@ import { encodeCommand } from '../resp/client-codec.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
 import type { AuthState } from './auth-state.js';
+import type { LinkLog } from './link-log.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
 const RESET = encodeCommand(['RESET']);
 /** Its reply is read and dropped. */
 const NOBODY: SharedWaiter = { owner: undefined };
+/** Redis's processInputBuffer errors: the connection is closed after them. */
+const PROTOCOL_ERROR = Buffer.from('-ERR Protocol error');
 
 export interface SharedOwner {
   onSharedReply(waiter: SharedWaiter, reply: Buffer, start: number, end: number): void;
   onSharedError(waiter: SharedWaiter, text: string): void;
   /** Every reply of this read has been handed out: write them. */
   onSharedBatchEnd(): void;
+  /**
+   * Redis closed the connection after answering `waiter` with a protocol
+   * error: close the client as Redis would have (nothing after that request
+   * is answered).
+   */
+  onSharedFatal(waiter: SharedWaiter): void;
 }
 
 export interface SharedWaiter {
@@ -45,14 +68,21 @@ export class SharedUpstream {
   private upstream: Upstream | undefined;
   private framer = new ReplyFramer();
   private readonly awaiting = new Deque<SharedWaiter>();
+  /** The request bytes of each waiter in `awaiting`, in the same order. */
+  private readonly requests = new Deque<Buffer[]>();
+  /** The last reply was a protocol error: its waiter and that waiter's owner (if still there). */
+  private fatal: { waiter: SharedWaiter; owner: SharedOwner | undefined } | undefined;
   private out: Buffer[] = [];
   private scheduled = false;
   private partial: Buffer[] | undefined;
   private readonly touched = new Set<SharedOwner>();
+  /** The next reply is the first after a RESET: it tells whether clients must authenticate. */
   private afterReset = false;
 
   constructor(
     private readonly opts: UpstreamOptions,
+    private readonly log?: LinkLog,
+    /** Told whether the default user must authenticate (auth-state.ts). */
     private readonly auth?: AuthState,
   ) {}
 
@@ -63,9 +93,11 @@ export class SharedUpstream {
   send(waiter: SharedWaiter, parts: Buffer[]): void {
     if (this.out.length === 0) {
       this.awaiting.push(NOBODY);
+      this.requests.push([RESET]);
       this.out.push(RESET);
     }
     this.awaiting.push(waiter);
+    this.requests.push(parts);
     for (const p of parts) this.out.push(p);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -83,15 +115,18 @@ export class SharedUpstream {
   };
 
   private open(): Upstream {
-    const upstream: Upstream = new Upstream(this.opts, {
-      data: (chunk) => this.onData(chunk),
-      // Clients cap what they have in flight here, so the write buffer is bounded.
-      blocked: () => {},
-      drain: () => {},
-      closed: (cause, everConnected) => {
-        if (this.upstream === upstream) this.onClosed(cause, everConnected, upstream.address);
+    const upstream: Upstream = new Upstream(
+      { ...this.opts, monitor: this.log },
+      {
+        data: (chunk) => this.onData(chunk),
+        // Clients cap what they have in flight here, so the write buffer is bounded.
+        blocked: () => {},
+        drain: () => {},
+        closed: (cause, everConnected) => {
+          if (this.upstream === upstream) this.onClosed(cause, everConnected, upstream.address);
+        },
       },
-    });
+    );
     upstream.connect();
     return upstream;
   }
@@ -130,14 +165,15 @@ export class SharedUpstream {
 
   private deliver(reply: Buffer, start: number, end: number): void {
     const waiter = this.awaiting.shift();
-    // The first reply after a RESET says whether the default user needs a password.
-    if (this.afterReset) {
-      this.afterReset = false;
-      this.auth?.observe(reply, start);
-    }
-    if (waiter === NOBODY) this.afterReset = true;
+    this.requests.shift();
     const owner = waiter?.owner;
-    if (waiter === undefined || owner === undefined) return;
+    this.fatal = undefined;
+    if (this.afterReset) this.auth?.observe(reply, start, end);
+    this.afterReset = waiter === NOBODY;
+    if (waiter === undefined) return;
+    // Confirmed only if the connection closes next (a script may return this text).
+    if (startsWith(reply, start, end, PROTOCOL_ERROR)) this.fatal = { waiter, owner };
+    if (owner === undefined) return;
     this.touched.add(owner);
     owner.onSharedReply(waiter, reply, start, end);
   }
@@ -147,6 +183,13 @@ export class SharedUpstream {
     this.framer = new ReplyFramer();
     this.partial = undefined;
     this.afterReset = false;
+    const fatal = this.fatal;
+    this.fatal = undefined;
+    if (fatal !== undefined && everConnected) {
+      this.resendAfter(fatal);
+      return;
+    }
+    this.requests.clear();
     // Requests not yet written are answered with the error too; writing them
     // to the next connection would shift every later reply by one.
     this.out = [];
@@ -164,8 +207,39 @@ export class SharedUpstream {
     this.touched.clear();
   }
 
+  /**
+   * Redis answered `fatal` with a protocol error and closed the connection:
+   * it read nothing after that request. Its client is closed; the requests
+   * of the others are sent again, in order, on a new connection.
+   */
+  private resendAfter(fatal: { waiter: SharedWaiter; owner: SharedOwner | undefined }): void {
+    const waiters = [...this.awaiting];
+    const requests = [...this.requests];
+    this.awaiting.clear();
+    this.requests.clear();
+    this.out = [];
+    fatal.owner?.onSharedFatal(fatal.waiter);
+    let again = 0;
+    for (const [i, w] of waiters.entries()) {
+      if (w === NOBODY || w.owner === undefined || w.owner === fatal.owner) continue;
+      this.send(w, requests[i]!);
+      again++;
+    }
+    this.log?.explain(
+      `closed by Redis after a protocol error in one client's request; that client was closed, ${again} request(s) of others sent again`,
+    );
+  }
+
   close(): void {
     this.upstream?.destroy();
     this.upstream = undefined;
   }
+}
+
+function startsWith(reply: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  return (
+    reply[start] === prefix[0] &&
+    end - start >= prefix.length &&
+    reply.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0
+  );
 }

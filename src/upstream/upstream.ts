@@ -4,11 +4,21 @@
  * connection that never came up (refused, timed out) can be tried again by the
  * next request; one that was up and died is final, because the server-side
  * state of the client (db, auth, MULTI, subscriptions) died with it.
+ *
+ * Backpressure is a state of the socket: `blocked` is signalled when a write
+ * is buffered past the high-water mark, and `drain` ends it, either when the
+ * buffer drains or when the socket closes (its buffer is gone with it). A
+ * socket that closes while blocked never emits 'drain'; without the second
+ * case the client would stay paused for good.
  */
 import type { Socket } from 'node:net';
 import { causeOf, connectUpstream, type UpstreamTarget } from './connect.js';
+import type { LinkMonitor } from './link-log.js';
 
-export type UpstreamOptions = UpstreamTarget;
+export interface UpstreamOptions extends UpstreamTarget {
+  /** Told of each connect and each loss, for the log (not of closes we make). */
+  monitor?: LinkMonitor | undefined;
+}
 
 export interface UpstreamEvents {
   data(chunk: Buffer): void;
@@ -23,6 +33,10 @@ export class Upstream {
   private socket: Socket | undefined;
   private connected = false;
   private dead = false;
+  /** We closed it (the client left, or a reply could not be framed). */
+  private destroyed = false;
+  /** `blocked` was signalled and `drain` not yet. */
+  private blocked = false;
   readonly address: string;
 
   constructor(
@@ -38,10 +52,11 @@ export class Upstream {
     const socket = connectUpstream(this.opts, () => {
       this.connected = true;
       socket.setKeepAlive(true, 30_000);
+      this.opts.monitor?.up(this.address);
     });
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => this.events.data(chunk));
-    socket.on('drain', () => this.events.drain());
+    socket.on('drain', () => this.unblock());
     socket.on('error', (err) => {
       cause ??= causeOf(err);
     });
@@ -51,7 +66,10 @@ export class Upstream {
       this.socket = undefined;
       this.connected = false;
       if (wasConnected) this.dead = true;
-      this.events.closed(cause ?? 'connection closed by upstream', wasConnected);
+      const why = cause ?? 'connection closed by upstream';
+      this.events.closed(why, wasConnected);
+      this.unblock();
+      if (!this.destroyed) this.opts.monitor?.down(this.address, why, wasConnected);
     });
   }
 
@@ -59,6 +77,8 @@ export class Upstream {
     if (this.dead) return;
     if (this.socket === undefined) this.connect();
     const socket = this.socket!;
+    // Failed, its 'close' is on its way: the requests' waiters are failed then.
+    if (socket.destroyed) return;
     let ok = true;
     if (parts.length === 1) ok = socket.write(parts[0]!);
     else {
@@ -66,7 +86,16 @@ export class Upstream {
       for (const p of parts) ok = socket.write(p);
       socket.uncork();
     }
-    if (!ok) this.events.blocked();
+    if (!ok && !this.blocked) {
+      this.blocked = true;
+      this.events.blocked();
+    }
+  }
+
+  private unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.events.drain();
   }
 
   pause(): void {
@@ -79,6 +108,8 @@ export class Upstream {
 
   destroy(err?: Error): void {
     this.dead = true;
+    // A reply we cannot frame is a fault worth logging (the connection logs it).
+    this.destroyed = true;
     this.socket?.destroy(err);
   }
 }

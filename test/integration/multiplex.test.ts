@@ -24,9 +24,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Upstream connections carrying client traffic: not admin, not semcache's own (CONFIG GET of the limits). */
 async function upstreamClients(): Promise<number> {
-  const info = (await admin.info('clients')) as string;
-  return Number(/connected_clients:(\d+)/.exec(info)![1]) - 1; // minus admin itself
+  const list = (await admin.client('LIST')) as string;
+  return list
+    .split('\n')
+    .filter((l) => l.includes('cmd=') && !/cmd=(client\|list|config\|get) /.test(l)).length;
 }
 
 describe('shared upstream', () => {
