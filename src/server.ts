@@ -93,6 +93,8 @@ export class SemcacheServer {
         ),
       );
     }
+    const first = this.shared[0];
+    if (first !== undefined) this.auth.via = () => first.ping();
     this.clientLinks = new ClientLinkLog(logger);
     server.on('connection', (socket) => this.accept(socket));
   }

@@ -427,8 +427,8 @@ export class ClientConnection implements SharedOwner, RunHost {
       // the cause; requests not yet written were answered too and are dropped.
       // The client stays; its next command tries again.
       this.forwarder.dropUnsent();
-      this.scheduler.dropOwn();
       this.reader.fail(unreachable);
+      for (const held of this.scheduler.dropOwn()) this.complete(held, unreachable);
     }
     this.flushHead();
     this.socket.uncork();

@@ -55,9 +55,19 @@ export class LocalScheduler {
     else this.sender.sendOwn(parts, awaits);
   }
 
-  /** The own connection failed before it was up: requests held for it were answered; drop them. */
-  dropOwn(): void {
-    this.outbox = this.outbox.filter((item) => !('parts' in item));
+  /**
+   * The own connection failed before it was up: requests held for it are
+   * dropped, never to be sent later; those awaiting a reply are returned, to
+   * be answered with the failure in their turn.
+   */
+  dropOwn(): Entry[] {
+    const answered: Entry[] = [];
+    this.outbox = this.outbox.filter((item) => {
+      if (!('parts' in item)) return true;
+      if (item.awaits !== undefined) answered.push(item.awaits);
+      return false;
+    });
+    return answered;
   }
 
   /** Run a local command's `start` in its turn (see the rules above). */

@@ -12,8 +12,10 @@
  * It is learnt for free from the shared connections, whose batches run as a
  * fresh unauthenticated connection (each starts with RESET): a -NOAUTH reply
  * there means required, any other reply means not. When no such reply was
- * seen for `maxAgeMs` and an answer is needed now, it asks on a connection of
- * its own: RESET (unauthenticated again, as new), then PING. So a change made
+ * seen for `maxAgeMs` and an answer is needed now, it asks: a PING in the
+ * next batch of a shared connection, or, without shared connections
+ * (--multiplex 0), on a connection of its own: RESET (unauthenticated again,
+ * as new), then PING. So a change made
  * on Redis (CONFIG SET requirepass, ACL SETUSER default) is seen at the next
  * shared reply, or within `maxAgeMs` by our commands.
  */
@@ -68,9 +70,20 @@ export class AuthState {
     return this.required;
   }
 
+  /**
+   * Where to ask, when semcache has shared connections: a PING in the next
+   * batch of one (no connection of the auth state's own then).
+   */
+  via: (() => Promise<void>) | undefined;
+
   /** Ask Redis now; resolves with the answer, or undefined if Redis could not be asked. */
   probe(): Promise<boolean | undefined> {
     if (this.closed) return Promise.resolve(undefined);
+    const via = this.via;
+    if (via !== undefined) {
+      const before = this.seenAt;
+      return via().then(() => (this.seenAt === before ? undefined : this.required));
+    }
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       if (this.waiting.length > 1) return; // a probe is in flight: share its answer

@@ -42,6 +42,7 @@ import type { LinkLog } from './link-log.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
 const RESET = encodeCommand(['RESET']);
+const PING = encodeCommand(['PING']);
 /** Its reply is read and dropped. */
 const NOBODY: SharedWaiter = { owner: undefined };
 /** Redis's processInputBuffer errors: the connection is closed after them. */
@@ -103,6 +104,24 @@ export class SharedUpstream {
       this.scheduled = true;
       setImmediate(this.flush);
     }
+  }
+
+  /**
+   * A PING in the next batch, for AuthState: the first reply after the
+   * batch's RESET tells it whether the default user needs a password.
+   * Resolves when the batch is answered (or failed).
+   */
+  ping(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => resolve();
+      const owner: SharedOwner = {
+        onSharedReply: done,
+        onSharedError: done,
+        onSharedBatchEnd: () => {},
+        onSharedFatal: done,
+      };
+      this.send({ owner }, [PING]);
+    });
   }
 
   private readonly flush = (): void => {

@@ -37,6 +37,8 @@ export class Upstream {
   private destroyed = false;
   /** `blocked` was signalled and `drain` not yet. */
   private blocked = false;
+  /** Redis has sent something on it. */
+  private answered = false;
   readonly address: string;
 
   constructor(
@@ -55,14 +57,21 @@ export class Upstream {
       this.opts.monitor?.up(this.address);
     });
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => this.events.data(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.answered = true;
+      this.events.data(chunk);
+    });
     socket.on('drain', () => this.unblock());
     socket.on('error', (err) => {
       cause ??= causeOf(err);
     });
     socket.on('close', () => {
       if (this.socket !== socket) return;
-      const wasConnected = this.connected;
+      // A TLS 1.3 server refuses our certificate only after the handshake,
+      // before it says a word: that connection never really came up, and the
+      // next request may try again (the client stays).
+      const refused = !this.answered && cause?.startsWith('TLS: ') === true;
+      const wasConnected = this.connected && !refused;
       this.socket = undefined;
       this.connected = false;
       if (wasConnected) this.dead = true;

@@ -68,10 +68,10 @@ describe('RequestPolicy', () => {
       asked.push(`${what}${n}`);
       return n > max ? text : undefined;
     };
-    return { multibulk: (n: number) => check('*', n), bulk: (n: number) => check('$', n) };
+    return { bulk: (n: number) => check('$', n) };
   }
 
-  it('is asked only about counts over 10 and bulks over 16 KB', () => {
+  it('is asked only about bulks over 16 KB', () => {
     const asked: string[] = [];
     const never = () => recording(asked, Number.MAX_SAFE_INTEGER, 'x');
     expect(new RequestParser({}, never()).feed(mset(10), () => {})).toBeUndefined();
@@ -80,24 +80,23 @@ describe('RequestPolicy', () => {
     const p = new RequestParser({}, never());
     expect(p.feed(mset(11), () => {})).toBeUndefined();
     expect(p.feed(Buffer.from('$16385\r\n'), () => {})).toBeUndefined();
-    expect(asked).toEqual(['*11', '$16385']);
+    expect(asked).toEqual(['$16385']);
   });
 
   it('its refusal is the protocol error', () => {
     const asked: string[] = [];
-    const text = 'unauthenticated multibulk length';
-    expect(new RequestParser({}, recording(asked, 10, text)).feed(mset(11), () => {})).toBe(text);
     const bulk = new RequestParser({}, recording(asked, 20_000, 'invalid bulk length'));
     expect(bulk.feed(get(20_001), () => {})).toBe('invalid bulk length');
   });
 
   it("the parser's own limits are checked first", () => {
-    const policy = recording([], 0, 'unauthenticated bulk length');
+    const policy = recording([], 0, 'from the policy');
     const p = new RequestParser({ maxBulkLength: 20_000 }, policy);
     expect(p.feed(get(30_000), () => {})).toBe('invalid bulk length');
     const q = new RequestParser({ maxBulkLength: 20_000 }, policy);
-    expect(q.feed(get(19_000), () => {})).toBe('unauthenticated bulk length');
-    const r = new RequestParser({ maxMultibulkLength: 100 }, policy);
-    expect(r.feed(mset(101), () => {})).toBe('invalid multibulk length');
+    expect(q.feed(get(19_000), () => {})).toBe('from the policy');
+    const u = new RequestParser({}, policy);
+    u.setAuthenticated(false);
+    expect(u.feed(get(17_000), () => {})).toBe('unauthenticated bulk length');
   });
 });
