@@ -259,7 +259,6 @@ export class SemcacheServer {
     const conn = new ClientConnection(socket, {
       id,
       shared: this.shared.length > 0 ? this.shared[id % this.shared.length] : undefined,
-      commands: this.router.commands,
       router: this.router,
       upstream: {
         ...this.upstream,

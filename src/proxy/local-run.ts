@@ -30,6 +30,7 @@ import { Err } from '../errors.js';
 import { type Arg, encodeCommand } from '../resp/client-codec.js';
 import { R, type Reply } from '../resp/writer.js';
 import { AccessRefusedError } from '../semantic/types.js';
+import type { AuthState } from '../upstream/auth-state.js';
 import { type Entry, newEntry } from './entry.js';
 import type { Forwarder } from './forwarder.js';
 import type { Session } from './session.js';
@@ -49,10 +50,8 @@ export interface RunHost {
   readonly reader: UpstreamReader;
   /** The entry's reply is known (written in its turn). */
   complete(entry: Entry, reply: Reply): void;
-  /** Does the default user need a password (asking Redis if the last answer is old)? */
-  authRequired(): Promise<boolean>;
-  /** The last answer, without asking. */
-  authKnownRequired(): boolean;
+  /** Whether the default user needs a password (auth-state.ts). */
+  readonly auth: AuthState;
   /** The database our commands work in (semcache's records are there). */
   readonly storageDb: number;
 }
@@ -112,7 +111,7 @@ export class LocalRun implements ClientRedis, LocalSlot {
     // is refused -NOAUTH, which is then the answer.
     const known = this.queued || this.host.session.authenticated;
     const fastOk = !this.queued && !this.replyOff && spec.fast !== undefined;
-    if (fastOk && (known || !this.host.authKnownRequired())) {
+    if (fastOk && (known || !this.host.auth.required)) {
       const fast = spec.fast!(this.args);
       if (fast !== undefined && this.host.session.db === this.host.storageDb) {
         this.fast(fast);
@@ -123,7 +122,7 @@ export class LocalRun implements ClientRedis, LocalSlot {
       this.execute();
       return;
     }
-    this.host.authRequired().then((required) => {
+    this.host.auth.current().then((required) => {
       if (!required) {
         this.execute();
         return;
