@@ -6,23 +6,15 @@
  */
 import { connect, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded-redis.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { sleep, waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request, splitReplies } from '../helpers/raw.js';
 import { type ProxyHandle, type RedisHandle, startProxy, startRedis } from '../helpers/servers.js';
 
 /** Everything a test started, stopped after it whatever happened. */
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 async function redisOn(port?: number, args: string[] = []): Promise<RedisHandle> {
   const r = await startRedis(args, port);

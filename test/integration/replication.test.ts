@@ -5,21 +5,13 @@
  * RDB payload (`$<len>` from disk, `$EOF:<mark>` diskless) and the same bytes
  * of the stream after it. src/proxy/tunnel.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type ProxyHandle, type RedisHandle, startProxy, startRedis } from '../helpers/servers.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 async function redisWith(args: string[]): Promise<RedisHandle> {
   const r = await startRedis(args);

@@ -6,22 +6,14 @@
  * even on a shared upstream connection. src/proxy/request-limits.ts,
  * src/upstream/limits.ts, src/upstream/shared-upstream.ts; docs/protocol.md.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { sleep } from '../helpers/proc.js';
 import { cmd, RawClient, request, splitReplies } from '../helpers/raw.js';
 import { type ProxyHandle, type RedisHandle, startProxy, startRedis } from '../helpers/servers.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 async function redisWith(args: string[]): Promise<RedisHandle> {
   const r = await startRedis(args);

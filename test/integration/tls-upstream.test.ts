@@ -6,9 +6,10 @@
  * a refusal with its cause (docs/security.md "TLS").
  */
 import { createServer, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.js';
 import { freePort } from '../../src/embedded-redis.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { runProcess } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type ProxyHandle, startProxy, startSemanticProxy } from '../helpers/servers.js';
@@ -27,16 +28,7 @@ afterAll(async () => {
   certs?.remove();
 });
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 /** rediss:// to `port` with the CA and semcache's client certificate, then `overrides`. */
 function upstreamTls(port: number, overrides: Partial<Config> = {}): Partial<Config> {

@@ -10,8 +10,9 @@ import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, ConfigError, parseConfig } from '../../src/config.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { runProcess, sleep, waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type ProxyHandle, startProxy } from '../helpers/servers.js';
@@ -31,16 +32,7 @@ let proxy: ProxyHandle;
 let tlsPort: number;
 
 /** Everything a test started, stopped after it whatever happened. */
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 /** The TLS settings of a proxy in front of `redis`: both hops TLS, client certificates required. */
 function tlsConfig(overrides: Partial<Config> = {}): Partial<Config> {

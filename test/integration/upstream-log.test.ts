@@ -3,24 +3,16 @@
  * redis-server: each once, with its cause, and a mass loss of clients' own
  * connections as one line (then a summary, see test/unit/link-log.test.ts).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { SemcacheServer } from '../../src/server.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { sleep, waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type RedisHandle, startRedis } from '../helpers/servers.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 async function redisOn(port?: number, args: string[] = []): Promise<RedisHandle> {
   const r = await startRedis(args, port);

@@ -7,23 +7,15 @@
  * died) is closed at once, as Redis closes it: earlier replies are written,
  * commands in flight get nothing. docs/protocol.md, "Upstream failures".
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded-redis.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { sleep } from '../helpers/proc.js';
 import { cmd, RawClient, request, splitReplies } from '../helpers/raw.js';
 import { type ProxyHandle, type RedisHandle, startProxy, startRedis } from '../helpers/servers.js';
 import { testCommands } from '../helpers/test-commands.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 async function redisOn(port?: number, args: string[] = []): Promise<RedisHandle> {
   const r = await startRedis(args, port);

@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded-redis.js';
 import { RequestParser } from '../../src/resp/request-parser.js';
 import {
@@ -22,21 +22,13 @@ import {
   RedisReplyError,
   type RedisValue,
 } from '../../src/upstream/redis-client.js';
+import { stopAfterEach } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import { type RedisHandle, startRedis } from '../helpers/servers.js';
 
 /** Everything a test started, stopped after it whatever happened. */
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) {
-    try {
-      await f();
-    } catch {
-      // already gone
-    }
-  }
-});
+const cleanups = stopAfterEach();
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const str = (v: RedisValue | undefined): string | null =>
