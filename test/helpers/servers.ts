@@ -45,7 +45,14 @@ export async function startRedis(args: string[] = [], port?: number): Promise<Re
     { stdio: 'ignore' },
   );
   const exited = once(child, 'exit');
-  await waitForPong('127.0.0.1', p, 10_000);
+  try {
+    await waitForPong('127.0.0.1', p, 10_000);
+  } catch (err) {
+    // Not up in time: it must not outlive the test that started it.
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill(signal);
