@@ -1,0 +1,46 @@
+/*
+ * The one buffer that every plain client socket reads into (see
+ * src/proxy/client-reads.ts for how, and why it pays). Node otherwise
+ * allocates 64 KB, shrinks it and wraps it in a new ArrayBuffer for every
+ * read; at one request per read that was a tenth of semcache's CPU.
+ *
+ * The price is a rule: bytes in this buffer are valid only until the read
+ * handler returns, because the next read of any client overwrites them. The
+ * parser hands out zero-copy views of a chunk (args, raw slices), so whoever
+ * keeps such a view past the handler must keep `stable(view)` instead. In
+ * practice that is four places: the parser's incomplete command, the shared
+ * connection's batch and a client's own-connection batch (ByteBatch copies),
+ * and everything that is not plain forwarding (dispatch.ts copies it whole).
+ *
+ * Tests poison the buffer after every read (`poisonReads`), so that a view
+ * kept by mistake shows up as wrong bytes in the byte-for-byte comparisons
+ * with redis-server, not as a rare corruption under load.
+ */
+
+/** As large as Node's own reads (64 KB): chunks split where they always did. */
+export const READ_BUFFER_SIZE = 64 * 1024;
+
+/** Its own ArrayBuffer (never Node's pool), so `isVolatile` is exact. */
+export const readBuffer: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+
+let poison: number | undefined;
+
+/** Tests: overwrite every chunk with `byte` once its handler has returned (undefined: off). */
+export function poisonReads(byte: number | undefined): void {
+  poison = byte;
+}
+
+/** After a read's handler returned: what it was given is gone (poisoned in tests). */
+export function readDone(length: number): void {
+  if (poison !== undefined) readBuffer.fill(poison, 0, length);
+}
+
+/** Is `b` a view of the read buffer (valid only until the read handler returns)? */
+export function isVolatile(b: Buffer): boolean {
+  return b.buffer === readBuffer.buffer;
+}
+
+/** `b` itself, or a copy of it if it is a view of the read buffer. */
+export function stable(b: Buffer): Buffer {
+  return b.buffer === readBuffer.buffer ? Buffer.from(b) : b;
+}
