@@ -386,7 +386,8 @@ export class RequestParser {
   private emit(buf: Buffer, from: number, to: number, args: Buffer[], inline: boolean): void {
     let raw: Buffer[];
     if (this.rawParts.length === 0) {
-      raw = [buf.subarray(from, to)];
+      // A view costs more than the parse: a command that is the whole chunk is the chunk.
+      raw = [from === 0 && to === buf.length ? buf : buf.subarray(from, to)];
     } else {
       raw = this.rawParts;
       if (to > from) raw.push(buf.subarray(from, to));
