@@ -35,12 +35,21 @@ export function readDone(length: number): void {
   if (poison !== undefined) readBuffer.fill(poison, 0, length);
 }
 
+/** Reading a view's `.buffer` is a call into V8's runtime: read the read buffer's once. */
+const READ_AB = readBuffer.buffer;
+
+/** Small buffers are copied without asking: cheaper than asking (`.buffer` above). */
+const ALWAYS_COPY = 4096;
+
 /** Is `b` a view of the read buffer (valid only until the read handler returns)? */
 export function isVolatile(b: Buffer): boolean {
-  return b.buffer === readBuffer.buffer;
+  return b.buffer === READ_AB;
 }
 
-/** `b` itself, or a copy of it if it is a view of the read buffer. */
+/** `b`, or a copy of it: one that stays valid after the read handler returns. */
 export function stable(b: Buffer): Buffer {
-  return b.buffer === readBuffer.buffer ? Buffer.from(b) : b;
+  if (b.length > ALWAYS_COPY && b.buffer !== READ_AB) return b;
+  const copy = Buffer.allocUnsafe(b.length);
+  copy.set(b);
+  return copy;
 }
