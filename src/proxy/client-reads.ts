@@ -5,15 +5,15 @@
  *
  * Why: with 'data' events Node allocates 64 KB for every read, shrinks it,
  * wraps it in a new ArrayBuffer and pushes it through a Readable stream; at
- * one small request per read (redis-benchmark -P 1) that was a third of the
- * JavaScript-side CPU per request. Node's `onread` option (a buffer reused
- * for every read, a callback instead of 'data') skips all of it, but Node 20
- * offers it only to sockets it constructs for `new net.Socket()` and
- * `net.connect()`, not to the ones a server accepts. So an accepted socket
- * is switched to it here by the same steps its constructor would have
- * taken: set the socket's kBuffer and kBufferCb slots and tell the handle
- * (`useUserBuffer`). Node's own read path then does the rest, including
- * 'end', 'close', pause() and resume().
+ * one small request per read (redis-benchmark -P 1) that was about a
+ * tenth of semcache's CPU (docs/benchmarks.md). Node's `onread` option (a
+ * buffer reused for every read, a callback instead of 'data') skips all of
+ * it, but Node 20 offers it only to sockets it constructs for `new
+ * net.Socket()` and `net.connect()`, not to the ones a server accepts. So
+ * an accepted socket is switched to it here by the same steps its
+ * constructor would have taken: set the socket's kBuffer and kBufferCb
+ * slots and tell the handle (`useUserBuffer`). Node's own read path then
+ * does the rest, including 'end', 'close', pause() and resume().
  *
  * Those slots are Node internals. If they are not what this expects (another
  * Node, a TLS socket, data already read), the socket keeps 'data' events and

@@ -8,9 +8,10 @@
  * handler returns, because the next read of any client overwrites them. The
  * parser hands out zero-copy views of a chunk (args, raw slices), so whoever
  * keeps such a view past the handler must keep `stable(view)` instead. In
- * practice that is four places: the parser's incomplete command, the shared
+ * practice that is five places: the parser's incomplete command, the shared
  * connection's batch and a client's own-connection batch (ByteBatch copies),
- * and everything that is not plain forwarding (dispatch.ts copies it whole).
+ * requests held behind our commands (local-scheduler.ts), and everything
+ * that is not plain forwarding (dispatch.ts copies it).
  *
  * Tests poison the buffer after every read (`poisonReads`), so that a view
  * kept by mistake shows up as wrong bytes in the byte-for-byte comparisons
