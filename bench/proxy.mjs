@@ -9,19 +9,25 @@
 //   semcache   node dist/cli.js --upstream redis://... (our proxy; every
 //              GET/SET is forwarded, so this is the cost of the pass-through path)
 // Targets are interleaved within each round (redis, twemproxy, semcache, then
-// again) so slow drifts of the machine hit all of them alike; the table shows
+// again; the order rotated by one each round) so slow drifts of the machine hit all of them alike; the table shows
 // the median of R rounds per cell. Read "semcache/twemproxy" as "how close are
 // we to a C proxy" (1.00 = same speed) and "semcache/redis" as "what fraction
 // of direct Redis throughput is left after our hop". On a small machine the
 // client, the proxy and Redis share the cores, so absolute numbers are low;
 // the ratios are what to compare between runs.
 //
+// A fourth target, `base`, is a second semcache to compare against in the same
+// run (another build with --base-cli, other flags with --base-args): before and
+// after a change, or --multiplex 1 against 2, side by side under the same load.
+//
 // Usage: node bench/proxy.mjs [--requests N | N1,N16] [--rounds R] [--clients C]
-//          [--pipelines 1,16] [--only redis,twemproxy,semcache]
+//          [--pipelines 1,16] [--only redis,twemproxy,semcache,base]
 //          [--extra-args "--flag value"] [--json out.json] [--timeout SECONDS]
 //          [--semcache-cli path/to/cli.js]   (default dist/cli.js)
+//          [--base-cli path/to/cli.js] [--base-args "--flag value"]
 // Env fallbacks: BENCH_REQUESTS, BENCH_ROUNDS, BENCH_CLIENTS, BENCH_PIPELINES, BENCH_ONLY,
-//                BENCH_EXTRA_ARGS, BENCH_JSON, BENCH_TIMEOUT, BENCH_SEMCACHE_CLI.
+//                BENCH_EXTRA_ARGS, BENCH_JSON, BENCH_TIMEOUT, BENCH_SEMCACHE_CLI,
+//                BENCH_BASE_CLI, BENCH_BASE_ARGS.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +35,11 @@ import { parseArgs } from 'node:util';
 import {
   die,
   fmt,
+  fmt1,
   fmtRatio,
   freePort,
   installCleanup,
+  loadavg,
   logTail,
   machineInfo,
   mdTable,
@@ -48,7 +56,7 @@ import {
   waitForPing,
 } from './lib.mjs';
 
-const ALL_TARGETS = ['redis', 'twemproxy', 'semcache'];
+const ALL_TARGETS = ['redis', 'twemproxy', 'semcache', 'base'];
 const TESTS = ['SET', 'GET'];
 
 // ---------- options ----------
@@ -58,7 +66,7 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '5' },
     clients: { type: 'string', default: process.env.BENCH_CLIENTS ?? '50' },
     pipelines: { type: 'string', default: process.env.BENCH_PIPELINES ?? '1,16' },
-    only: { type: 'string', default: process.env.BENCH_ONLY ?? ALL_TARGETS.join(',') },
+    only: { type: 'string', default: process.env.BENCH_ONLY },
     'extra-args': { type: 'string', default: process.env.BENCH_EXTRA_ARGS ?? '' },
     json: { type: 'string', default: process.env.BENCH_JSON },
     timeout: { type: 'string', default: process.env.BENCH_TIMEOUT ?? '180' },
@@ -66,6 +74,8 @@ const { values: opt } = parseArgs({
       type: 'string',
       default: process.env.BENCH_SEMCACHE_CLI ?? path.join(ROOT, 'dist', 'cli.js'),
     },
+    'base-cli': { type: 'string', default: process.env.BENCH_BASE_CLI },
+    'base-args': { type: 'string', default: process.env.BENCH_BASE_ARGS },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -85,14 +95,18 @@ const requestsFor = (i) => reqList[Math.min(i, reqList.length - 1)];
 const rounds = posInt('rounds', opt.rounds);
 const clients = posInt('clients', opt.clients);
 const timeoutMs = posInt('timeout', opt.timeout) * 1000;
-const targets = opt.only
+// `base` runs when asked for, or when --base-cli / --base-args say what it is.
+const hasBase = opt['base-cli'] !== undefined || opt['base-args'] !== undefined;
+const targets = (opt.only ?? ALL_TARGETS.filter((t) => t !== 'base' || hasBase).join(','))
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);
 for (const t of targets)
   if (!ALL_TARGETS.includes(t))
     die(`--only: unknown target "${t}" (use ${ALL_TARGETS.join(', ')})`);
-const extraArgs = opt['extra-args'].split(/\s+/).filter(Boolean);
+const splitArgs = (s) => s.split(/\s+/).filter(Boolean);
+const extraArgs = splitArgs(opt['extra-args']);
+const baseArgs = opt['base-args'] === undefined ? extraArgs : splitArgs(opt['base-args']);
 
 installCleanup();
 
@@ -114,6 +128,23 @@ async function runBenchmark(port, pipeline, requests) {
   throw new Error(
     `redis-benchmark ${args} failed (code ${code}, signal ${signal}${signal ? `, timeout ${timeoutMs / 1000}s?` : ''})\n${out}${err}`,
   );
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc (Linux);
+ * NaN where that cannot be read. Steadier than requests/s on a shared machine:
+ * what one request costs the proxy does not depend on who else wants the cores.
+ */
+const CLK_TCK = Number(sh('getconf', ['CLK_TCK'])) || 100;
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK }; // utime, stime
+  } catch {
+    return { user: Number.NaN, sys: Number.NaN };
+  }
 }
 
 /** Two decimals, no unit: the table's ratio columns. */
@@ -166,16 +197,21 @@ async function main() {
     ports.twemproxy = port;
     procs.twemproxy = nc;
   }
-  if (targets.includes('semcache')) {
+  // semcache, and the build or flags it is compared with (`base`).
+  const semcaches = {
+    semcache: { cli, args: extraArgs },
+    base: { cli: path.resolve(opt['base-cli'] ?? opt['semcache-cli']), args: baseArgs },
+  };
+  for (const [t, { cli: script, args }] of Object.entries(semcaches)) {
+    if (!targets.includes(t)) continue;
+    if (!fs.existsSync(script)) die(`${t}: ${script} not found`);
     const port = await freePort();
     const upstream = `redis://127.0.0.1:${redisPort}`;
-    const scArgs = [cli, '--port', `${port}`, '--bind', '127.0.0.1', '--upstream', upstream];
-    const sc = startServer('semcache', process.execPath, [...scArgs, ...extraArgs], {
-      cwd: ROOT,
-    });
-    await waitForPing('semcache', port, sc, 60_000);
-    ports.semcache = port;
-    procs.semcache = sc;
+    const scArgs = [script, '--port', `${port}`, '--bind', '127.0.0.1', '--upstream', upstream];
+    const sc = startServer(t, process.execPath, [...scArgs, ...args], { cwd: ROOT });
+    await waitForPing(t, port, sc, 60_000);
+    ports[t] = port;
+    procs[t] = sc;
   }
 
   // Sanity: a SET through each proxy must be visible on the shared redis.
@@ -187,40 +223,91 @@ async function main() {
   }
 
   const samples = {}; // samples[target][P][test] = [rps, ...]
-  for (const t of targets)
+  // cpu[target][P] = [{ proxy, redis }, ...]: CPU µs per request of the target's own
+  // process and of redis-server, over one redis-benchmark run (SET and GET together).
+  const cpu = {};
+  for (const t of targets) {
     samples[t] = Object.fromEntries(pipelines.map((p) => [p, { SET: [], GET: [] }]));
+    cpu[t] = Object.fromEntries(pipelines.map((p) => [p, []]));
+  }
   const t0 = Date.now();
+  const load = { start: loadavg(), rounds: [] };
+  console.log(`load average (1, 5, 15 min) at the start: ${load.start}`);
   for (let r = 1; r <= rounds; r++) {
     for (const [i, p] of pipelines.entries()) {
-      for (const t of targets) {
+      // Rotated each round, so that no target always runs right after the same one.
+      for (const t of targets.map((_, k) => targets[(k + r - 1) % targets.length])) {
+        const before = [cpuSeconds(procs[t].pid), cpuSeconds(redis.pid)];
         const rps = await runBenchmark(ports[t], p, requestsFor(i)).catch((e) => {
           const dead = [procs[t], redis].find((c) => c.exited);
           die(`${t} P${p}: ${e.message}${dead ? `\n${dead.exited}:\n${logTail(dead)}` : ''}`);
         });
         for (const test of TESTS) samples[t][p][test].push(rps[test]);
+        const perReq = (s) => (s * 1e6) / (TESTS.length * requestsFor(i));
+        const [proxyNow, redisNow] = [cpuSeconds(procs[t].pid), cpuSeconds(redis.pid)];
+        const proxySys = perReq(proxyNow.sys - before[0].sys);
+        const used = {
+          proxy: perReq(proxyNow.user - before[0].user) + proxySys,
+          proxySys,
+          redis: perReq(redisNow.user + redisNow.sys - before[1].user - before[1].sys),
+        };
+        cpu[t][p].push(used);
+        const cpuNote =
+          t === 'redis'
+            ? ''
+            : `  proxy cpu µs/req ${fmt1(used.proxy)} (sys ${fmt1(used.proxySys)})`;
         console.log(
-          `round ${r}/${rounds}  P${String(p).padEnd(3)} ${t.padEnd(10)} SET ${fmt(rps.SET).padStart(10)}  GET ${fmt(rps.GET).padStart(10)}`,
+          `round ${r}/${rounds}  P${String(p).padEnd(3)} ${t.padEnd(10)} SET ${fmt(rps.SET).padStart(10)}  GET ${fmt(rps.GET).padStart(10)}  redis cpu µs/req ${fmt1(used.redis)}${cpuNote}`,
         );
       }
     }
+    load.rounds.push(loadavg());
+    console.log(`load average after round ${r}: ${load.rounds[r - 1]}`);
   }
 
   const med = (t, p, test) => (samples[t] ? median(samples[t][p][test]) : Number.NaN);
+  const withBase = targets.includes('base');
   const header = [
     '',
-    ...ALL_TARGETS.map((t) => `${t} rps`),
+    ...ALL_TARGETS.filter((t) => t !== 'base' || withBase).map((t) => `${t} rps`),
     'semcache/twemproxy',
     'semcache/redis',
+    ...(withBase ? ['base/twemproxy', 'semcache/base'] : []),
   ];
   const rows = [];
   for (const p of pipelines) {
     for (const test of TESTS) {
-      const [r, tw, sc] = ALL_TARGETS.map((t) => med(t, p, test));
-      rows.push([`P${p} ${test}`, fmt(r), fmt(tw), fmt(sc), ratio2(sc, tw), ratio2(sc, r)]);
+      const [r, tw, sc, base] = ALL_TARGETS.map((t) => med(t, p, test));
+      const cells = withBase ? [fmt(base)] : [];
+      const ratios = withBase ? [ratio2(base, tw), ratio2(sc, base)] : [];
+      rows.push([
+        `P${p} ${test}`,
+        fmt(r),
+        fmt(tw),
+        fmt(sc),
+        ...cells,
+        ratio2(sc, tw),
+        ratio2(sc, r),
+        ...ratios,
+      ]);
     }
   }
-  const table = mdTable(header, rows);
-  const settings = `redis-benchmark -c ${clients} -t get,set, requests ${pipelines.map((p, i) => `P${p}: ${requestsFor(i)}`).join(', ')}; median of ${rounds} round(s); targets: ${targets.join(', ')}${extraArgs.length ? `; semcache extra args: ${extraArgs.join(' ')}` : ''}`;
+  // The second table: where the CPU goes, per request, medians.
+  const medCpu = (t, p, who) => (cpu[t] ? median(cpu[t][p].map((c) => c[who])) : Number.NaN);
+  const proxies = targets.filter((t) => t !== 'redis');
+  const cpuHeader = [
+    'CPU µs/request',
+    ...targets.map((t) => `redis-server (${t})`),
+    ...proxies.map((t) => `${t} process`),
+  ];
+  const cpuRows = pipelines.map((p) => [
+    `P${p} SET+GET`,
+    ...targets.map((t) => fmt1(medCpu(t, p, 'redis'))),
+    ...proxies.map((t) => `${fmt1(medCpu(t, p, 'proxy'))} (sys ${fmt1(medCpu(t, p, 'proxySys'))})`),
+  ]);
+  const cpuTable = mdTable(cpuHeader, cpuRows);
+  const table = `${mdTable(header, rows)}\n\n${cpuTable}`;
+  const settings = `redis-benchmark -c ${clients} -t get,set, requests ${pipelines.map((p, i) => `P${p}: ${requestsFor(i)}`).join(', ')}; median of ${rounds} round(s); targets: ${targets.join(', ')}${extraArgs.length ? `; semcache extra args: ${extraArgs.join(' ')}` : ''}${withBase ? `; base: ${path.relative(ROOT, semcaches.base.cli)} ${baseArgs.join(' ')}` : ''}; load average at the start ${load.start}, after each round ${load.rounds.join(' / ')}`;
   const machineLine = `${machine.cpu}, ${machine.cores} cores, ${machine.os}; node ${machine.node}, redis ${machine.redis}, twemproxy ${machine.twemproxy}, semcache ${machine.semcache}`;
   const report = `# semcache proxy benchmark (${machine.date})\n\n${machineLine}\n\n${settings}\n\n${table}\n`;
   console.log(`\n${table}\n\n${settings} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
@@ -239,8 +326,9 @@ async function main() {
         medians[t][`P${p}`] = { SET: med(t, p, 'SET'), GET: med(t, p, 'GET') };
     }
     const requests = pipelines.map((_, i) => requestsFor(i));
-    const options = { clients, rounds, pipelines, requests, targets, extraArgs };
-    const json = { machine, options, medians, samples };
+    const base = withBase ? { cli: semcaches.base.cli, args: baseArgs } : undefined;
+    const options = { clients, rounds, pipelines, requests, targets, extraArgs, base };
+    const json = { machine, options, load, medians, samples, cpu };
     fs.writeFileSync(opt.json, `${JSON.stringify(json, null, 2)}\n`);
     console.log(`wrote ${opt.json}`);
   }

@@ -13,10 +13,12 @@
  *   LocalScheduler   when our commands run relative to forwarded ones
  *   Tunnel           after SYNC/PSYNC: raw bytes both ways, for good
  *
- * A forwarded command's raw bytes go upstream unchanged and its reply bytes
- * come back unchanged; a local command (one of ours) runs at once, possibly
- * asynchronously, and its typed Reply is encoded when its turn comes, with
- * the protocol the client has at that point. docs/protocol.md has the rules.
+ * Client bytes are read into one buffer shared by every client, valid only
+ * during onClientData (client-reads.ts). A forwarded command's raw bytes go
+ * upstream unchanged and its reply bytes come back unchanged; a local
+ * command (one of ours) runs at once, possibly asynchronously, and its typed
+ * Reply is encoded when its turn comes, with the protocol the client has at
+ * that point. docs/protocol.md has the rules.
  */
 import type { Socket } from 'node:net';
 import { Err } from '../errors.js';
@@ -28,6 +30,7 @@ import type { AuthState } from '../upstream/auth-state.js';
 import type { UpstreamLimits } from '../upstream/limits.js';
 import type { SharedUpstream } from '../upstream/shared-upstream.js';
 import type { UpstreamOptions } from '../upstream/upstream.js';
+import { readClient } from './client-reads.js';
 import { Dispatcher, type DispatchHost } from './dispatch.js';
 import type { Entry } from './entry.js';
 import { Forwarder } from './forwarder.js';
@@ -86,12 +89,8 @@ export class ClientConnection implements DispatchHost, SharedLinkHost, OwnLinkHo
     private readonly opts: ConnectionOptions,
   ) {
     this.id = opts.id;
-    ({
-      router: this.router,
-      auth: this.auth,
-      logger: this.logger,
-      storageDb: this.storageDb,
-    } = opts);
+    ({ router: this.router, auth: this.auth, logger: this.logger } = opts);
+    this.storageDb = opts.storageDb;
     this.session = new Session(opts.router);
     this.replies = new ReplyQueue({
       write: (bytes) => socket.write(bytes),
@@ -125,7 +124,7 @@ export class ClientConnection implements DispatchHost, SharedLinkHost, OwnLinkHo
     );
     this.dispatcher = new Dispatcher(this);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    readClient(socket, (chunk) => this.onClientData(chunk));
     socket.on('drain', () => {
       this.forwarder.backlogged = false;
       this.forwarder.resume();

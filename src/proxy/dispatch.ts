@@ -12,17 +12,28 @@
  *
  * Every command that gets a reply has an Entry in the reply queue, in
  * request order, whatever path it takes.
+ *
+ * A command's bytes are views of the client read buffer, valid only during
+ * dispatch (src/util/read-buffer.ts). Plain forwarding copies them into its
+ * batch (or the scheduler does, if it holds them); every other path may keep
+ * args or raw bytes (hooks, our commands, the tunnel), so it gets a copy.
  */
 import type { CommandSpec } from '../commands/types.js';
 import { encodeCommand } from '../resp/client-codec.js';
 import type { ParsedCommand, RequestParser } from '../resp/request-parser.js';
 import type { Router } from '../router.js';
+import { stable } from '../util/read-buffer.js';
 import { type Entry, newEntry } from './entry.js';
 import { LocalRun, type RunHost } from './local-run.js';
 import type { LocalScheduler } from './local-scheduler.js';
 import type { ReplyQueue } from './reply-queue.js';
 import type { Session } from './session.js';
 import { syncPlan } from './tunnel.js';
+
+/** `cmd` with every view of the client read buffer copied. */
+function stableCommand(cmd: ParsedCommand): ParsedCommand {
+  return { args: cmd.args.map(stable), raw: cmd.raw.map(stable), inline: cmd.inline };
+}
 
 /** Sent for a command of ours that CLIENT REPLY SKIP applies to (see dispatch). */
 const CLIENT_REPLY_ON = encodeCommand(['CLIENT', 'REPLY', 'ON']);
@@ -44,11 +55,13 @@ export class Dispatcher {
   constructor(private readonly host: DispatchHost) {}
 
   /** One parsed command of the client's (the parser's callback). */
-  readonly dispatch = (cmd: ParsedCommand): void => {
+  readonly dispatch = (parsed: ParsedCommand): void => {
     const host = this.host;
     if (host.closing) return;
     const session: Session = host.session;
-    const route = host.router.route(cmd.args[0]!);
+    const route = host.router.route(parsed.args[0]!);
+    // Plain forwarding copies into its batch; ours keep only their args (local()).
+    const cmd = route.kind === 'plain' || route.kind === 'local' ? parsed : stableCommand(parsed);
     // CLIENT REPLY OFF/SKIP silence replies of forwarded and local commands alike.
     const silent = session.begin();
     // Redis would skip the reply of the next command it runs: if that is not
@@ -125,7 +138,8 @@ export class Dispatcher {
     const session = host.session;
     const entry = silent ? newEntry(0) : host.replies.pushLocal(undefined);
     const replyOff = session.replyMode === 'off';
-    const run = new LocalRun(host, entry, spec, cmd.args, session.tx, replyOff);
+    const args = cmd.args.map(stable);
+    const run = new LocalRun(host, entry, spec, args, session.tx, replyOff);
     if (session.slot !== undefined) session.slot.local = run;
     host.scheduler.local(entry, spec.flags.includes('write'), () => run.start());
   }

@@ -4,12 +4,14 @@
  * own connection once it is pinned (src/upstream/upstream.ts), for good.
  *
  * Requests for the own connection are gathered during a read of the client
- * (contiguous slices of one chunk merged) and written at once. They are held
- * back while any of the client's requests are still on the shared
- * connection, so Redis runs the client's commands in the order it sent them.
+ * (copied out of the client read buffer into one batch, src/util/byte-batch.ts)
+ * and written at once. They are held back while any of the client's requests
+ * are still on the shared connection, so Redis runs the client's commands in
+ * the order it sent them.
  */
 import type { SharedOwner, SharedUpstream } from '../upstream/shared-upstream.js';
 import { Upstream, type UpstreamEvents, type UpstreamOptions } from '../upstream/upstream.js';
+import { ByteBatch } from '../util/byte-batch.js';
 import type { Entry } from './entry.js';
 
 /** Commands one client may have in flight on a shared connection before it gets its own. */
@@ -20,8 +22,8 @@ export class Forwarder {
   private sharedInFlight = 0;
   /** The client stopped taking replies: stop sending its commands to a shared connection. */
   backlogged = false;
-  // Raw request bytes for the own connection, contiguous slices merged.
-  private fwd: Buffer[] = [];
+  // Raw request bytes for the own connection.
+  private readonly fwd = new ByteBatch();
   private flushScheduled = false;
 
   constructor(
@@ -77,22 +79,7 @@ export class Forwarder {
 
   sendOwn(parts: Buffer[]): void {
     this.pin();
-    for (const part of parts) this.queue(part);
-  }
-
-  private queue(part: Buffer): void {
-    const last = this.fwd[this.fwd.length - 1];
-    if (
-      last !== undefined &&
-      last.buffer === part.buffer &&
-      last.byteOffset + last.length === part.byteOffset
-    ) {
-      this.fwd[this.fwd.length - 1] = Buffer.from(
-        last.buffer,
-        last.byteOffset,
-        last.length + part.length,
-      );
-    } else this.fwd.push(part);
+    for (const part of parts) this.fwd.append(part);
   }
 
   /**
@@ -114,13 +101,12 @@ export class Forwarder {
    * were answered with the error, so they must never reach the next one.
    */
   dropUnsent(): void {
-    this.fwd = [];
+    this.fwd.clear();
   }
 
   flush(): void {
     if (this.fwd.length === 0 || this.sharedInFlight > 0) return;
-    this.upstream?.write(this.fwd);
-    this.fwd = [];
+    this.upstream?.write(this.fwd.take());
   }
 
   pause(): void {

@@ -12,8 +12,10 @@
  * Local reads after reads run concurrently, so a pipeline of lookups shares
  * model calls. The outbox holds what waits behind an unfinished local
  * command, in request order; it is empty in the common case, and then
- * forwarded commands go straight to the forwarder.
+ * forwarded commands go straight to the forwarder. Request bytes it holds
+ * are copied out of the client read buffer first (src/util/read-buffer.ts).
  */
+import { stable } from '../util/read-buffer.js';
 import type { Entry } from './entry.js';
 
 type Item =
@@ -41,7 +43,7 @@ export class LocalScheduler {
 
   /** A forwarded command for the shared connection. */
   shared(entry: Entry, raw: Buffer[]): void {
-    if (this.outbox.length > 0) this.outbox.push({ entry, raw });
+    if (this.outbox.length > 0) this.outbox.push({ entry, raw: raw.map(stable) });
     else this.sender.sendShared(entry, raw);
   }
 
@@ -51,7 +53,7 @@ export class LocalScheduler {
    * meanwhile go ahead of held ones, and replies come in the order sent.
    */
   own(parts: Buffer[], awaits: Entry | undefined): void {
-    if (this.outbox.length > 0) this.outbox.push({ parts, awaits });
+    if (this.outbox.length > 0) this.outbox.push({ parts: parts.map(stable), awaits });
     else this.sender.sendOwn(parts, awaits);
   }
 

@@ -110,6 +110,8 @@ export class ReplyQueue {
 
   /** Write every completed entry at the head; false if one of them ended the connection. */
   flushHead(): boolean {
+    const first = this.queue.peek();
+    if (first === undefined || !first.done) return true; // the common case: nothing to write
     // Small replies are joined into one write: a socket.write costs more than
     // copying a few hundred bytes (a -P 16 burst of SEMGET hits is 16 replies).
     let small: Buffer[] = [];

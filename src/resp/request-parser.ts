@@ -3,6 +3,8 @@
 // redis-text.ts (string2ll, sdssplitargs).
 //
 // Model: feed() walks each chunk in place; args and raw slices are views of the chunks (zero copy).
+// A chunk is valid only during feed() (the client read buffer is reused, src/util/read-buffer.ts):
+// the bytes of a command still incomplete when the chunk ends are copied, once, with its args.
 // Between chunks the parser keeps Redis's own state (bulks left in the multibulk, length of the
 // next bulk) plus at most one of two buffers, so nothing is ever re-scanned or copied twice:
 //   - carry: a header/inline line cut by a chunk boundary. Later chunks are only searched for its
@@ -29,7 +31,7 @@ import { SPLIT_ERR, SPLIT_NUL, splitArgs, string2ll } from './redis-text.js';
 
 /** One complete client command. */
 export interface ParsedCommand {
-  /** argv; views into the received chunks where possible (zero copy). */
+  /** argv; views into the received chunks where possible (zero copy): valid during onCommand. */
   args: Buffer[];
   /** The exact bytes of this command as received, in order (one slice when it lay in one chunk). */
   raw: Buffer[];
@@ -82,6 +84,8 @@ export class RequestParser {
   /** Length of the next bulk once its `$` line is read, else -1 (Redis's c->bulklen). */
   private bulkLen = -1;
   private args: Buffer[] = [];
+  /** Index in args of the first one that is a view of the chunk being parsed (see keep). */
+  private chunkArgs = 0;
   /** Raw bytes of the current command that lay in buffers already left behind. */
   private rawParts: Buffer[] = [];
   private rawLen = 0;
@@ -178,6 +182,7 @@ export class RequestParser {
       this.pushRaw(f);
       this.bulkDone(f.subarray(0, f.length - 2), buf, pos, pos);
     }
+    this.chunkArgs = this.args.length;
     while (pos < len && !this.released && !this.stopped) {
       if (this.mbLeft === 0) {
         start = pos;
@@ -210,7 +215,7 @@ export class RequestParser {
       } else {
         const need = this.bulkLen + 2;
         if (len - pos < need) {
-          if (pos > start) this.pushRaw(buf.subarray(start, pos));
+          if (pos > start) this.keep(buf, start, pos);
           // Allocated once at full size (as Redis sizes its query buffer for big args). Large
           // allocations are lazily backed by the OS, so an announced-but-unsent bulk costs little.
           const f = Buffer.allocUnsafe(need);
@@ -223,11 +228,11 @@ export class RequestParser {
       }
     }
     if (this.stopped) {
-      this.rest = buf.subarray(pos);
+      this.rest = Buffer.from(buf.subarray(pos));
       return;
     }
     if (this.mbLeft > 0 && pos > start && this.err === undefined && !this.released) {
-      this.pushRaw(buf.subarray(start, pos));
+      this.keep(buf, start, pos);
     }
   }
 
@@ -238,6 +243,7 @@ export class RequestParser {
     if (--this.mbLeft > 0) return;
     const args = this.args;
     this.args = [];
+    this.chunkArgs = 0;
     this.emit(buf, from, to, args, false);
   }
 
@@ -330,7 +336,7 @@ export class RequestParser {
     if (this.err !== undefined) return -1;
     if (this.stopped) {
       // A line that completes a command is that command's last: nothing of it is left.
-      this.rest = chunk.subarray(end);
+      this.rest = Buffer.from(chunk.subarray(end));
       return -1;
     }
     if (this.carryLen > 0) {
@@ -353,6 +359,25 @@ export class RequestParser {
     return term < 0 && this.carryLen > this.maxInline ? this.fail(tooBig) : -1;
   }
 
+  /**
+   * The incomplete command's bytes buf[from, to) outlive this chunk: copy them, and point the
+   * args that lie in them (this chunk's bulks of the command) at the copy.
+   */
+  private keep(buf: Buffer, from: number, to: number): void {
+    const copy = Buffer.from(buf.subarray(from, to));
+    const base = buf.byteOffset + from;
+    const args = this.args;
+    for (let i = this.chunkArgs; i < args.length; i++) {
+      const a = args[i]!;
+      const at = a.byteOffset - base;
+      if (at >= 0 && at + a.length <= copy.length && a.buffer === buf.buffer) {
+        args[i] = copy.subarray(at, at + a.length);
+      }
+    }
+    this.chunkArgs = args.length;
+    this.pushRaw(copy);
+  }
+
   private pushRaw(b: Buffer): void {
     this.rawParts.push(b);
     this.rawLen += b.length;
@@ -361,7 +386,8 @@ export class RequestParser {
   private emit(buf: Buffer, from: number, to: number, args: Buffer[], inline: boolean): void {
     let raw: Buffer[];
     if (this.rawParts.length === 0) {
-      raw = [buf.subarray(from, to)];
+      // A view costs more than the parse: a command that is the whole chunk is the chunk.
+      raw = [from === 0 && to === buf.length ? buf : buf.subarray(from, to)];
     } else {
       raw = this.rawParts;
       if (to > from) raw.push(buf.subarray(from, to));
@@ -382,6 +408,7 @@ export class RequestParser {
     this.mbLeft = 0;
     this.bulkLen = -1;
     this.args = [];
+    this.chunkArgs = 0;
     this.rawParts = [];
     this.rawLen = 0;
     this.carry = [];

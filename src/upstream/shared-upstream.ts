@@ -5,7 +5,9 @@
  * is most of the cost of a proxy at low pipeline depth.
  *
  * Requests queued during one turn of the event loop go out in one write
- * (flushed from setImmediate, after every socket read of that turn). Replies
+ * (flushed from setImmediate, after every socket read of that turn; copied
+ * into the batch as they come, as they are views of the client read buffer,
+ * src/util/read-buffer.ts). Replies
  * come back in request order and are handed to their clients by position.
  * Only commands that neither depend on nor change connection state, and never
  * block, are sent here (see router.ts); a client that sends anything else is
@@ -39,9 +41,10 @@ import { ReplyFramer } from '../resp/reply-framer.js';
 import { Deque } from '../util/deque.js';
 import type { AuthState } from './auth-state.js';
 import type { LinkLog } from './link-log.js';
+import { SentRequests } from './sent-requests.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 
-const RESET = encodeCommand(['RESET']);
+const RESET_PARTS = [encodeCommand(['RESET'])];
 const PING = encodeCommand(['PING']);
 /** Its reply is read and dropped. */
 const NOBODY: SharedWaiter = { owner: undefined };
@@ -51,7 +54,11 @@ const PROTOCOL_ERROR = Buffer.from('-ERR Protocol error');
 export interface SharedOwner {
   onSharedReply(waiter: SharedWaiter, reply: Buffer, start: number, end: number): void;
   onSharedError(waiter: SharedWaiter, text: string): void;
-  /** Every reply of this read has been handed out: write them. */
+  /**
+   * Every reply of this read has been handed out: write them. Called at
+   * least once after an owner's replies of a read, possibly more often (a
+   * call with nothing new to write must do nothing).
+   */
   onSharedBatchEnd(): void;
   /**
    * Redis closed the connection after answering `waiter` with a protocol
@@ -69,14 +76,14 @@ export class SharedUpstream {
   private upstream: Upstream | undefined;
   private framer = new ReplyFramer();
   private readonly awaiting = new Deque<SharedWaiter>();
-  /** The request bytes of each waiter in `awaiting`, in the same order. */
-  private readonly requests = new Deque<Buffer[]>();
+  /** The request bytes of each waiter in `awaiting`, in the same order, and the next batch. */
+  private readonly sent = new SentRequests();
   /** The last reply was a protocol error: its waiter and that waiter's owner (if still there). */
   private fatal: { waiter: SharedWaiter; owner: SharedOwner | undefined } | undefined;
-  private out: Buffer[] = [];
   private scheduled = false;
   private partial: Buffer[] | undefined;
-  private readonly touched = new Set<SharedOwner>();
+  /** Owners given replies in this read (an owner may repeat: see onSharedBatchEnd). */
+  private touched: SharedOwner[] = [];
   /** The next reply is the first after a RESET: it tells whether clients must authenticate. */
   private afterReset = false;
 
@@ -91,15 +98,14 @@ export class SharedUpstream {
     return this.awaiting.length;
   }
 
+  /** `parts` need only be valid during the call (they are copied). */
   send(waiter: SharedWaiter, parts: Buffer[]): void {
-    if (this.out.length === 0) {
+    if (this.sent.gathered === 0) {
       this.awaiting.push(NOBODY);
-      this.requests.push([RESET]);
-      this.out.push(RESET);
+      this.sent.add(RESET_PARTS);
     }
     this.awaiting.push(waiter);
-    this.requests.push(parts);
-    for (const p of parts) this.out.push(p);
+    this.sent.add(parts);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -126,11 +132,9 @@ export class SharedUpstream {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.out.length === 0) return;
-    const out = this.out;
-    this.out = [];
+    if (this.sent.gathered === 0) return;
     this.upstream ??= this.open();
-    this.upstream.write(out.length === 1 ? out : [Buffer.concat(out)]);
+    this.upstream.write(this.sent.take());
   };
 
   private open(): Upstream {
@@ -177,14 +181,13 @@ export class SharedUpstream {
     } catch (err) {
       this.upstream?.destroy(err as Error);
     } finally {
-      for (const owner of this.touched) owner.onSharedBatchEnd();
-      this.touched.clear();
+      this.batchEnd();
     }
   }
 
   private deliver(reply: Buffer, start: number, end: number): void {
     const waiter = this.awaiting.shift();
-    this.requests.shift();
+    this.sent.answered();
     const owner = waiter?.owner;
     this.fatal = undefined;
     if (this.afterReset) this.auth?.observe(reply, start, end);
@@ -193,8 +196,20 @@ export class SharedUpstream {
     // Confirmed only if the connection closes next (a script may return this text).
     if (startsWith(reply, start, end, PROTOCOL_ERROR)) this.fatal = { waiter, owner };
     if (owner === undefined) return;
-    this.touched.add(owner);
+    this.touch(owner);
     owner.onSharedReply(waiter, reply, start, end);
+  }
+
+  private touch(owner: SharedOwner): void {
+    const touched = this.touched;
+    if (touched[touched.length - 1] !== owner) touched.push(owner);
+  }
+
+  private batchEnd(): void {
+    const touched = this.touched;
+    if (touched.length === 0) return;
+    this.touched = [];
+    for (const owner of touched) owner.onSharedBatchEnd();
   }
 
   private onClosed(cause: string, everConnected: boolean, address: string): void {
@@ -208,10 +223,9 @@ export class SharedUpstream {
       this.resendAfter(fatal);
       return;
     }
-    this.requests.clear();
     // Requests not yet written are answered with the error too; writing them
     // to the next connection would shift every later reply by one.
-    this.out = [];
+    this.sent.clear();
     const text = everConnected
       ? Err.upstreamLost(address, cause)
       : Err.upstreamUnreachable(address, cause);
@@ -219,11 +233,10 @@ export class SharedUpstream {
     this.awaiting.clear();
     for (const w of waiters) {
       if (w.owner === undefined) continue;
-      this.touched.add(w.owner);
+      this.touch(w.owner);
       w.owner.onSharedError(w, text);
     }
-    for (const owner of this.touched) owner.onSharedBatchEnd();
-    this.touched.clear();
+    this.batchEnd();
   }
 
   /**
@@ -233,15 +246,13 @@ export class SharedUpstream {
    */
   private resendAfter(fatal: { waiter: SharedWaiter; owner: SharedOwner | undefined }): void {
     const waiters = [...this.awaiting];
-    const requests = [...this.requests];
+    const requests = this.sent.drain();
     this.awaiting.clear();
-    this.requests.clear();
-    this.out = [];
     fatal.owner?.onSharedFatal(fatal.waiter);
     let again = 0;
     for (const [i, w] of waiters.entries()) {
       if (w === NOBODY || w.owner === undefined || w.owner === fatal.owner) continue;
-      this.send(w, requests[i]!);
+      this.send(w, [requests[i]!]);
       again++;
     }
     this.log?.explain(

@@ -11,14 +11,19 @@ const STREAM = Buffer.from(
 );
 const INLINE = Buffer.from('*1\r\n$4\r\nPING\r\nSYNC\r\n$junk *x\r\n');
 
-/** Feed `chunks` until the parser stops at SYNC; what it emitted and the bytes after SYNC. */
+/**
+ * Feed `chunks` until the parser stops at SYNC; what it emitted and the bytes after SYNC.
+ * Chunks are fed from one buffer overwritten after each feed, as the client read buffer is.
+ */
 function run(chunks: Buffer[]): { names: string[]; after: Buffer } {
   const p = new RequestParser();
   const names: string[] = [];
   let i = 0;
   let stopped = false;
+  const reused = Buffer.alloc(Math.max(...chunks.map((c) => c.length)));
   for (; i < chunks.length && !stopped; i++) {
-    const err = p.feed(chunks[i]!, (cmd: ParsedCommand) => {
+    chunks[i]!.copy(reused);
+    const err = p.feed(reused.subarray(0, chunks[i]!.length), (cmd: ParsedCommand) => {
       const name = cmd.args[0]!.toString();
       names.push(name);
       if (name === 'SYNC') {
@@ -26,6 +31,7 @@ function run(chunks: Buffer[]): { names: string[]; after: Buffer } {
         stopped = true;
       }
     });
+    reused.fill(0xa5);
     expect(err).toBeUndefined();
   }
   expect(stopped).toBe(true);

@@ -34,14 +34,22 @@ const toCmd = (c: ParsedCommand): Cmd => ({
   raw: str(Buffer.concat(c.raw)),
 });
 
-/** Feeds chunks to one parser; also checks that a dead parser stays dead and holds nothing. */
+/**
+ * Feeds chunks to one parser; also checks that a dead parser stays dead and holds nothing.
+ * Every chunk is fed from one buffer that is overwritten after each feed, as the client read
+ * buffer is (src/util/read-buffer.ts): a view the parser keeps past feed() shows up as wrong
+ * bytes in the commands after it.
+ */
 function parse(chunks: Buffer[], limits?: Partial<ParserLimits>, auth = true): Result {
   const p = new RequestParser(limits);
   p.setAuthenticated(auth);
   const cmds: Cmd[] = [];
   let err: string | undefined;
+  const reused = Buffer.alloc(Math.max(0, ...chunks.map((c) => c.length)));
   for (const chunk of chunks) {
-    err = p.feed(chunk, (c) => cmds.push(toCmd(c)));
+    chunk.copy(reused);
+    err = p.feed(reused.subarray(0, chunk.length), (c) => cmds.push(toCmd(c)));
+    reused.fill(0xa5);
     if (err !== undefined) break;
   }
   if (err !== undefined) {
