@@ -1,17 +1,17 @@
 /*
  * The listener: it owns the server socket and the set of client connections.
- * It resolves the upstream (given, or an embedded redis-server), enforces
+ * It starts from the upstream resolve.ts finds (given, or an embedded
+ * redis-server), enforces
  * --max-clients the way Redis does (an error reply, then close), and shuts
  * down in order: stop accepting, let in-flight replies finish within
  * --shutdown-timeout, then close what is left and the embedded server.
  */
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { semanticCommands } from './commands/semantic/index.js';
 import { type CommandSpec, commandTable } from './commands/types.js';
-import { type Config, ConfigError, parseRedisUrl, type RedisAddress } from './config.js';
-import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
+import type { Config } from './config.js';
+import type { EmbeddedRedis } from './embedded-redis.js';
 import { Err } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { ClientConnection } from './proxy/connection.js';
@@ -19,11 +19,13 @@ import { refuse } from './refuse.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
 import type { Embedder } from './semantic/types.js';
-import { loadServerTls, loadUpstreamTls, TlsListener } from './tls.js';
+import { loadServerTls, TlsListener } from './tls.js';
 import { AuthState } from './upstream/auth-state.js';
 import { UpstreamLimits } from './upstream/limits.js';
 import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
+import { type Hidden, OwnConnections } from './upstream/own-connections.js';
 import { RedisClient } from './upstream/redis-client.js';
+import { resolveUpstream } from './upstream/resolve.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
 export interface ServerOptions {
@@ -44,17 +46,6 @@ function isLoopback(address: string | undefined): boolean {
   return a === 'localhost' || a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
 }
 
-/** The password in a file: its first line (a trailing newline is not part of it). */
-function readPasswordFile(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`--upstream-password-file: ${(err as Error).message}`);
-  }
-  return text.split(/\r?\n/)[0] ?? '';
-}
-
 export class SemcacheServer {
   private readonly clients = new Set<ClientConnection>();
   private nextId = 1;
@@ -67,6 +58,8 @@ export class SemcacheServer {
   /** The --tls-port listener; its clients join `clients` after their handshake. */
   private tls: TlsListener | undefined;
   private readonly clientLinks: ClientLinkLog;
+  /** Our shared and probe connections: their housekeeping is hidden from MONITOR. */
+  private readonly housekeeping = new OwnConnections();
 
   private constructor(
     private readonly server: Server,
@@ -83,11 +76,15 @@ export class SemcacheServer {
   ) {
     this.protectedMode = config.protectedMode === 'yes' && !isLoopback(config.bind);
     const options = { ...upstream, connectTimeout: config.connectTimeout };
-    this.auth = new AuthState(options, 1000, logger);
+    const ours = (hidden: Hidden) => ({
+      ...options,
+      own: { connections: this.housekeeping, hidden },
+    });
+    this.auth = new AuthState(ours('all'), 1000, logger);
     for (let i = 0; i < config.multiplex; i++) {
       this.shared.push(
         new SharedUpstream(
-          options,
+          ours('reset'),
           new LinkLog(logger, `shared upstream connection ${i + 1}`),
           this.auth,
         ),
@@ -104,28 +101,7 @@ export class SemcacheServer {
     const logger = opts.logger ?? createLogger(config.logLevel);
     // Certificates are read before anything starts: a bad file stops the start.
     const serverTls = loadServerTls(config, logger);
-    let embedded: EmbeddedRedis | undefined;
-    let address: RedisAddress;
-    if (config.upstream === undefined) {
-      embedded = await startEmbeddedRedis({
-        executable: config.redisServer,
-        dataDir: config.dataDir,
-        logger,
-      });
-      address = {
-        host: '127.0.0.1',
-        port: embedded.port,
-        username: undefined,
-        password: undefined,
-        db: 0,
-      };
-    } else {
-      address = parseRedisUrl(config.upstream);
-      if (address.tls !== undefined) address.tls = loadUpstreamTls(config, address.host, logger);
-    }
-    if (config.upstreamPasswordFile !== undefined) {
-      address = { ...address, password: readPasswordFile(config.upstreamPasswordFile) };
-    }
+    const { address, embedded } = await resolveUpstream(config, logger);
     const upstream = { host: address.host, port: address.port, tls: address.tls };
     const own = new RedisClient({
       ...address,
@@ -269,6 +245,7 @@ export class SemcacheServer {
       maxPending: this.config.maxPending,
       maxRequestSize: this.config.maxRequestSize,
       auth: this.auth,
+      housekeeping: this.housekeeping,
       storageDb: this.storageDb,
       logger: this.logger,
       onClose: (c) => this.clients.delete(c),

@@ -8,7 +8,7 @@
  * appended (or substituted for the nulls Redis returns for names it does not
  * know). Our entries are encoded for the client's protocol at that moment.
  */
-import { splitAggregate } from '../resp/reply-framer.js';
+import { splitAggregate } from '../resp/reply-inspect.js';
 import { aggregateHeader, encodeReply, type Proto, R, type Reply } from '../resp/writer.js';
 import type { ArgDoc, CommandSpec, CommandTable } from './types.js';
 

@@ -13,12 +13,11 @@
  *   LocalScheduler   when our commands run relative to forwarded ones
  *   Tunnel           after SYNC/PSYNC: raw bytes both ways, for good
  *
- * Client bytes are read into one buffer shared by every client, valid only
- * during onClientData (client-reads.ts). A forwarded command's raw bytes go
- * upstream unchanged and its reply bytes come back unchanged; a local
- * command (one of ours) runs at once, possibly asynchronously, and its typed
- * Reply is encoded when its turn comes, with the protocol the client has at
- * that point. docs/protocol.md has the rules.
+ * Client bytes are read into one buffer shared by every client, valid only during
+ * onClientData (client-reads.ts). A forwarded command's raw bytes go upstream unchanged and
+ * its reply bytes come back unchanged; a local command (one of ours) runs at once, possibly
+ * asynchronously, and its typed Reply is encoded when its turn comes, with the protocol the
+ * client has at that point. docs/protocol.md has the rules.
  */
 import type { Socket } from 'node:net';
 import { Err } from '../errors.js';
@@ -28,6 +27,7 @@ import { R, type Reply } from '../resp/writer.js';
 import type { Router } from '../router.js';
 import type { AuthState } from '../upstream/auth-state.js';
 import type { UpstreamLimits } from '../upstream/limits.js';
+import type { OwnConnections } from '../upstream/own-connections.js';
 import type { SharedUpstream } from '../upstream/shared-upstream.js';
 import type { UpstreamOptions } from '../upstream/upstream.js';
 import { readClient } from './client-reads.js';
@@ -53,6 +53,7 @@ export interface ConnectionOptions {
   maxRequestSize: number;
   /** Whether the upstream's default user needs a password, as last seen. */
   auth: AuthState;
+  housekeeping?: OwnConnections; // semcache's own connections, hidden from MONITOR
   /** The database semcache's records are in (our commands work only there). */
   storageDb: number;
   /** What the upstream refuses by closing the connection (for shared connections). */
@@ -102,7 +103,7 @@ export class ClientConnection implements DispatchHost, SharedLinkHost, OwnLinkHo
       },
       end: () => this.endClient(),
     });
-    this.reader = new UpstreamReader(this);
+    this.reader = new UpstreamReader(this, opts.housekeeping);
     this.scheduler = new LocalScheduler({
       sendShared: (entry, raw) => {
         if (!this.closed) this.forwarder.sendShared(entry, raw);

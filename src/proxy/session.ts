@@ -21,7 +21,7 @@
  */
 
 import { encodeCommand } from '../resp/client-codec.js';
-import { replyKind } from '../resp/reply-framer.js';
+import { replyKind } from '../resp/reply-inspect.js';
 import type { ParsedCommand } from '../resp/request-parser.js';
 import { type Proto, R, type Reply } from '../resp/writer.js';
 import type { Route, Router } from '../router.js';

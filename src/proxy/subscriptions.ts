@@ -4,7 +4,7 @@
  * subscribed client receives messages as plain arrays (out of band), and
  * UNSUBSCRIBE without arguments gets one reply per channel it drops.
  */
-import { decodeFlatArray, replyKind } from '../resp/reply-framer.js';
+import { decodeFlatArray, replyKind } from '../resp/reply-inspect.js';
 import type { Entry } from './entry.js';
 import { isQueued, type Slot, type Transaction } from './transaction.js';
 

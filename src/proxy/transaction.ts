@@ -20,7 +20,7 @@
  * refuses (NOAUTH, subscribed mode) marks the transaction refused, and the
  * commands pipelined behind it then act at once.
  */
-import { splitAggregate } from '../resp/reply-framer.js';
+import { splitAggregate } from '../resp/reply-inspect.js';
 import { aggregateHeader, encodeReply, type Proto, type Reply } from '../resp/writer.js';
 import type { Entry } from './entry.js';
 

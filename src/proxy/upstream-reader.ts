@@ -8,7 +8,8 @@
  * hook, not a push, no MONITOR or RESP2 pub/sub to sort out), its bytes join
  * a run that is written straight through, even across chunk boundaries.
  * Anything else is cut out as one Buffer and handed over whole: out-of-band
- * messages go to the client at once, replies through their entry's hook, and
+ * messages go to the client at once (except MONITOR lines of semcache's own
+ * housekeeping, own-connections.ts), replies through their entry's hook, and
  * replies for entries behind an unfinished one are held in that entry.
  * Replies to requests our own commands sent for the client (internal
  * entries) go to those commands, never to the client.
@@ -16,6 +17,7 @@
 import { Err } from '../errors.js';
 import { ReplyFramer } from '../resp/reply-framer.js';
 import { encodeReply, R, type Reply } from '../resp/writer.js';
+import type { OwnConnections } from '../upstream/own-connections.js';
 import { Deque } from '../util/deque.js';
 import type { Entry } from './entry.js';
 import type { ReplyQueue } from './reply-queue.js';
@@ -41,7 +43,11 @@ export class UpstreamReader {
   private partial: Buffer[] | undefined;
   private partialDirect = false;
 
-  constructor(private readonly host: ReaderHost) {}
+  constructor(
+    private readonly host: ReaderHost,
+    /** semcache's own connections: their housekeeping is not shown to MONITOR. */
+    private readonly housekeeping?: OwnConnections,
+  ) {}
 
   /** No reply is half read. */
   get idle(): boolean {
@@ -175,7 +181,7 @@ export class UpstreamReader {
     const replies = this.host.replies;
     // Out of band, or nothing awaits a reply (CLIENT REPLY ON raced): pass it on.
     if (target === undefined || this.host.session.isOutOfBand(reply, target)) {
-      replies.write(reply);
+      if (!(this.host.session.monitor && this.housekeeping?.hides(reply))) replies.write(reply);
       return;
     }
     if (target.internal !== undefined) {

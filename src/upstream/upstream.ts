@@ -14,10 +14,13 @@
 import type { Socket } from 'node:net';
 import { causeOf, connectUpstream, type UpstreamTarget } from './connect.js';
 import type { LinkMonitor } from './link-log.js';
+import type { Hidden, OwnConnections } from './own-connections.js';
 
 export interface UpstreamOptions extends UpstreamTarget {
   /** Told of each connect and each loss, for the log (not of closes we make). */
   monitor?: LinkMonitor | undefined;
+  /** A housekeeping connection of semcache's: what MONITOR through us must not show. */
+  own?: { connections: OwnConnections; hidden: Hidden } | undefined;
 }
 
 export interface UpstreamEvents {
@@ -54,6 +57,7 @@ export class Upstream {
     const socket = connectUpstream(this.opts, () => {
       this.connected = true;
       socket.setKeepAlive(true, 30_000);
+      this.opts.own?.connections.add(socket, this.opts.own.hidden);
       this.opts.monitor?.up(this.address);
     });
     this.socket = socket;

@@ -1,13 +1,8 @@
 import fc from 'fast-check';
 import RedisParser from 'redis-parser';
 import { describe, expect, it } from 'vitest';
-import {
-  decodeFlatArray,
-  FramingError,
-  ReplyFramer,
-  replyKind,
-  splitAggregate,
-} from '../../src/resp/reply-framer.js';
+import { FramingError, ReplyFramer } from '../../src/resp/reply-framer.js';
+import { decodeFlatArray, replyKind, splitAggregate } from '../../src/resp/reply-inspect.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const bulk = (data: Buffer): Buffer => Buffer.concat([b(`$${data.length}\r\n`), data, b('\r\n')]);
