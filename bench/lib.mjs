@@ -617,3 +617,19 @@ export async function writeEntries(
   if (dbsize !== 3 * n) die(`wrote ${dbsize} keys, expected ${3 * n}`);
   return ms;
 }
+
+/**
+ * `--name value` flags over defaults: a number default makes a number, a boolean default a
+ * switch (no value); an unknown flag is an error that lists the known ones.
+ */
+export function parseFlags(defaults, argv = process.argv.slice(2)) {
+  const o = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].replace(/^--/, '');
+    if (!(name in o))
+      throw new Error(`unknown flag ${argv[i]} (flags: ${Object.keys(o).join(', ')})`);
+    if (typeof o[name] === 'boolean') o[name] = true;
+    else o[name] = typeof o[name] === 'number' ? Number(argv[++i]) : String(argv[++i]);
+  }
+  return o;
+}

@@ -19,6 +19,7 @@ import {
   freePort,
   installCleanup,
   logTail,
+  parseFlags,
   RespConn,
   ROOT,
   respOnce,
@@ -49,14 +50,7 @@ const OPTS = {
 };
 
 function parseArgs(argv) {
-  const o = { ...OPTS };
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].replace(/^--/, '');
-    if (!(name in o))
-      throw new Error(`unknown flag ${argv[i]} (flags: ${Object.keys(o).join(', ')})`);
-    if (typeof o[name] === 'boolean') o[name] = true;
-    else o[name] = typeof o[name] === 'number' ? Number(argv[++i]) : String(argv[++i]);
-  }
+  const o = parseFlags(OPTS, argv);
   o.modes = o.modes.split(',').map(Number);
   return o;
 }

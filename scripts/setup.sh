@@ -3,7 +3,8 @@
 # step checks first and does nothing when its work is already done.
 #  1. system packages (redis-server, redis-tools, nutcracker, libfaiss-dev,
 #     libopenblas-dev; for the tests python3-redis (redis-py), iproute2
-#     (network namespaces) and openssl (certificates)): installed with apt-get
+#     (network namespaces), openssl (certificates) and tcl (Redis's own test
+#     suite, npm run redis-suite)): installed with apt-get
 #     when we are root on Debian or Ubuntu, otherwise listed with the command
 #     to install them;
 #  2. npm dependencies from package-lock.json (skipped when it is unchanged);
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
-packages=(redis-server redis-tools nutcracker libfaiss-dev libopenblas-dev python3-redis iproute2 openssl)
+packages=(redis-server redis-tools nutcracker libfaiss-dev libopenblas-dev python3-redis iproute2 openssl tcl)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${packages[@]}"; do
