@@ -8,7 +8,7 @@ tag=${2:-7.0.15}
 out="$(cd "$(dirname "$0")/.." && pwd)/test/redis-suite"
 units=(type/string type/incr type/list type/list-2 type/list-3 type/list-common type/hash
   type/set type/zset type/stream type/stream-cgroups multi pubsub pubsubshard protocol
-  expire keyspace scan introspection introspection-2 info-command scripting tracking acl auth)
+  expire keyspace scan introspection introspection-2 info-command scripting tracking)
 paths=(COPYING runtest tests/README.md tests/test_helper.tcl tests/support tests/helpers
   tests/assets tests/tmp/.gitignore)
 for u in "${units[@]}"; do paths+=("tests/unit/$u.tcl"); done
