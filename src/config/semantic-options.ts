@@ -91,6 +91,15 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     help: 'IVF: inverted lists searched per lookup (higher: better recall, slower)',
   },
   {
+    key: 'maxTextBytes',
+    flag: 'max-text-bytes',
+    kind: 'int',
+    def: 16_384,
+    min: 1,
+    max: 64 * 1024 * 1024,
+    help: 'longest text SEMSET, SEMGET, SEMSEARCH, SEMINDEX and SEMEMBED take, in bytes (MiniLM reads only its first 256 tokens, about 1 KB; the exact-match tier uses all of it)',
+  },
+  {
     key: 'prefix',
     flag: 'prefix',
     kind: 'string',

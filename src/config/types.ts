@@ -46,6 +46,7 @@ export interface Config {
   embedCache: number;
   embedThreads: number;
   sweepInterval: number;
+  maxTextBytes: number;
 }
 
 export type Kind = 'int' | 'port' | 'string' | 'level' | 'float' | { oneOf: string[] };

@@ -70,6 +70,7 @@ export function createSemanticCache(
     indexKind: config.index,
     efSearch: config.efSearch,
     nprobe: config.nprobe,
+    maxTextBytes: config.maxTextBytes,
     logger,
     embedStats: () => {
       const b = batching.stats;

@@ -81,6 +81,8 @@ export interface EngineOptions {
   /** HNSW efSearch and IVF nprobe of new indexes; the index's defaults when absent. */
   efSearch?: number;
   nprobe?: number;
+  /** The longest text the commands take, in bytes (default 16384). */
+  maxTextBytes?: number;
   logger: Logger;
   /** Counters of the embedding chain (batching, cache), for SEMINFO. */
   embedStats?: () => EmbedStats;
@@ -280,6 +282,25 @@ export class SemanticCache {
     access: KeyAccess,
   ): Promise<void> {
     return this.writes.configure(ns, settings, access);
+  }
+
+  /** The longest text the commands take, in bytes (--max-text-bytes). */
+  get maxTextBytes(): number {
+    return this.opts.maxTextBytes ?? 16_384;
+  }
+
+  /**
+   * A command's text argument, decoded; over maxTextBytes it is refused
+   * before any work is done on it (normalizing, hashing or embedding a long
+   * text would hold up every other client).
+   */
+  text(arg: Buffer): string {
+    if (arg.length > this.maxTextBytes) {
+      throw new InvalidInputError(
+        `text exceeds maximum allowed size of ${this.maxTextBytes} bytes (--max-text-bytes)`,
+      );
+    }
+    return arg.toString();
   }
 
   /**

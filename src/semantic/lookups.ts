@@ -20,6 +20,7 @@
 
 import type { Hit, Namespace, SemanticCache } from './engine.js';
 import { compileFilter, type Filter } from './filter.js';
+import { dot, mmrPool, selectMmr } from './mmr.js';
 import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
 import { InvalidInputError } from './types.js';
@@ -116,7 +117,7 @@ export class Lookups {
         access,
       );
     }
-    const pool = Math.max(req.count, fetchK);
+    const pool = mmrPool(req.count, fetchK);
     // In a transaction the values are read with the pool (one read).
     const values = req.withValues && access.oneShot;
     const hits = await this.liveTop(space, query, pool, threshold, filter, fetchK, values, access);
@@ -230,7 +231,7 @@ export class Lookups {
     return hits;
   }
 
-  /** Maximal marginal relevance: lambda * relevance - (1 - lambda) * redundancy. */
+  /** Maximal marginal relevance (mmr.ts) over the hits whose vectors are still stored. */
   private async mmr(
     query: Float32Array,
     hits: Hit[],
@@ -238,33 +239,15 @@ export class Lookups {
     lambda: number,
   ): Promise<Hit[]> {
     const vectors = await this.cache.opts.store.vectors(hits.map((h) => h.entry.key));
-    const pool = hits.map((h, i) => ({ h, v: vectors[i] })).filter((p) => p.v !== undefined) as {
-      h: Hit;
-      v: Float32Array;
-    }[];
-    const chosen: { h: Hit; v: Float32Array }[] = [];
-    while (chosen.length < count && pool.length > 0) {
-      let best = 0;
-      let bestScore = Number.NEGATIVE_INFINITY;
-      pool.forEach((p, i) => {
-        let redundancy = 0;
-        for (const c of chosen) redundancy = Math.max(redundancy, dot(p.v, c.v));
-        const s = lambda * dot(p.v, query) - (1 - lambda) * redundancy;
-        if (s > bestScore) {
-          bestScore = s;
-          best = i;
-        }
-      });
-      chosen.push(pool.splice(best, 1)[0]!);
-    }
-    return chosen.map((c) => c.h);
+    const pool = hits.flatMap((h, i) => (vectors[i] === undefined ? [] : [{ h, v: vectors[i] }]));
+    const chosen = await selectMmr(
+      query,
+      pool.map((p) => p.v),
+      count,
+      lambda,
+    );
+    return chosen.map((i) => pool[i]!.h);
   }
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
 
 function normalized(v: Float32Array): Float32Array {

@@ -1432,6 +1432,7 @@ describe('bad input', () => {
   const threshold = 'ERR THRESHOLD must be between -1 and 1';
   const count = 'ERR COUNT must be between 1 and 10000';
   const expire = "ERR invalid expire time in 'semset' command";
+  const tooLong = 'ERR text exceeds maximum allowed size of 16384 bytes (--max-text-bytes)';
 
   const cases: [string[], string | RegExp][] = [
     [['SEMSET'], arity('semset')],
@@ -1499,6 +1500,15 @@ describe('bad input', () => {
     [['SEMSEARCH', 'FP32', '', 'NS', 'bad'], /^ERR /],
     [['SEMSEARCH', 'FP32', 'abcde', 'NS', 'bad'], /^ERR /],
     [['SEMSEARCH', 'FP32', 'abc', 'NS', 'bad'], /^ERR /],
+    // texts over --max-text-bytes (16384 by default), each command that takes one
+    [['SEMSET', 'bad:x', 'x'.repeat(16_385), 'v'], tooLong],
+    [['SEMGET', 'x'.repeat(16_385)], tooLong],
+    [['SEMGET', 'x'.repeat(16_385), 'NS', 'bad'], tooLong],
+    [['SEMGET', 'x'.repeat(16_385), 'WITHSCORE'], tooLong],
+    [['SEMSEARCH', 'TEXT', 'x'.repeat(16_385), 'NS', 'bad'], tooLong],
+    [['SEMINDEX', 'bad:x', 'x'.repeat(16_385)], tooLong],
+    [['SEMEMBED', 'x'.repeat(16_385)], tooLong],
+    [['SEMEMBED', '\u00e9'.repeat(8193)], tooLong], // 16386 bytes in UTF-8
   ];
 
   const named = cases.map(([args, expected]) => {
@@ -1517,6 +1527,14 @@ describe('bad input', () => {
     expect(await c.ping()).toBe('PONG');
     expect(await c.call('SEMGET', 'bad input text', 'NS', 'bad')).toBe('v');
     expect(proxy.engine.state).toBe('ready');
+  });
+
+  it('a text of exactly --max-text-bytes is taken, and found again by its exact text', async () => {
+    const longest = `${'y'.repeat(16_382)}\u00e9`; // 16384 bytes in UTF-8
+    expect(Buffer.byteLength(longest)).toBe(16_384);
+    expect(await c.call('SEMSET', 'bad:long', longest, 'long value', 'NS', 'bad')).toBe('OK');
+    expect(await c.call('SEMGET', longest, 'NS', 'bad')).toBe('long value');
+    expect(await c.call('SEMDEL', 'bad:long')).toBe(1);
   });
 
   it('a NaN or infinite vector, and VALUES beyond float32, are refused', async () => {

@@ -66,7 +66,7 @@ export const semembed = (engine: SemanticCache) =>
     },
     (args) =>
       guarded(async () => {
-        const { vector, cached } = await engine.embed(args[1]!.toString());
+        const { vector, cached } = await engine.embed(engine.text(args[1]!));
         return R.map([
           [R.bulk('vector'), R.array(Array.from(vector, (x) => R.double(x)))],
           [R.bulk('dim'), R.int(vector.length)],

@@ -42,7 +42,7 @@ export const semget = (engine: SemanticCache) =>
           else throw new CommandError(ArgErr.syntax(r.last));
         }
         lookup = engine.get(
-          { text: args[1]!.toString(), ns, threshold, filter },
+          { text: engine.text(args[1]!), ns, threshold, filter },
           accessOf(engine, ctx),
         );
       } catch (err) {
@@ -58,6 +58,8 @@ export const semget = (engine: SemanticCache) =>
       if (args.length === 4 && args[2]!.toString('latin1').toUpperCase() === 'NS') {
         ns = args[3]!.toString();
       } else if (args.length !== 2) return undefined;
+      // Over the limit: the full path refuses it.
+      if (args[1]!.length > engine.maxTextBytes) return undefined;
       const exact = engine.exactMatch(args[1]!.toString(), ns);
       if (exact === undefined) return undefined;
       const t0 = performance.now();

@@ -36,7 +36,7 @@ export const semindex = (engine: SemanticCache) =>
           else throw new CommandError(ArgErr.syntax(r.last));
         }
         const ok = await engine.index(
-          { key: args[1]!, text: args[2]!.toString(), ns, attrs },
+          { key: args[1]!, text: engine.text(args[2]!), ns, attrs },
           accessOf(engine, ctx),
         );
         return R.int(ok ? 1 : 0);

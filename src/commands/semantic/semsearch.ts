@@ -50,7 +50,7 @@ export const semsearch = (engine: SemanticCache) =>
         const form = r.option();
         let text: string | undefined;
         let vector: Float32Array | undefined;
-        if (form === 'TEXT') text = r.string('TEXT');
+        if (form === 'TEXT') text = engine.text(r.buffer('TEXT'));
         else if (form === 'FP32') {
           const blob = r.buffer('FP32');
           if (blob.length === 0 || blob.length % 4 !== 0 || blob.length / 4 > MAX_DIM) {

@@ -57,7 +57,7 @@ export const semset = (engine: SemanticCache) =>
           else throw new CommandError(ArgErr.syntax(r.last));
         }
         await engine.set(
-          { key: args[1]!, text: args[2]!.toString(), value: args[3]!, ttlMode, ttl, ns, attrs },
+          { key: args[1]!, text: engine.text(args[2]!), value: args[3]!, ttlMode, ttl, ns, attrs },
           accessOf(engine, ctx),
         );
         return R.ok;
