@@ -81,7 +81,7 @@ export interface KeyAccess {
   /** Whether each key exists, as EXISTS tells the client (undefined: may not read it). */
   exists(keys: Buffer[]): Promise<(boolean | undefined)[]>;
   /** SET as the client, with EX / PX / KEEPTTL. */
-  write(key: Buffer, value: Buffer, ttlMode: string, ttl: number): Promise<void>;
+  write(key: Buffer, value: Buffer, ttlMode: string, ttl: string): Promise<void>;
   /** SEMINDEX: the client may read and write the key; its value (null: no such key). */
   readWritable(key: Buffer): Promise<Buffer | null>;
   /** DEL as the client; how many existed. */

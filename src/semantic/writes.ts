@@ -33,7 +33,8 @@ export interface SetRequest {
   text: string;
   value: Buffer;
   ttlMode: TtlMode;
-  ttl: number;
+  /** EX seconds or PX milliseconds, as the client wrote them (already checked as Redis would). */
+  ttl: string;
   ns?: string | undefined;
   attrs?: string | undefined;
 }

@@ -1529,6 +1529,34 @@ describe('bad input', () => {
     expect(proxy.engine.state).toBe('ready');
   });
 
+  it('EX and PX are checked exactly as SET checks them (the error names semset)', async () => {
+    const values = ['0', '-5', '1.5', 'abc', '', '+5', '05', '-0', ' 5', '100', '9007199254740993'];
+    values.push(
+      '9223372036854775807',
+      '9223372036854775808',
+      '9223372036854775',
+      '9223372036854774',
+    );
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        () => 'OK',
+        (e: Error) => e.message,
+      );
+    for (const unit of ['EX', 'PX']) {
+      for (const v of values) {
+        const want = await outcome(direct.call('SET', 'ttl:x', 'v', unit, v));
+        const got = await outcome(c.call('SEMSET', 'ttl:x', 'ttl text', 'v', unit, v, 'NS', 'bad'));
+        expect([unit, v, got]).toEqual([unit, v, want.replace("'set'", "'semset'")]);
+        if (want === 'OK') {
+          // The same expiry, to the second (PTTL: ms; both in the far future or both soon).
+          const ttl = Number(await direct.call('TTL', 'ttl:x'));
+          expect(Math.abs(ttl - (unit === 'EX' ? Number(v) : Number(v) / 1000))).toBeLessThan(2);
+        }
+      }
+    }
+    await c.call('SEMDEL', 'ttl:x');
+  });
+
   it('a text of exactly --max-text-bytes is taken, and found again by its exact text', async () => {
     const longest = `${'y'.repeat(16_382)}\u00e9`; // 16384 bytes in UTF-8
     expect(Buffer.byteLength(longest)).toBe(16_384);

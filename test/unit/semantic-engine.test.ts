@@ -202,7 +202,7 @@ const as = (engine: SemanticCache) => accessOf.get(engine)!;
 
 const b = (s: string) => Buffer.from(s);
 const set = (engine: SemanticCache, key: string, text: string, value: string, ns?: string) =>
-  engine.set({ key: b(key), text, value: b(value), ttlMode: '', ttl: 0, ns }, as(engine));
+  engine.set({ key: b(key), text, value: b(value), ttlMode: '', ttl: '', ns }, as(engine));
 
 describe('SemanticCache with test doubles', () => {
   it('an exact match is answered without the embedder, with score 1', async () => {
@@ -281,7 +281,7 @@ describe('SemanticCache with test doubles', () => {
     };
     await expect(
       engine.set(
-        { key: b('x'), text: 'a text', value: b('v'), ttlMode: '', ttl: 0, ns: 'fresh' },
+        { key: b('x'), text: 'a text', value: b('v'), ttlMode: '', ttl: '', ns: 'fresh' },
         refusing,
       ),
     ).rejects.toThrow('NOPERM');
@@ -303,7 +303,7 @@ describe('SemanticCache with test doubles', () => {
       },
     };
     await engine.set(
-      { key: b('k'), text: 'a text', value: b('mine'), ttlMode: '', ttl: 0 },
+      { key: b('k'), text: 'a text', value: b('mine'), ttlMode: '', ttl: '' },
       racing,
     );
     expect(store.records.has('k')).toBe(false);
@@ -336,7 +336,7 @@ describe('SemanticCache with test doubles', () => {
           text: rare ? `zebra quokka ${i}` : `common report ${i}`,
           value: b('v'),
           ttlMode: '',
-          ttl: 0,
+          ttl: '',
           attrs: JSON.stringify({ rare }),
         },
         as(engine),

@@ -1,4 +1,5 @@
 /* SEMSET key text value [EX seconds | PX milliseconds | KEEPTTL] [NS namespace] [ATTRS json] */
+import { string2ll } from '../../resp/redis-text.js';
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { TtlMode } from '../../semantic/store.js';
@@ -39,7 +40,7 @@ export const semset = (engine: SemanticCache) =>
       guarded(async () => {
         const r = new ArgReader(args, 4);
         let ttlMode: TtlMode = '';
-        let ttl = 0;
+        let ttl = '';
         let ns: string | undefined;
         let attrs: string | undefined;
         while (!r.done) {
@@ -49,8 +50,7 @@ export const semset = (engine: SemanticCache) =>
           }
           if (opt === 'EX' || opt === 'PX') {
             ttlMode = opt;
-            ttl = r.integer(opt);
-            if (ttl <= 0) throw new CommandError(ArgErr.expire('semset'));
+            ttl = expireArg(r.buffer(opt), opt);
           } else if (opt === 'KEEPTTL') ttlMode = 'KEEPTTL';
           else if (opt === 'NS') ns = r.string('NS');
           else if (opt === 'ATTRS') attrs = r.string('ATTRS');
@@ -63,3 +63,22 @@ export const semset = (engine: SemanticCache) =>
         return R.ok;
       }),
   );
+
+const LLONG_MAX = 2n ** 63n - 1n;
+
+/**
+ * EX/PX as SET checks them (getExpireMillisecondsOrReply in t_string.c): an
+ * int64, positive, and not past LLONG_MAX milliseconds from now; the errors
+ * name SEMSET. Returns the number as the client wrote it, for Redis's SET.
+ */
+function expireArg(arg: Buffer, unit: 'EX' | 'PX'): string {
+  if (Number.isNaN(string2ll(arg, 0, arg.length))) throw new CommandError(ArgErr.notInteger);
+  const text = arg.toString('latin1');
+  const n = BigInt(text);
+  if (n <= 0n || (unit === 'EX' && n > LLONG_MAX / 1000n)) {
+    throw new CommandError(ArgErr.expire('semset'));
+  }
+  const ms = unit === 'EX' ? n * 1000n : n;
+  if (ms + BigInt(Date.now()) > LLONG_MAX) throw new CommandError(ArgErr.expire('semset'));
+  return text;
+}
