@@ -55,6 +55,8 @@ export class Namespace {
   readonly exact = new Map<string, Entry>();
   threshold: number | undefined;
   indexKind: IndexKind | 'auto' | undefined;
+  /** Created by SEMNS SET (its settings are kept in Redis): SEMFLUSH keeps it, SEMNS DEL drops it. */
+  declared = false;
   hits = 0;
   exactHits = 0;
   misses = 0;
@@ -169,6 +171,7 @@ export class SemanticCache {
     const t = process.hrtime.bigint();
     for (const [name, settings] of await this.opts.store.namespaces()) {
       const space = this.namespace(name, true);
+      space.declared = true;
       const threshold = Number(settings.threshold);
       if (settings.threshold !== undefined && threshold >= -1 && threshold <= 1)
         space.threshold = threshold;
@@ -276,6 +279,11 @@ export class SemanticCache {
   }
 
   /** SEMNS SET */
+  /** SEMNS DEL (writes.ts). */
+  dropNamespace(ns: string, flush: boolean, access: KeyAccess): Promise<number> {
+    return this.writes.dropNamespace(ns, flush, access);
+  }
+
   configure(
     ns: string,
     settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },

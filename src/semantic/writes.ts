@@ -141,7 +141,11 @@ export class Writes {
     return n;
   }
 
-  /** SEMFLUSH: DEL every key of a namespace (or of all) as the client, all or none. */
+  /**
+   * SEMFLUSH: DEL every key of a namespace (or of all) as the client, all or
+   * none. A namespace's settings stay (SEMNS DEL drops them); a namespace
+   * that only existed through its entries goes with them.
+   */
   async flush(ns: string | undefined, access: KeyAccess): Promise<number> {
     const cache = this.cache;
     cache.ready();
@@ -150,12 +154,42 @@ export class Writes {
     const n = await access.delAll(entries.map((e) => e.key));
     await this.forgetGone(entries.map((e) => e.key));
     for (const space of spaces) {
-      if (space.entries.size === 0) space.index?.clear();
-      if (space.name !== DEFAULT_NAMESPACE && space.entries.size === 0) {
-        cache.namespaces.delete(space.name);
-        await cache.opts.store.deleteNamespace(space.name);
-      }
+      if (space.entries.size > 0) continue;
+      space.index?.clear();
+      if (space.name !== DEFAULT_NAMESPACE && !space.declared) cache.namespaces.delete(space.name);
     }
+    return n;
+  }
+
+  /**
+   * SEMNS DEL: drop a namespace and its settings. One with entries is
+   * refused unless `flush` (then its keys are deleted first, as SEMFLUSH
+   * would, all or none). The client must be one that could delete every key
+   * of the namespace. The default namespace stays, with default settings.
+   */
+  async dropNamespace(ns: string, flush: boolean, access: KeyAccess): Promise<number> {
+    const cache = this.cache;
+    cache.ready();
+    const space = cache.namespace(ns);
+    const keys = [...space.entries.values()].map((e) => e.key);
+    if (keys.length > 0 && !flush) {
+      throw new InvalidInputError(
+        `namespace '${ns}' has ${keys.length} entries (SEMNS DEL ${ns} FLUSH deletes them too)`,
+      );
+    }
+    await access.mayDelAll(keys);
+    const n = keys.length > 0 ? await this.flush(ns, access) : 0;
+    if (space.entries.size > 0) {
+      // Written meanwhile: refused as above rather than dropping live entries' settings.
+      throw new InvalidInputError(`namespace '${ns}' has new entries; try again`);
+    }
+    await cache.opts.store.deleteNamespace(ns);
+    space.index?.clear();
+    space.index = undefined;
+    space.threshold = undefined;
+    space.indexKind = undefined;
+    space.declared = false;
+    if (space.name !== DEFAULT_NAMESPACE) cache.namespaces.delete(space.name);
     return n;
   }
 
@@ -204,6 +238,7 @@ export class Writes {
     if (settings.index !== undefined) saved.index = settings.index;
     saved.created = String(Date.now());
     await cache.opts.store.saveNamespace(ns, saved);
+    space.declared = true;
     if (settings.threshold !== undefined) space.threshold = settings.threshold;
     if (settings.index !== undefined) space.indexKind = settings.index;
   }

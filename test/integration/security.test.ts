@@ -38,6 +38,7 @@ const EVERY = [
   ['SEMEMBED', 'x'],
   ['SEMINFO'],
   ['SEMNS', 'LIST'],
+  ['SEMNS', 'DEL', 'empty'],
 ] as const;
 
 async function raw(port: number): Promise<RawClient> {
@@ -156,6 +157,7 @@ describe.each(modes)('identity and permissions, $name', ({ multiplex }) => {
       expect(await request(c, cmd('SEMNS', 'SET', 'default', 'THRESHOLD', '0.1'))).toBe(
         NOPERM_KEYS,
       );
+      expect(await request(c, cmd('SEMNS', 'DEL', 'default', 'FLUSH'))).toBe(NOPERM_KEYS);
       expect(await admin.exists('secret:1', 'app:1', 'app:2')).toBe(3);
       expect(await request(c, cmd('SEMINFO'))).toMatch(/^\*/);
     } finally {

@@ -87,13 +87,74 @@ describe('SEMNS', () => {
     );
   });
 
-  it('SEMFLUSH NS removes the namespace and its settings', async () => {
-    await c.call('SEMNS', 'SET', 'gone', 'THRESHOLD', '0.5');
-    await c.call('SEMSET', 'ns:gone1', 't', 'v', 'NS', 'gone');
-    expect(await c.call('SEMFLUSH', 'NS', 'gone')).toBe(1);
-    await expect(c.call('SEMNS', 'GET', 'gone')).rejects.toThrow("unknown namespace 'gone'");
+  it('SEMFLUSH NS deletes the entries and keeps the settings, also across a restart', async () => {
     const direct = new Redis({ port: redis.port });
-    expect(await direct.exists('semcache:ns:gone')).toBe(0);
-    direct.disconnect();
+    try {
+      await c.call('SEMNS', 'SET', 'kept', 'THRESHOLD', '0.5', 'INDEX', 'FLAT');
+      await c.call('SEMSET', 'ns:kept1', 't one', 'v', 'NS', 'kept');
+      await c.call('SEMSET', 'ns:kept2', 't two', 'v', 'NS', 'kept');
+      expect(await c.call('SEMFLUSH', 'NS', 'kept')).toBe(2);
+      expect(await direct.exists('ns:kept1', 'ns:kept2')).toBe(0);
+      const settings = ['namespace', 'kept', 'threshold', '0.5', 'index', 'flat', 'entries', 0];
+      expect(await c.call('SEMNS', 'GET', 'kept')).toEqual(settings);
+      // SEMFLUSH of every namespace keeps every namespace's settings too.
+      await c.call('SEMSET', 'ns:kept3', 't three', 'v', 'NS', 'kept');
+      await c.call('SEMSET', 'ns:implicit', 't', 'v', 'NS', 'implicit');
+      expect(await c.call('SEMFLUSH')).toBeGreaterThanOrEqual(2);
+      expect(await c.call('SEMNS', 'GET', 'kept')).toEqual(settings);
+      // A namespace that only existed through its entries goes with them.
+      await expect(c.call('SEMNS', 'GET', 'implicit')).rejects.toThrow(
+        "unknown namespace 'implicit'",
+      );
+      const again = await startSemanticProxy(redis.port);
+      const c2 = new Redis({ port: again.port });
+      try {
+        expect(await c2.call('SEMNS', 'GET', 'kept')).toEqual(settings);
+      } finally {
+        c2.disconnect();
+        await again.stop();
+      }
+    } finally {
+      direct.disconnect();
+    }
+  });
+
+  it('SEMNS DEL drops a namespace and its settings; with entries only with FLUSH', async () => {
+    const direct = new Redis({ port: redis.port });
+    try {
+      await c.call('SEMNS', 'SET', 'gone', 'THRESHOLD', '0.5');
+      await c.call('SEMSET', 'ns:gone1', 't', 'v', 'NS', 'gone');
+      await expect(c.call('SEMNS', 'DEL', 'gone')).rejects.toThrow(
+        "ERR namespace 'gone' has 1 entries (SEMNS DEL gone FLUSH deletes them too)",
+      );
+      expect(await direct.get('ns:gone1')).toBe('v');
+      await expect(c.call('SEMNS', 'DEL', 'gone', 'NOW')).rejects.toThrow(
+        "ERR syntax error near 'NOW'",
+      );
+      await expect(c.call('SEMNS', 'DEL', 'gone', 'FLUSH', 'x')).rejects.toThrow(
+        /^ERR syntax error/,
+      );
+      expect(await c.call('SEMNS', 'DEL', 'gone', 'FLUSH')).toBe(1);
+      expect(await direct.exists('ns:gone1', 'semcache:ns:gone')).toBe(0);
+      await expect(c.call('SEMNS', 'GET', 'gone')).rejects.toThrow("unknown namespace 'gone'");
+      await expect(c.call('SEMNS', 'DEL', 'gone')).rejects.toThrow("unknown namespace 'gone'");
+      // An empty one needs no FLUSH; a new SEMSET into it starts from the defaults.
+      await c.call('SEMNS', 'SET', 'empty', 'THRESHOLD', '0.3');
+      expect(await c.call('SEMNS', 'DEL', 'empty')).toBe(0);
+      await c.call('SEMSET', 'ns:empty1', 't', 'v', 'NS', 'empty');
+      expect(await c.call('SEMNS', 'GET', 'empty')).toEqual([
+        'namespace',
+        'empty',
+        'threshold',
+        '0.90000000000000002', // the default 0.9, as a RESP2 double (%.17g)
+        'index',
+        'auto',
+        'entries',
+        1,
+      ]);
+      await c.call('SEMDEL', 'ns:empty1');
+    } finally {
+      direct.disconnect();
+    }
   });
 });

@@ -1,6 +1,7 @@
 /*
  * SEMNS SET namespace [THRESHOLD similarity] [INDEX FLAT|HNSW|AUTO]
  * SEMNS GET namespace
+ * SEMNS DEL namespace [FLUSH]
  * SEMNS LIST
  */
 import { R } from '../../resp/writer.js';
@@ -20,8 +21,8 @@ export const semns = (engine: SemanticCache) =>
       // of the namespace?) is a MULTI of its own: not inside the client's.
       flags: ['write', 'no-multi'],
       summary:
-        'Create a namespace or set its default threshold and index kind (SET), show them (GET), list namespaces (LIST).',
-      complexity: 'O(1), LIST O(number of namespaces)',
+        'Create a namespace or set its default threshold and index kind (SET), show them (GET), drop a namespace and its settings (DEL), list namespaces (LIST).',
+      complexity: 'O(1), LIST O(number of namespaces), DEL ... FLUSH O(entries of the namespace)',
       arguments: [
         {
           name: 'subcommand',
@@ -43,6 +44,15 @@ export const semns = (engine: SemanticCache) =>
               arguments: [
                 { name: 'get', type: 'pure-token', token: 'GET' },
                 { name: 'namespace', type: 'string' },
+              ],
+            },
+            {
+              name: 'del',
+              type: 'block',
+              arguments: [
+                { name: 'del', type: 'pure-token', token: 'DEL' },
+                { name: 'namespace', type: 'string' },
+                { name: 'flush', type: 'pure-token', token: 'FLUSH', optional: true },
               ],
             },
             { name: 'list', type: 'pure-token', token: 'LIST' },
@@ -69,6 +79,13 @@ export const semns = (engine: SemanticCache) =>
             [R.bulk('index'), R.bulk(space.indexKind ?? engine.opts.indexKind)],
             [R.bulk('entries'), R.int(space.entries.size)],
           ]);
+        }
+        if (sub === 'DEL' && (args.length === 3 || args.length === 4)) {
+          const ns = r.string('DEL');
+          const flush = !r.done && r.option() === 'FLUSH';
+          if (!r.done || (args.length === 4 && !flush))
+            throw new CommandError(ArgErr.syntax(r.last));
+          return R.int(await engine.dropNamespace(ns, flush, access));
         }
         if (sub !== 'SET' || args.length < 3) throw new CommandError(ArgErr.syntax(r.last));
         const ns = r.string('SET');
