@@ -9,6 +9,7 @@
  * keys only as the client (KeyAccess), and semcache's own records with its
  * own connection (store.ts).
  */
+import { isUtf8 } from 'node:buffer';
 import type { Logger } from '../log.js';
 import { patched as faissPatched } from './index/faiss.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
@@ -48,6 +49,8 @@ export interface Entry {
   attrsJson: string | undefined;
   exact: string;
 }
+
+const SHA256_OF_NOTHING = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export class Namespace {
   index: FaissVectorIndex | undefined;
@@ -308,6 +311,8 @@ export class SemanticCache {
         `text exceeds maximum allowed size of ${this.maxTextBytes} bytes (--max-text-bytes)`,
       );
     }
+    // Decoding invalid UTF-8 would turn different bytes into the same text.
+    if (!isUtf8(arg)) throw new InvalidInputError('text must be valid UTF-8');
     return arg.toString();
   }
 
@@ -350,7 +355,11 @@ export class SemanticCache {
       }
       const space = this.namespace(e.ns, true);
       // The record's own exact-match hash, as written; computed when it has none.
-      const exact = e.exactHash ?? exactKey(e.text);
+      // Before texts that normalize to nothing had keys of their own, they shared SHA-256("").
+      const exact =
+        e.exactHash === undefined || e.exactHash === SHA256_OF_NOTHING
+          ? exactKey(e.text)
+          : e.exactHash;
       const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs);
       let g = groups.get(space);
       if (g === undefined) groups.set(space, (g = { ids: [], vectors: [] }));

@@ -60,7 +60,8 @@ export class Lookups {
     const threshold = req.threshold ?? space.threshold ?? cache.opts.threshold;
     // performance.now(), not hrtime.bigint(): no BigInt garbage per exact hit.
     const t0 = performance.now();
-    const exact = space.exact.get(cache.exactOf(req.text));
+    const exactKey = cache.exactOf(req.text);
+    const exact = space.exact.get(exactKey);
     let hit: Hit | undefined;
     if (exact && (filter === undefined || filter(exact.attrs))) {
       const [value] = await access.read([exact.key]);
@@ -77,7 +78,9 @@ export class Lookups {
         return undefined;
       }
     }
-    if (space.entries.size > 0) {
+    // A text that normalizes to nothing ("", "?!") means nothing to compare by
+    // meaning: only its exact bytes can match (normalize.ts).
+    if (space.entries.size > 0 && !exactKey.startsWith('raw:')) {
       const vector = await this.embedTimed(space, req.text);
       hit = (await this.liveTop(space, vector, 1, threshold, filter, 16, true, access))[0];
     }

@@ -32,7 +32,13 @@ export function normalizeText(text: string): string {
   return folded.replace(WHITESPACE_RUN, ' ').replace(EDGE_JUNK, '');
 }
 
-/** Hex SHA-256 of the normalized text: the exact-match key. */
+/**
+ * Hex SHA-256 of the normalized text: the exact-match key. A text that
+ * normalizes to nothing ("", "?!", "!!!") matches only itself: its key is
+ * `raw:` and the SHA-256 of the text as given (a form no normalized key has).
+ */
 export function exactKey(text: string): string {
-  return createHash('sha256').update(normalizeText(text), 'utf8').digest('hex');
+  const normalized = normalizeText(text);
+  if (normalized === '') return `raw:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
+  return createHash('sha256').update(normalized, 'utf8').digest('hex');
 }

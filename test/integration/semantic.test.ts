@@ -1585,6 +1585,81 @@ describe('bad input', () => {
   });
 });
 
+describe('binary-safe and exact texts and namespaces', () => {
+  let c: Redis;
+  const bytes = (...b: number[]) => Buffer.from(b);
+  const cafE9 = bytes(0x63, 0x61, 0x66, 0xe9); // "caf" + a lone Latin-1 é: not UTF-8
+  const cafE8 = bytes(0x63, 0x61, 0x66, 0xe8);
+  const notUtf8 = 'ERR text must be valid UTF-8';
+  beforeAll(() => {
+    c = client(proxy.port, 2);
+  });
+  afterAll(() => c?.disconnect());
+
+  it('a text that is not UTF-8 is refused by every command, never merged with another', async () => {
+    expect(await errorOf(c.call('SEMSET', 'bin:1', cafE9, 'v', 'NS', 'bin'))).toBe(notUtf8);
+    expect(await errorOf(c.call('SEMINDEX', 'bin:1', cafE9, 'NS', 'bin'))).toBe(notUtf8);
+    expect(await errorOf(c.call('SEMEMBED', cafE9))).toBe(notUtf8);
+    expect(await errorOf(c.call('SEMSEARCH', 'TEXT', cafE9, 'NS', 'bin'))).toBe(notUtf8);
+    // U+FFFD itself is valid text; an invalid byte that would decode to it does not find it.
+    expect(await c.call('SEMSET', 'bin:2', 'caf\ufffd', 'replacement', 'NS', 'bin')).toBe('OK');
+    expect(await c.call('SEMGET', 'caf\ufffd', 'NS', 'bin')).toBe('replacement');
+    expect(await errorOf(c.call('SEMGET', cafE8, 'NS', 'bin'))).toBe(notUtf8);
+    expect(await errorOf(c.call('SEMGET', cafE8))).toBe(notUtf8);
+    expect(await errorOf(c.call('SEMGET', cafE8, 'NS', 'bin', 'WITHSCORE'))).toBe(notUtf8);
+    expect(await c.call('EXISTS', 'bin:1')).toBe(0);
+    // ATTRS and FILTER are text too.
+    const json = Buffer.concat([Buffer.from('{"a":"'), cafE9, Buffer.from('"}')]);
+    expect(await errorOf(c.call('SEMSET', 'bin:1', 't', 'v', 'NS', 'bin', 'ATTRS', json))).toBe(
+      'ERR ATTRS must be valid UTF-8',
+    );
+    const expr = Buffer.concat([Buffer.from('.a == "'), cafE9, Buffer.from('"')]);
+    expect(await errorOf(c.call('SEMGET', 't', 'NS', 'bin', 'FILTER', expr))).toBe(
+      'ERR FILTER must be valid UTF-8',
+    );
+    expect(await errorOf(c.call('SEMSEARCH', 'TEXT', 't', 'NS', 'bin', 'FILTER', expr))).toBe(
+      'ERR FILTER must be valid UTF-8',
+    );
+  });
+
+  it('a namespace that is not UTF-8 is refused; different names never share entries', async () => {
+    const fe = bytes(0xfe);
+    const ff = bytes(0xff);
+    const nsErr = 'ERR namespace must be valid UTF-8';
+    expect(await errorOf(c.call('SEMSET', 'bin:3', 'a text', 'v', 'NS', fe))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMGET', 'a text', 'NS', ff))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMSEARCH', 'TEXT', 'a text', 'NS', ff))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMINDEX', 'bin:3', 'a text', 'NS', ff))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMFLUSH', 'NS', ff))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMINFO', 'NS', ff))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMNS', 'SET', fe))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMNS', 'GET', fe))).toBe(nsErr);
+    expect(await errorOf(c.call('SEMNS', 'DEL', fe))).toBe(nsErr);
+    // Valid names that differ in one character are different namespaces.
+    await c.call('SEMSET', 'bin:4', 'same text', 'in \u00fe', 'NS', '\u00fe');
+    expect(await errorOf(c.call('SEMGET', 'same text', 'NS', '\u00ff'))).toBe(
+      "ERR unknown namespace '\u00ff'",
+    );
+    expect(await c.call('SEMGET', 'same text', 'NS', '\u00fe')).toBe('in \u00fe');
+  });
+
+  it('texts that normalize to nothing match only their own exact bytes', async () => {
+    await c.call('SEMSET', 'none:1', '!!!', 'bangs', 'NS', 'none');
+    await c.call('SEMSET', 'none:2', '?!', 'interrobang', 'NS', 'none');
+    await c.call('SEMSET', 'none:3', '', 'empty', 'NS', 'none');
+    expect(await c.call('SEMGET', '!!!', 'NS', 'none')).toBe('bangs');
+    expect(await c.call('SEMGET', '?!', 'NS', 'none')).toBe('interrobang');
+    expect(await c.call('SEMGET', '', 'NS', 'none')).toBe('empty');
+    // Not by meaning either: nothing else is a near match of "nothing".
+    expect(await c.call('SEMGET', '!!', 'NS', 'none', 'THRESHOLD', '-1')).toBeNull();
+    expect(await c.call('SEMGET', ' ', 'NS', 'none', 'THRESHOLD', '-1')).toBeNull();
+    // All three are still entries, and other texts still normalize as before.
+    await c.call('SEMSET', 'none:4', 'Hello,  World!', 'hello', 'NS', 'none');
+    expect(await c.call('SEMGET', 'hello world', 'NS', 'none')).toBe('hello');
+    expect(await c.call('SEMFLUSH', 'NS', 'none')).toBe(4);
+  });
+});
+
 describe('restart', () => {
   let redis2: RedisHandle;
   beforeAll(async () => {

@@ -118,6 +118,11 @@ describe('exactKey', () => {
   it('equates texts that normalize alike and separates those that do not', () => {
     expect(exactKey('ＨＥＬＬＯ world?')).toBe(exactKey('hello   WORLD'));
     expect(exactKey('hello, world')).not.toBe(exactKey('hello world'));
-    expect(exactKey('')).toBe(exactKey('?!'));
+    // Texts that normalize to nothing are keyed by their own bytes, in a form of their own.
+    expect(exactKey('')).not.toBe(exactKey('?!'));
+    expect(exactKey('!!!')).not.toBe(exactKey('?!'));
+    expect(exactKey('?!')).toBe(exactKey('?!'));
+    expect(exactKey('?!')).toMatch(/^raw:[0-9a-f]{64}$/);
+    expect(exactKey('hello')).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -7,7 +7,7 @@
 import { R, type Reply } from '../../resp/writer.js';
 import type { Namespace, SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, nsArg, spec } from './common.js';
 import { guarded } from './errors.js';
 
 function nsOption(args: Buffer[], start: number): string | undefined {
@@ -15,7 +15,7 @@ function nsOption(args: Buffer[], start: number): string | undefined {
   let ns: string | undefined;
   while (!r.done) {
     const opt = r.option();
-    if (opt === 'NS') ns = r.string('NS');
+    if (opt === 'NS') ns = nsArg(r, 'NS');
     else throw new CommandError(ArgErr.syntax(r.last));
   }
   return ns;

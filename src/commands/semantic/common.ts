@@ -1,6 +1,8 @@
 /* Shared bits of the SEM* command modules. */
+import { isUtf8 } from 'node:buffer';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { KeyAccess } from '../../semantic/types.js';
+import { type ArgReader, CommandError } from '../args.js';
 import type { ArgDoc, CommandContext, CommandSpec } from '../types.js';
 import { clientAccess } from './access.js';
 
@@ -8,6 +10,20 @@ import { clientAccess } from './access.js';
 export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess {
   return clientAccess(ctx.redis, engine.opts.db ?? 0);
 }
+
+/**
+ * An argument that is text to us (a namespace name, ATTRS JSON, a FILTER
+ * expression): it must be valid UTF-8, because we compare it as a string and
+ * decoding two different invalid byte strings could make them the same.
+ */
+export function utf8Arg(r: ArgReader, option: string, what: string): string {
+  const arg = r.buffer(option);
+  if (!isUtf8(arg)) throw new CommandError(`ERR ${what} must be valid UTF-8`);
+  return arg.toString();
+}
+
+/** A namespace name, after NS or as SEMNS's argument. */
+export const nsArg = (r: ArgReader, option: string): string => utf8Arg(r, option, 'namespace');
 
 export const NS_ARG: ArgDoc = { name: 'namespace', type: 'string', token: 'NS', optional: true };
 export const FILTER_ARG: ArgDoc = {

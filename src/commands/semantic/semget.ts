@@ -1,8 +1,9 @@
 /* SEMGET text [NS namespace] [THRESHOLD similarity] [FILTER expression] [WITHSCORE] [WITHKEY] */
+import { isUtf8 } from 'node:buffer';
 import { R, type Reply } from '../../resp/writer.js';
 import type { Hit, SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
+import { accessOf, FILTER_ARG, NS_ARG, nsArg, spec, THRESHOLD_ARG, utf8Arg } from './common.js';
 import { errorReply } from './errors.js';
 
 export const semget = (engine: SemanticCache) =>
@@ -35,9 +36,9 @@ export const semget = (engine: SemanticCache) =>
         let filter: string | undefined;
         while (!r.done) {
           const opt = r.option();
-          if (opt === 'NS') ns = r.string('NS');
+          if (opt === 'NS') ns = nsArg(r, 'NS');
           else if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
-          else if (opt === 'FILTER') filter = r.string('FILTER');
+          else if (opt === 'FILTER') filter = utf8Arg(r, 'FILTER', 'FILTER');
           else if (opt === 'WITHSCORE' || opt === 'WITHKEY') detail = true;
           else throw new CommandError(ArgErr.syntax(r.last));
         }
@@ -56,10 +57,11 @@ export const semget = (engine: SemanticCache) =>
     (args) => {
       let ns: string | undefined;
       if (args.length === 4 && args[2]!.toString('latin1').toUpperCase() === 'NS') {
+        if (!isUtf8(args[3]!)) return undefined;
         ns = args[3]!.toString();
       } else if (args.length !== 2) return undefined;
-      // Over the limit: the full path refuses it.
-      if (args[1]!.length > engine.maxTextBytes) return undefined;
+      // Over the limit, or not UTF-8: the full path refuses it.
+      if (args[1]!.length > engine.maxTextBytes || !isUtf8(args[1]!)) return undefined;
       const exact = engine.exactMatch(args[1]!.toString(), ns);
       if (exact === undefined) return undefined;
       const t0 = performance.now();

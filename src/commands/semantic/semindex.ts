@@ -2,7 +2,7 @@
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, nsArg, spec, utf8Arg } from './common.js';
 import { guarded } from './errors.js';
 
 export const semindex = (engine: SemanticCache) =>
@@ -31,8 +31,8 @@ export const semindex = (engine: SemanticCache) =>
         let attrs: string | undefined;
         while (!r.done) {
           const opt = r.option();
-          if (opt === 'NS') ns = r.string('NS');
-          else if (opt === 'ATTRS') attrs = r.string('ATTRS');
+          if (opt === 'NS') ns = nsArg(r, 'NS');
+          else if (opt === 'ATTRS') attrs = utf8Arg(r, 'ATTRS', 'ATTRS');
           else throw new CommandError(ArgErr.syntax(r.last));
         }
         const ok = await engine.index(

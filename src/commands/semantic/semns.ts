@@ -7,7 +7,7 @@
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, spec } from './common.js';
+import { accessOf, nsArg, spec } from './common.js';
 import { guarded } from './errors.js';
 
 const KINDS = ['flat', 'hnsw', 'ivf', 'auto'] as const;
@@ -72,7 +72,7 @@ export const semns = (engine: SemanticCache) =>
           return R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)));
         }
         if (sub === 'GET' && args.length === 3) {
-          const space = engine.namespace(r.string('GET'));
+          const space = engine.namespace(nsArg(r, 'GET'));
           return R.map([
             [R.bulk('namespace'), R.bulk(space.name)],
             [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
@@ -81,14 +81,14 @@ export const semns = (engine: SemanticCache) =>
           ]);
         }
         if (sub === 'DEL' && (args.length === 3 || args.length === 4)) {
-          const ns = r.string('DEL');
+          const ns = nsArg(r, 'DEL');
           const flush = !r.done && r.option() === 'FLUSH';
           if (!r.done || (args.length === 4 && !flush))
             throw new CommandError(ArgErr.syntax(r.last));
           return R.int(await engine.dropNamespace(ns, flush, access));
         }
         if (sub !== 'SET' || args.length < 3) throw new CommandError(ArgErr.syntax(r.last));
-        const ns = r.string('SET');
+        const ns = nsArg(r, 'SET');
         let threshold: number | undefined;
         let index: (typeof KINDS)[number] | undefined;
         while (!r.done) {

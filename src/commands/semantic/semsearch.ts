@@ -7,7 +7,7 @@
 import { R, type Reply } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
+import { accessOf, FILTER_ARG, NS_ARG, nsArg, spec, THRESHOLD_ARG, utf8Arg } from './common.js';
 import { guarded } from './errors.js';
 
 const MAX_COUNT = 10_000;
@@ -72,10 +72,10 @@ export const semsearch = (engine: SemanticCache) =>
         const withs = { scores: false, values: false, attribs: false };
         while (!r.done) {
           const opt = r.option();
-          if (opt === 'NS') ns = r.string('NS');
+          if (opt === 'NS') ns = nsArg(r, 'NS');
           else if (opt === 'COUNT') count = r.integer('COUNT', 1, MAX_COUNT);
           else if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
-          else if (opt === 'FILTER') filter = r.string('FILTER');
+          else if (opt === 'FILTER') filter = utf8Arg(r, 'FILTER', 'FILTER');
           else if (opt === 'FETCHK') fetchK = r.integer('FETCHK', 1, MAX_COUNT * 10);
           else if (opt === 'MMR') mmr = r.float('MMR', 0, 1);
           else if (opt === 'WITHSCORES') withs.scores = true;

@@ -4,7 +4,7 @@ import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { TtlMode } from '../../semantic/store.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, spec } from './common.js';
+import { accessOf, NS_ARG, nsArg, spec, utf8Arg } from './common.js';
 import { guarded } from './errors.js';
 
 export const semset = (engine: SemanticCache) =>
@@ -52,8 +52,8 @@ export const semset = (engine: SemanticCache) =>
             ttlMode = opt;
             ttl = expireArg(r.buffer(opt), opt);
           } else if (opt === 'KEEPTTL') ttlMode = 'KEEPTTL';
-          else if (opt === 'NS') ns = r.string('NS');
-          else if (opt === 'ATTRS') attrs = r.string('ATTRS');
+          else if (opt === 'NS') ns = nsArg(r, 'NS');
+          else if (opt === 'ATTRS') attrs = utf8Arg(r, 'ATTRS', 'ATTRS');
           else throw new CommandError(ArgErr.syntax(r.last));
         }
         await engine.set(
