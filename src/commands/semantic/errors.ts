@@ -2,6 +2,7 @@
  * Domain errors → Redis-style error replies, in one place: the engine throws
  * typed errors, the commands never format them themselves.
  */
+import { Err } from '../../errors.js';
 import { R, type Reply } from '../../resp/writer.js';
 import { InvalidInputError, LoadingError, UnknownNamespaceError } from '../../semantic/engine.js';
 import { FilterSyntaxError } from '../../semantic/filter.js';
@@ -34,7 +35,8 @@ export function errorReply(err: unknown): Reply {
     // From semcache's own connection (a record write...), not the client's.
     return R.error(`ERR semcache: its own connection to redis was refused: ${err.message}`);
   }
-  return R.error(`ERR semcache: ${(err as Error).message}`);
+  // Anything else is a fault of ours: the one internal-error text (src/errors.ts).
+  return R.error(Err.internal((err as Error).message));
 }
 
 /** Run a command body, turning any thrown error into its reply. */
