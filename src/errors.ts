@@ -59,3 +59,30 @@ export const ProtocolError = {
   expectedDollar: (byte: number) =>
     `expected '$', got '${String.fromCharCode(byte === 13 || byte === 10 ? 32 : byte)}'`,
 } as const;
+
+/**
+ * The semantic engine's errors, by stable code: callers, tests and logs switch
+ * on the code (error.code), never on the text, which may improve. The error
+ * classes are in src/semantic/types.ts; commands/semantic/errors.ts turns them
+ * into replies (`ERR <text>` unless the class says otherwise).
+ */
+export const SemErr = {
+  TEXT_TOO_LONG: (max: number) =>
+    `text exceeds maximum allowed size of ${max} bytes (--max-text-bytes)`,
+  TEXT_NOT_UTF8: () => 'text must be valid UTF-8',
+  NAMESPACE_NAME: (max: number) => `namespace must be 1 to ${max} bytes`,
+  UNKNOWN_NAMESPACE: (ns: string) => `unknown namespace '${ns}'`,
+  NAMESPACE_NOT_EMPTY: (ns: string, entries: number) =>
+    `namespace '${ns}' has ${entries} entries (SEMNS DEL ${ns} FLUSH deletes them too)`,
+  NAMESPACE_CHANGED: (ns: string) => `namespace '${ns}' has new entries; try again`,
+  INDEX_CHANGE_NOT_EMPTY: (ns: string) =>
+    `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
+  ATTRS_JSON: (why: string) => `invalid JSON in ATTRS: ${why}`,
+  ATTRS_NOT_OBJECT: () => 'ATTRS must be a JSON object',
+  VECTOR_DIM: (got: number, want: number) => `vector has ${got} dimensions, the index has ${want}`,
+  VECTOR_INVALID: () => 'vector must be finite and non-zero',
+  LOADING: (what: string) => `semcache is loading ${what}`,
+  WRONGTYPE: () => 'Operation against a key holding the wrong kind of value',
+} as const;
+
+export type SemErrCode = keyof typeof SemErr;

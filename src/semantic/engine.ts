@@ -22,6 +22,7 @@ import {
   InvalidInputError,
   LoadingError,
   StorageUnavailableError,
+  semError,
   UnknownNamespaceError,
 } from './types.js';
 import { createVectorIndex, type FaissVectorIndex } from './vector-index.js';
@@ -208,7 +209,7 @@ export class SemanticCache {
 
   /** Throws unless commands can be served (LoadingError, or why it failed). */
   ready(): void {
-    if (this.state === 'loading') throw new LoadingError(`semcache is loading ${this.loadingWhat}`);
+    if (this.state === 'loading') throw semError('LOADING', this.loadingWhat);
     if (this.state === 'failed') throw this.failure!;
   }
 
@@ -216,7 +217,7 @@ export class SemanticCache {
     const n = name ?? DEFAULT_NAMESPACE;
     let space = this.namespaces.get(n);
     if (space === undefined) {
-      if (!create) throw new UnknownNamespaceError(`unknown namespace '${n}'`);
+      if (!create) throw semError('UNKNOWN_NAMESPACE', n);
       this.checkNamespaceName(n);
       space = new Namespace(n);
       this.namespaces.set(n, space);
@@ -227,7 +228,7 @@ export class SemanticCache {
   /** A name a namespace may have (InvalidInputError if not). */
   checkNamespaceName(name: string | undefined): void {
     if (name !== undefined && (name.length === 0 || name.length > MAX_NAMESPACE_LENGTH)) {
-      throw new InvalidInputError(`namespace must be 1 to ${MAX_NAMESPACE_LENGTH} bytes`);
+      throw semError('NAMESPACE_NAME', MAX_NAMESPACE_LENGTH);
     }
   }
 
@@ -241,10 +242,10 @@ export class SemanticCache {
     try {
       parsed = JSON.parse(json);
     } catch (err) {
-      throw new InvalidInputError(`invalid JSON in ATTRS: ${(err as Error).message}`);
+      throw semError('ATTRS_JSON', (err as Error).message);
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new InvalidInputError('ATTRS must be a JSON object');
+      throw semError('ATTRS_NOT_OBJECT');
     }
     return parsed as Record<string, unknown>;
   }
@@ -307,12 +308,10 @@ export class SemanticCache {
    */
   text(arg: Buffer): string {
     if (arg.length > this.maxTextBytes) {
-      throw new InvalidInputError(
-        `text exceeds maximum allowed size of ${this.maxTextBytes} bytes (--max-text-bytes)`,
-      );
+      throw semError('TEXT_TOO_LONG', this.maxTextBytes);
     }
     // Decoding invalid UTF-8 would turn different bytes into the same text.
-    if (!isUtf8(arg)) throw new InvalidInputError('text must be valid UTF-8');
+    if (!isUtf8(arg)) throw semError('TEXT_NOT_UTF8');
     return arg.toString();
   }
 

@@ -33,6 +33,7 @@
  * or allocate without bound: FILTER_MAX_LENGTH characters, FILTER_MAX_DEPTH
  * nested parentheses and prefix operators.
  */
+import { SemanticError } from './types.js';
 
 export const FILTER_MAX_LENGTH = 4096;
 export const FILTER_MAX_DEPTH = 64;
@@ -40,14 +41,13 @@ export const FILTER_MAX_DEPTH = 64;
 export type Filter = (attrs: Record<string, unknown> | undefined) => boolean;
 
 /** A malformed expression; `position` is the 0-based UTF-16 offset of `near` (undefined: the end). */
-export class FilterSyntaxError extends Error {
+export class FilterSyntaxError extends SemanticError {
   constructor(
     message: string,
     readonly position: number,
     readonly near: string | undefined,
   ) {
-    super(message);
-    this.name = 'FilterSyntaxError';
+    super('FILTER_SYNTAX', message);
   }
 }
 

@@ -23,7 +23,7 @@ import { compileFilter, type Filter } from './filter.js';
 import { dot, mmrPool, selectMmr } from './mmr.js';
 import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
-import { InvalidInputError } from './types.js';
+import { semError } from './types.js';
 
 /** Candidates read per round trip when checking that a hit still exists. */
 const CHECK_BATCH = 4;
@@ -100,9 +100,7 @@ export class Lookups {
     const dim = cache.opts.embedder.dim;
     if (req.vector !== undefined) {
       if (req.vector.length !== dim) {
-        throw new InvalidInputError(
-          `vector has ${req.vector.length} dimensions, the index has ${dim}`,
-        );
+        throw semError('VECTOR_DIM', req.vector.length, dim);
       }
       query = normalized(req.vector);
     } else query = await this.embedTimed(space, req.text ?? '');
@@ -255,7 +253,6 @@ export class Lookups {
 
 function normalized(v: Float32Array): Float32Array {
   const n = Math.sqrt(dot(v, v));
-  if (!Number.isFinite(n) || n === 0)
-    throw new InvalidInputError('vector must be finite and non-zero');
+  if (!Number.isFinite(n) || n === 0) throw semError('VECTOR_INVALID');
   return v.map((x) => x / n);
 }

@@ -16,8 +16,10 @@
  * stayed.
  */
 import { endianness } from 'node:os';
+import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import { RedisReplyError } from '../upstream/redis-client.js';
+import { SemanticError } from './types.js';
 
 /**
  * Writes record and exact key for a key that holds a string, with its TTL.
@@ -71,9 +73,9 @@ return n
 `;
 
 /** SEMINDEX of a key that holds a list, hash...: only strings can be cache values. */
-export class WrongTypeError extends Error {
+export class WrongTypeError extends SemanticError {
   constructor() {
-    super('Operation against a key holding the wrong kind of value');
+    super('WRONGTYPE', SemErr.WRONGTYPE());
   }
 }
 

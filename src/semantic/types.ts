@@ -3,6 +3,7 @@
  * domain returns values and typed errors, command modules turn them into
  * replies (Principle 2).
  */
+import { SemErr, type SemErrCode } from '../errors.js';
 
 /** Turns texts into L2-normalized vectors of a fixed dimension. */
 export interface Embedder {
@@ -18,18 +19,50 @@ export interface Embedder {
   embed(texts: string[]): Promise<Float32Array[]>;
 }
 
+/**
+ * Every error of the semantic domain carries a stable `code`: SemErr's (its
+ * texts are in src/errors.ts), or the class's own for the errors below that
+ * wrap a cause (EMBEDDER_UNAVAILABLE, STORAGE_UNAVAILABLE, ACCESS_REFUSED,
+ * FILTER_SYNTAX).
+ */
+export class SemanticError extends Error {
+  constructor(
+    readonly code:
+      | SemErrCode
+      | 'EMBEDDER_UNAVAILABLE'
+      | 'STORAGE_UNAVAILABLE'
+      | 'ACCESS_REFUSED'
+      | 'FILTER_SYNTAX',
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
 /** The model or the index from Redis is not loaded yet. */
-export class LoadingError extends Error {}
-export class UnknownNamespaceError extends Error {}
-export class InvalidInputError extends Error {}
+export class LoadingError extends SemanticError {}
+export class UnknownNamespaceError extends SemanticError {}
+export class InvalidInputError extends SemanticError {}
+
+/** The catalogue's error `code` with its text, as the class its reply needs. */
+export function semError<C extends SemErrCode>(
+  code: C,
+  ...args: Parameters<(typeof SemErr)[C]>
+): SemanticError {
+  const text = (SemErr[code] as (...a: Parameters<(typeof SemErr)[C]>) => string)(...args);
+  if (code === 'LOADING') return new LoadingError(code, text);
+  if (code === 'UNKNOWN_NAMESPACE') return new UnknownNamespaceError(code, text);
+  return new InvalidInputError(code, text);
+}
 
 /** The model cannot be loaded or reached; `remedy` says what the user can do. */
-export class EmbedderUnavailableError extends Error {
+export class EmbedderUnavailableError extends SemanticError {
   constructor(
     message: string,
     readonly remedy: string,
   ) {
-    super(message);
+    super('EMBEDDER_UNAVAILABLE', message);
     this.name = 'EmbedderUnavailableError';
   }
 }
@@ -95,17 +128,19 @@ export interface KeyAccess {
 }
 
 /** Redis refused the client (NOAUTH, NOPERM, OOM, ...): `message` is Redis's own error text. */
-export class AccessRefusedError extends Error {
-  override name = 'AccessRefusedError';
+export class AccessRefusedError extends SemanticError {
+  constructor(message: string) {
+    super('ACCESS_REFUSED', message);
+  }
 }
 
 /** semcache's own connection to Redis fails or is refused; `remedy` says what to check. */
-export class StorageUnavailableError extends Error {
+export class StorageUnavailableError extends SemanticError {
   constructor(
     message: string,
     readonly remedy: string,
   ) {
-    super(message);
+    super('STORAGE_UNAVAILABLE', message);
     this.name = 'StorageUnavailableError';
   }
 }

@@ -23,7 +23,7 @@ import type { Namespace, SemanticCache } from './engine.js';
 import { DEFAULT_NAMESPACE } from './engine.js';
 import type { TtlMode } from './store.js';
 import type { IndexKind, KeyAccess } from './types.js';
-import { InvalidInputError } from './types.js';
+import { semError } from './types.js';
 
 /** Keys per record-removal script call. */
 const REMOVE_BATCH = 500;
@@ -173,15 +173,13 @@ export class Writes {
     const space = cache.namespace(ns);
     const keys = [...space.entries.values()].map((e) => e.key);
     if (keys.length > 0 && !flush) {
-      throw new InvalidInputError(
-        `namespace '${ns}' has ${keys.length} entries (SEMNS DEL ${ns} FLUSH deletes them too)`,
-      );
+      throw semError('NAMESPACE_NOT_EMPTY', ns, keys.length);
     }
     await access.mayDelAll(keys);
     const n = keys.length > 0 ? await this.flush(ns, access) : 0;
     if (space.entries.size > 0) {
       // Written meanwhile: refused as above rather than dropping live entries' settings.
-      throw new InvalidInputError(`namespace '${ns}' has new entries; try again`);
+      throw semError('NAMESPACE_CHANGED', ns);
     }
     await cache.opts.store.deleteNamespace(ns);
     space.index?.clear();
@@ -227,9 +225,7 @@ export class Writes {
       settings.index !== (space.indexKind ?? cache.opts.indexKind)
     ) {
       if (space.entries.size > 0) {
-        throw new InvalidInputError(
-          `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
-        );
+        throw semError('INDEX_CHANGE_NOT_EMPTY', ns);
       }
       space.index = undefined;
     }
