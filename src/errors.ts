@@ -73,7 +73,7 @@ export const SemErr = {
   NAMESPACE_NAME: (max: number) => `namespace must be 1 to ${max} bytes`,
   UNKNOWN_NAMESPACE: (ns: string) => `unknown namespace '${ns}'`,
   NAMESPACE_NOT_EMPTY: (ns: string, entries: number) =>
-    `namespace '${ns}' has ${entries} entries (SEMNS DEL ${ns} FLUSH deletes them too)`,
+    `namespace '${ns}' has ${entries} ${entries === 1 ? 'entry' : 'entries'} (SEMNS DEL ${ns} FLUSH deletes ${entries === 1 ? 'it' : 'them'} too)`,
   NAMESPACE_CHANGED: (ns: string) => `namespace '${ns}' has new entries; try again`,
   INDEX_CHANGE_NOT_EMPTY: (ns: string) =>
     `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,

@@ -125,7 +125,7 @@ describe('SEMNS', () => {
       await c.call('SEMNS', 'SET', 'gone', 'THRESHOLD', '0.5');
       await c.call('SEMSET', 'ns:gone1', 't', 'v', 'NS', 'gone');
       await expect(c.call('SEMNS', 'DEL', 'gone')).rejects.toThrow(
-        "ERR namespace 'gone' has 1 entries (SEMNS DEL gone FLUSH deletes them too)",
+        "ERR namespace 'gone' has 1 entry (SEMNS DEL gone FLUSH deletes it too)",
       );
       expect(await direct.get('ns:gone1')).toBe('v');
       await expect(c.call('SEMNS', 'DEL', 'gone', 'NOW')).rejects.toThrow(
