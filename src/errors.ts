@@ -60,6 +60,18 @@ export const ProtocolError = {
     `expected '$', got '${String.fromCharCode(byte === 13 || byte === 10 ? 32 : byte)}'`,
 } as const;
 
+/** Our commands' argument errors: Redis's own texts where Redis has the case. */
+export const ArgErr = {
+  notInteger: 'ERR value is not an integer or out of range',
+  notFloat: 'ERR value is not a valid float',
+  syntax: (token: string) => `ERR syntax error near '${token.slice(0, 64)}'`,
+  expire: (cmd: string) => `ERR invalid expire time in '${cmd}' command`,
+  range: (name: string, lo: number, hi: number) => `ERR ${name} must be between ${lo} and ${hi}`,
+  missing: (option: string) => `ERR syntax error: ${option} needs a value`,
+  notUtf8: (what: string) => `ERR ${what} must be valid UTF-8`,
+  fp32Length: 'ERR FP32 blob length must be a non-zero multiple of 4',
+};
+
 /**
  * The semantic engine's errors, by stable code: callers, tests and logs switch
  * on the code (error.code), never on the text, which may improve. The error

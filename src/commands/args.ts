@@ -2,16 +2,12 @@
  * Argument parsing for our commands, with Redis's own error texts for the
  * cases Redis has (integers, floats, syntax) and the bad token named in ours.
  */
-export class CommandError extends Error {}
+// The texts live with every other error text semcache sends (src/errors.ts).
+import { ArgErr } from '../errors.js';
 
-export const ArgErr = {
-  notInteger: 'ERR value is not an integer or out of range',
-  notFloat: 'ERR value is not a valid float',
-  syntax: (token: string) => `ERR syntax error near '${token.slice(0, 64)}'`,
-  expire: (cmd: string) => `ERR invalid expire time in '${cmd}' command`,
-  range: (name: string, lo: number, hi: number) => `ERR ${name} must be between ${lo} and ${hi}`,
-  missing: (option: string) => `ERR syntax error: ${option} needs a value`,
-};
+export { ArgErr };
+
+export class CommandError extends Error {}
 
 /** Walks the arguments after the fixed ones: options are case-insensitive tokens. */
 export class ArgReader {

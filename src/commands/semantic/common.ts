@@ -2,7 +2,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { KeyAccess } from '../../semantic/types.js';
-import { type ArgReader, CommandError } from '../args.js';
+import { ArgErr, type ArgReader, CommandError } from '../args.js';
 import type { ArgDoc, CommandContext, CommandSpec } from '../types.js';
 import { clientAccess } from './access.js';
 
@@ -18,7 +18,7 @@ export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess 
  */
 export function utf8Arg(r: ArgReader, option: string, what: string): string {
   const arg = r.buffer(option);
-  if (!isUtf8(arg)) throw new CommandError(`ERR ${what} must be valid UTF-8`);
+  if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8(what));
   return arg.toString();
 }
 

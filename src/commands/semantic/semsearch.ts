@@ -54,7 +54,7 @@ export const semsearch = (engine: SemanticCache) =>
         else if (form === 'FP32') {
           const blob = r.buffer('FP32');
           if (blob.length === 0 || blob.length % 4 !== 0 || blob.length / 4 > MAX_DIM) {
-            throw new CommandError('ERR FP32 blob length must be a non-zero multiple of 4');
+            throw new CommandError(ArgErr.fp32Length);
           }
           vector = new Float32Array(blob.length / 4);
           for (let i = 0; i < vector.length; i++) vector[i] = blob.readFloatLE(i * 4);
