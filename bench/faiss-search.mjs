@@ -56,7 +56,7 @@ import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
-import { gaussian, loadavg, machineInfo, mdTable, mulberry32 } from './lib.mjs';
+import { loadavg, machineInfo, mdTable, syntheticVectors } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -174,45 +174,8 @@ async function stallsDuring(promise) {
 }
 
 // ---------- data ----------
-function unit(v) {
-  let s = 0;
-  for (const x of v) s += x * x;
-  return v.map((x) => x / Math.sqrt(s));
-}
-/**
- * random and clustered are test/unit/vector-index.test.ts's randomVectors and
- * clusteredVectors (--centres 100, --spread 0.05). lowrank: Gaussian points in
- * a random --rank-dimensional subspace plus a little isotropic noise, i.e.
- * continuous structure of low intrinsic dimension and no clusters to line up
- * with IVF's lists (an in-between model of real embeddings).
- */
-function vectors(kind, n, seed) {
-  const rand = mulberry32(seed);
-  const random = () => unit(Float32Array.from({ length: dim }, () => gaussian(rand)));
-  if (kind === 'random') return Array.from({ length: n }, random);
-  const crand = mulberry32(7);
-  if (kind === 'lowrank') {
-    const basis = Array.from({ length: rank }, () =>
-      unit(Float32Array.from({ length: dim }, () => gaussian(crand))),
-    );
-    const noise = 0.2 / Math.sqrt(dim / rank);
-    return Array.from({ length: n }, () => {
-      const v = Float32Array.from({ length: dim }, () => noise * gaussian(rand));
-      for (const b of basis) {
-        const g = gaussian(rand);
-        for (let i = 0; i < dim; i++) v[i] += g * b[i];
-      }
-      return unit(v);
-    });
-  }
-  const centres = Array.from({ length: centresN }, () =>
-    unit(Float32Array.from({ length: dim }, () => gaussian(crand))),
-  );
-  return Array.from({ length: n }, () => {
-    const c = centres[Math.floor(rand() * centres.length)];
-    return unit(c.map((x) => x + spread * gaussian(rand)));
-  });
-}
+const vectors = (kind, n, seed) =>
+  syntheticVectors(kind, n, seed, { dim, centres: centresN, spread, rank });
 
 // ---------- measurements ----------
 const ms = (t0) => performance.now() - t0;

@@ -545,11 +545,62 @@ export function mdTable(header, rows, align) {
   ].join('\n');
 }
 
-// ---------- semcache entries written straight into Redis (docs/storage.md) ----------
 /** A standard normal deviate from two uniform ones (Box-Muller). */
 export function gaussian(rand) {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
+
+// ---------- synthetic vectors (bench/faiss-search.mjs, bench/recall.mjs) ----------
+function unit(v) {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return v.map((x) => x / Math.sqrt(s));
+}
+
+/**
+ * `n` unit vectors of `dim`, from seed `seed`. `random` (uniform on the
+ * sphere) and `clustered` are test/unit/vector-index.test.ts's randomVectors
+ * and clusteredVectors (`centres` centres drawn from seed 7, cosine to their
+ * centre about 0.7 at `spread` 0.05). `lowrank`: Gaussian points in a random
+ * `rank`-dimensional subspace plus a little isotropic noise, i.e. continuous
+ * structure of low intrinsic dimension and no clusters to line up with IVF's
+ * lists (an in-between model of real embeddings).
+ */
+export function syntheticVectors(
+  kind,
+  n,
+  seed,
+  { dim = 384, centres = 100, spread = 0.05, rank = 32 } = {},
+) {
+  const rand = mulberry32(seed);
+  const random = () => unit(Float32Array.from({ length: dim }, () => gaussian(rand)));
+  if (kind === 'random') return Array.from({ length: n }, random);
+  const crand = mulberry32(7);
+  if (kind === 'lowrank') {
+    const basis = Array.from({ length: rank }, () =>
+      unit(Float32Array.from({ length: dim }, () => gaussian(crand))),
+    );
+    const noise = 0.2 / Math.sqrt(dim / rank);
+    return Array.from({ length: n }, () => {
+      const v = Float32Array.from({ length: dim }, () => noise * gaussian(rand));
+      for (const b of basis) {
+        const g = gaussian(rand);
+        for (let i = 0; i < dim; i++) v[i] += g * b[i];
+      }
+      return unit(v);
+    });
+  }
+  if (kind !== 'clustered') throw new Error(`data: clustered, random or lowrank, not ${kind}`);
+  const cs = Array.from({ length: centres }, () =>
+    unit(Float32Array.from({ length: dim }, () => gaussian(crand))),
+  );
+  return Array.from({ length: n }, () => {
+    const c = cs[Math.floor(rand() * cs.length)];
+    return unit(c.map((x) => x + spread * gaussian(rand)));
+  });
+}
+
+// ---------- semcache entries written straight into Redis (docs/storage.md) ----------
 
 /**
  * FLUSHALL, then write `n` entries in semcache's storage layout, as SEMSET would:

@@ -64,6 +64,8 @@ export class Namespace {
   hits = 0;
   exactHits = 0;
   misses = 0;
+  /** Searches an approximate index answered short of, made exact by a scan (lookups.ts). */
+  exactScans = 0;
   readonly lookup = new LatencyStats();
   readonly embedTime = new LatencyStats();
   readonly searchTime = new LatencyStats();

@@ -18,9 +18,11 @@
  * threshold) and confirmed at EXEC.
  */
 
-import type { Hit, Namespace, SemanticCache } from './engine.js';
+import { dot } from './dot.js';
+import type { Entry, Hit, Namespace, SemanticCache } from './engine.js';
 import { compileFilter, type Filter } from './filter.js';
-import { dot, mmrPool, selectMmr } from './mmr.js';
+import { WIDE_EF_MAX } from './index/segment.js';
+import { mmrPool, selectMmr } from './mmr.js';
 import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
 import { semError } from './types.js';
@@ -28,6 +30,11 @@ import { semError } from './types.js';
 /** Candidates read per round trip when checking that a hit still exists. */
 const CHECK_BATCH = 4;
 const PRESENT = Buffer.alloc(0);
+/**
+ * An approximate index's short answer is made exact by a scan up to this many
+ * entries: at most about 40 ms of CPU, in slices of a millisecond (index/scan.ts).
+ */
+export const EXACT_SCAN_MAX = 100_000;
 
 export interface GetRequest {
   text: string;
@@ -45,6 +52,23 @@ export interface SearchRequest {
   filter?: string | undefined;
   fetchK?: number | undefined;
   mmr?: number | undefined;
+  withValues: boolean;
+}
+
+/** What one lookup asks of the index: built once per command, read by each step. */
+interface Plan {
+  space: Namespace;
+  query: Float32Array;
+  /** Hits wanted. */
+  count: number;
+  /** Lowest score kept. */
+  threshold: number;
+  filter: Filter | undefined;
+  /** With a filter, how many hits the index is asked for at first. */
+  fetchK: number;
+  /** The entry whose text is the question's: first, with score 1. */
+  pin: Entry | undefined;
+  /** Read the values (else only check the keys exist). */
   withValues: boolean;
 }
 
@@ -82,7 +106,17 @@ export class Lookups {
     // meaning: only its exact bytes can match (normalize.ts).
     if (space.entries.size > 0 && !exactKey.startsWith('raw:')) {
       const vector = await this.embedTimed(space, req.text);
-      hit = (await this.liveTop(space, vector, 1, threshold, filter, 16, true, access))[0];
+      const plan: Plan = {
+        space,
+        query: vector,
+        count: 1,
+        threshold,
+        filter,
+        fetchK: 16,
+        pin: undefined,
+        withValues: true,
+      };
+      hit = (await this.liveTop(plan, access))[0];
     }
     if (hit) space.hits++;
     else space.misses++;
@@ -104,24 +138,25 @@ export class Lookups {
       }
       query = normalized(req.vector);
     } else query = await this.embedTimed(space, req.text ?? '');
-    const threshold = req.threshold ?? -1;
     const fetchK = req.fetchK ?? Math.max(req.count * 10, 100);
-    if (req.mmr === undefined) {
-      return this.liveTop(
-        space,
-        query,
-        req.count,
-        threshold,
-        filter,
-        fetchK,
-        req.withValues,
-        access,
-      );
-    }
-    const pool = mmrPool(req.count, fetchK);
+    const plan: Plan = {
+      space,
+      query,
+      count: req.count,
+      threshold: req.threshold ?? -1,
+      filter,
+      fetchK,
+      // An entry's own text always finds it, however the index is built.
+      pin: req.text === undefined ? undefined : space.exact.get(cache.exactOf(req.text)),
+      withValues: req.withValues,
+    };
+    if (req.mmr === undefined) return this.liveTop(plan, access);
     // In a transaction the values are read with the pool (one read).
     const values = req.withValues && access.oneShot;
-    const hits = await this.liveTop(space, query, pool, threshold, filter, fetchK, values, access);
+    const hits = await this.liveTop(
+      { ...plan, count: mmrPool(req.count, fetchK), withValues: values },
+      access,
+    );
     const ranked = hits.length > req.count ? await this.mmr(query, hits, req.count, req.mmr) : hits;
     if (!req.withValues || values) return ranked;
     return this.live(ranked, req.count, true, access);
@@ -135,44 +170,73 @@ export class Lookups {
   }
 
   /**
-   * The best `count` entries at or above `threshold` that pass `filter`. With
-   * a filter the index is searched deeper (fetchK, doubling up to the whole
-   * namespace) until enough entries pass.
+   * The best `count` entries at or above `threshold` that pass `filter`,
+   * `pin` first (the entry whose text is the question's, score 1, as SEMGET's
+   * exact tier). The index is searched for max(count, fetchK with a filter)
+   * hits, doubling while too few pass; an approximate index (HNSW, IVF) whose
+   * answer stays short once the search is WIDE_EF_MAX wide is scanned exactly
+   * when the namespace has at most EXACT_SCAN_MAX entries. So COUNT k gives k
+   * whenever k entries pass, up to that size (docs/index.md).
    */
-  private async candidates(
-    space: Namespace,
-    query: Float32Array,
-    count: number,
-    threshold: number,
-    filter: Filter | undefined,
-    fetchK: number,
-  ): Promise<Hit[]> {
+  private async candidates(plan: Plan, count: number): Promise<Hit[]> {
+    const { space, query, threshold, filter, fetchK, pin } = plan;
+    const head: Hit[] = [];
+    if (pin !== undefined && (filter === undefined || filter(pin.attrs))) {
+      head.push({ entry: pin, score: 1, value: undefined, exact: true });
+    }
     const index = space.index;
-    if (index === undefined || index.size === 0) return [];
+    const want = count - head.length;
+    if (index === undefined || index.size === 0 || want <= 0) return head;
     const t = process.hrtime.bigint();
+    const accept = (id: number): Entry | undefined => {
+      const entry = space.entries.get(id);
+      if (entry === undefined || entry === pin || (filter && !filter(entry.attrs)))
+        return undefined;
+      return entry;
+    };
     let k = Math.min(index.size, Math.max(count, filter ? fetchK : count));
-    let out: Hit[] = [];
+    let out: Hit[];
+    let exhausted: boolean;
+    let complete: boolean;
     for (;;) {
       out = [];
-      let exhausted = false;
+      exhausted = false;
       // Usually an array: no promise (and no wait behind other lookups) unless
       // a long flat tail made the search yield.
-      const found = index.searchYielding(query, k);
-      for (const h of Array.isArray(found) ? found : await found) {
+      const pending = index.searchYielding(query, k);
+      const found = Array.isArray(pending) ? pending : await pending;
+      // Every live vector came back: nothing left to find.
+      complete = found.length >= index.size;
+      for (const h of found) {
         if (h.score < threshold) {
           exhausted = true;
           break;
         }
-        const entry = space.entries.get(h.id);
-        if (entry === undefined || (filter && !filter(entry.attrs))) continue;
+        const entry = accept(h.id);
+        if (entry === undefined) continue;
         out.push({ entry, score: h.score, value: undefined, exact: false });
-        if (out.length >= count) break;
+        if (out.length >= want) break;
       }
-      if (out.length >= count || exhausted || k >= index.size) break;
+      if (out.length >= want || exhausted || k >= index.size) break;
+      if (index.approximate && k >= WIDE_EF_MAX && index.size <= EXACT_SCAN_MAX) break;
       k = Math.min(index.size, k * 2);
     }
+    const short = out.length < want && !exhausted && !complete;
+    if (short && index.approximate && index.size <= EXACT_SCAN_MAX) {
+      const hits = await index.scan(query, want, {
+        accept: (id) => accept(id) !== undefined,
+        minScore: threshold,
+      });
+      out = hits.flatMap((h) => {
+        const entry = accept(h.id); // it may have gone while the scan waited
+        return entry === undefined
+          ? []
+          : [{ entry, score: h.score, value: undefined, exact: false }];
+      });
+      space.exactScans++;
+    }
     space.searchTime.record(since(t));
-    return out;
+    return head.concat(out);
   }
 
   /**
@@ -210,23 +274,14 @@ export class Lookups {
    * (which also removes them from the index) and the search repeated, a few
    * times at most, so deleted entries do not shorten the answer.
    */
-  private async liveTop(
-    space: Namespace,
-    query: Float32Array,
-    count: number,
-    threshold: number,
-    filter: Filter | undefined,
-    fetchK: number,
-    withValues: boolean,
-    access: KeyAccess,
-  ): Promise<Hit[]> {
+  private async liveTop(plan: Plan, access: KeyAccess): Promise<Hit[]> {
+    const { space, count } = plan;
     let hits: Hit[] = [];
     const rounds = access.oneShot ? 1 : 4;
     for (let round = 0; round < rounds; round++) {
-      const pool = count + CHECK_BATCH - 1;
-      const candidates = await this.candidates(space, query, pool, threshold, filter, fetchK);
+      const candidates = await this.candidates(plan, count + CHECK_BATCH - 1);
       const before = space.entries.size;
-      hits = await this.live(candidates, count, withValues, access);
+      hits = await this.live(candidates, count, plan.withValues, access);
       if (hits.length >= count || space.entries.size === before) break;
     }
     return hits;

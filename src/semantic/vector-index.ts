@@ -45,6 +45,7 @@ import {
   newIvfIP,
   patched,
 } from './index/faiss.js';
+import { type ScanOptions, scanExact } from './index/scan.js';
 import { Segment } from './index/segment.js';
 import { checkId, checkK, intOption, unitCopy } from './index/validate.js';
 import type { IndexKind, SearchHit, VectorIndex } from './types.js';
@@ -117,7 +118,7 @@ export class FaissVectorIndex implements VectorIndex {
   readonly #kind: IndexKind | 'auto';
   readonly #hnsw: HnswParams;
   readonly #nlist: number | undefined;
-  readonly #nprobe: number;
+  #nprobe: number;
   readonly #autoThreshold: number;
   readonly #maxDeadRatio: number;
   readonly #tailMax: number | undefined;
@@ -226,6 +227,29 @@ export class FaissVectorIndex implements VectorIndex {
     return this.#shards.length;
   }
 
+  /**
+   * True when a search may miss vectors: the main segment is HNSW or IVF.
+   * scan() then gives the exact answer.
+   */
+  get approximate(): boolean {
+    return this.#main !== undefined;
+  }
+
+  /**
+   * efSearch (HNSW) and nprobe (IVF) for searches from now on, the current
+   * main segment included (the patched addon only; for tuning and benches).
+   */
+  setSearchParams(p: { efSearch?: number; nprobe?: number }): void {
+    if (p.efSearch !== undefined) {
+      this.#hnsw.efSearch = intOption('efSearch', p.efSearch, 64, 1, 100_000);
+      if (this.#main?.kind === 'hnsw') this.#main.efSearch = this.#hnsw.efSearch;
+    }
+    if (p.nprobe !== undefined) {
+      this.#nprobe = intOption('nprobe', p.nprobe, 16, 1, 1 << 20);
+      if (this.#main?.kind === 'ivf') this.#main.nprobe = this.#nprobe;
+    }
+  }
+
   /** True while a background build runs. */
   get building(): boolean {
     return this.#build !== undefined;
@@ -326,6 +350,22 @@ export class FaissVectorIndex implements VectorIndex {
     // An id removed, or moved to a shard searched before, while this one waited.
     const seen = new Set<number>();
     return hits.filter((h) => this.has(h.id) && !seen.has(h.id) && seen.add(h.id) !== undefined);
+  }
+
+  /**
+   * The exact best k (index/scan.ts): every live vector compared in JS,
+   * yielding to the event loop as it goes; `accept` and `minScore` leave
+   * vectors out before they count towards k. For an approximate index whose
+   * search came back short.
+   */
+  async scan(query: Float32Array, k: number, opts: ScanOptions = {}): Promise<SearchHit[]> {
+    checkK(k);
+    const q = unitCopy(query, this.dim, 'query');
+    if (this.#kind !== 'flat') return scanExact(this.#vectors, q, k, opts);
+    // A flat index keeps no JS copies, and its search is exact already.
+    const all = await this.searchYielding(q, this.size);
+    const { accept, minScore = Number.NEGATIVE_INFINITY } = opts;
+    return all.filter((h) => h.score >= minScore && (!accept || accept(h.id))).slice(0, k);
   }
 
   /**
@@ -466,7 +506,7 @@ export class FaissVectorIndex implements VectorIndex {
             faiss.dispose(); // cleared meanwhile
             return;
           }
-          this.#swap(new Segment(kind, faiss, ids), build);
+          this.#swap(new Segment(kind, faiss, ids, this.#hnsw.efSearch), build);
           this.#onBuild?.({ kind, vectors: n, ms: performance.now() - t0 });
           this.#afterWrite();
         },

@@ -1154,6 +1154,7 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'hits',
         'exact_hits',
         'misses',
+        'exact_scans',
         'lookup_count',
         'lookup_mean_ms',
         'lookup_p50_ms',

@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { dot, MMR_MAX_DOTS, MMR_MAX_POOL, mmrPool, selectMmr } from '../../src/semantic/mmr.js';
+import { dot } from '../../src/semantic/dot.js';
+import { MMR_MAX_DOTS, MMR_MAX_POOL, mmrPool, selectMmr } from '../../src/semantic/mmr.js';
 
 /** The loop semcache used before: redundancy recomputed over the chosen set each time. */
 function textbook(query: Float32Array, vectors: Float32Array[], count: number, lambda: number) {

@@ -9,6 +9,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
+import { WIDE_EF_MAX } from '../../src/semantic/index/segment.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/vector-index.js';
 
 const DIM = 384;
@@ -208,6 +209,35 @@ describe('hnsw index, 20k clustered vectors', () => {
     for (const q of queries.slice(0, 20)) {
       for (const h of index.search(q, 10)) expect(h.score).toBeCloseTo(dot(live.get(h.id)!, q), 5);
     }
+  });
+
+  it('widens efSearch to k, up to WIDE_EF_MAX; scan() is exact beyond, with accept and minScore', async () => {
+    const q = queries[0]!;
+    const hits = index.search(q, WIDE_EF_MAX);
+    expect(hits.length).toBe(WIDE_EF_MAX);
+    expect(index.approximate).toBe(true);
+    const truth = bruteForce(live, q, 5000);
+    const scanned = await index.scan(q, 5000);
+    expect(scanned.map((h) => h.id)).toEqual(truth.map((h) => h.id));
+    for (const [i, h] of scanned.entries()) expect(h.score).toBeCloseTo(truth[i]!.score, 5);
+    const even = (id: number) => id % 2 === 0;
+    const min = (truth[99]!.score + truth[100]!.score) / 2; // away from rounding
+    const some = await index.scan(q, 5000, { accept: even, minScore: min });
+    expect(some.map((h) => h.id)).toEqual(
+      truth.filter((h) => even(h.id) && h.score >= min).map((h) => h.id),
+    );
+  });
+
+  it('setSearchParams: a wider efSearch finds more of the true neighbours', () => {
+    const at = (ef: number) => {
+      index.setSearchParams({ efSearch: ef });
+      return recallAt10(index, live, queries);
+    };
+    const narrow = at(10);
+    const wide = at(256);
+    at(64);
+    expect(wide).toBeGreaterThan(narrow);
+    expect(wide).toBeGreaterThanOrEqual(0.99);
   });
 
   it('never returns removed ids and finds replaced vectors at their new place', () => {

@@ -101,6 +101,8 @@ function namespaceInfo(engine: SemanticCache, space: Namespace): Reply {
     [R.bulk('hits'), R.int(space.hits)],
     [R.bulk('exact_hits'), R.int(space.exactHits)],
     [R.bulk('misses'), R.int(space.misses)],
+    // Searches the approximate index answered short of, completed by an exact scan.
+    [R.bulk('exact_scans'), R.int(space.exactScans)],
     ...latency('lookup', space.lookup.summary()),
     ...latency('embed', space.embedTime.summary()),
     ...latency('search', space.searchTime.summary()),

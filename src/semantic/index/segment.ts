@@ -10,10 +10,19 @@
  * renumbered alike. HNSW and IVF segments do not remove (HNSW cannot, and
  * IVF's remove_ids would make FAISS hand out labels twice); the owner replaces
  * them with a fresh build.
+ *
+ * An HNSW search keeps efSearch candidates and stops once that many are
+ * closer than the next one to expand (FAISS's stopping rule), so asking for
+ * k > efSearch gives fewer than k: with efSearch 64, k 5000 over 5000 vectors
+ * gave 1439. A search for `fetch` hits therefore runs with efSearch =
+ * max(its base, fetch), up to WIDE_EF_MAX (larger widenings cost more than a
+ * few milliseconds on the event loop; the caller scans exactly instead,
+ * index/scan.ts). Needs the patched addon (setParam); without it the base
+ * efSearch written at creation stays.
  */
 
 import type { IndexKind, SearchHit } from '../types.js';
-import type { FaissIndex } from './faiss.js';
+import { type FaissIndex, patched } from './faiss.js';
 
 const DEAD = -1;
 /**
@@ -21,19 +30,30 @@ const DEAD = -1;
  * without the patched addon, the number[] conversion stays fast).
  */
 const ADD_CHUNK = 1024;
+/** The widest efSearch a single HNSW search gets (see the top of this file). */
+export const WIDE_EF_MAX = 1024;
 
 export class Segment {
   readonly #faiss: FaissIndex;
   #slots: number[] = [];
   readonly #positions = new Map<number, number>();
   #dead = 0;
+  /** HNSW: the efSearch a search starts from, and the one FAISS has now. */
+  #baseEf: number;
+  #ef: number;
 
-  /** `faiss` holds, at positions 0.., the vectors of `ids` (none for a new index). */
+  /**
+   * `faiss` holds, at positions 0.., the vectors of `ids` (none for a new
+   * index); an HNSW one was made with efSearch `efSearch`.
+   */
   constructor(
     readonly kind: IndexKind,
     faiss: FaissIndex,
     ids: readonly number[] = [],
+    efSearch = 0,
   ) {
+    this.#baseEf = efSearch;
+    this.#ef = efSearch;
     if (faiss.ntotal() !== ids.length) {
       throw new Error(`segment: FAISS holds ${faiss.ntotal()} vectors, ${ids.length} ids given`);
     }
@@ -105,6 +125,25 @@ export class Segment {
     }
   }
 
+  /** HNSW: the efSearch every search starts from (patched addon only; else ignored). */
+  set efSearch(ef: number) {
+    this.#baseEf = ef;
+  }
+
+  /** IVF: the lists searched per query from now on (patched addon only; else ignored). */
+  set nprobe(n: number) {
+    if (this.kind === 'ivf' && patched()) this.#faiss.setParam('nprobe', n);
+  }
+
+  /** HNSW: efSearch for a search of `fetch` hits (see the top of this file). */
+  #widen(fetch: number): void {
+    if (this.kind !== 'hnsw' || !patched()) return;
+    const ef = Math.max(this.#baseEf, Math.min(fetch, WIDE_EF_MAX));
+    if (ef === this.#ef) return;
+    this.#faiss.setParam('efSearch', ef);
+    this.#ef = ef;
+  }
+
   /** Up to `want` live hits, best first; `q` is a unit vector of this.dim. */
   search(q: Float32Array, want: number): SearchHit[] {
     const live = this.live;
@@ -115,6 +154,7 @@ export class Segment {
     // expected among them, and ask again for twice as many when they were not.
     let fetch = this.#dead === 0 ? want : Math.min(stored, Math.ceil((want * stored) / live) + 16);
     for (;;) {
+      this.#widen(fetch);
       const { distances, labels } = this.#faiss.search(q, fetch);
       const hits: SearchHit[] = [];
       let exhausted = false;
@@ -131,7 +171,9 @@ export class Segment {
         if (id === DEAD) continue;
         hits.push({ id, score: Math.max(-1, Math.min(1, distances[i]!)) });
       }
-      if (hits.length === want || exhausted || fetch === stored) return hits;
+      // A wider HNSW search than WIDE_EF_MAX finds no more: the caller scans.
+      const capped = this.kind === 'hnsw' && fetch >= WIDE_EF_MAX;
+      if (hits.length === want || exhausted || capped || fetch === stored) return hits;
       fetch = Math.min(stored, fetch * 2);
     }
   }
