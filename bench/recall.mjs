@@ -20,7 +20,7 @@
 // bench/results/recall-<time>.md.
 //
 // Usage: node bench/recall.mjs [--sizes 10000,100000] [--data clustered,random,lowrank]
-//          [--ef 16,32,64,128,256,512,1024] [--nprobe 8,16,32,64] [--queries 300]
+//          [--ef 16,32,64,128,256,512] [--nprobe 8,16,32,64] [--queries 300]
 //          [--self 300] [--skip random:100000:hnsw,...] [--quick]
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,7 +30,7 @@ import { loadavg, machineInfo, mdTable, parseFlags, ROOT, syntheticVectors } fro
 const opt = parseFlags({
   sizes: '10000,100000',
   data: 'clustered,random,lowrank',
-  ef: '16,32,64,128,256,512,1024',
+  ef: '16,32,64,128,256,512',
   nprobe: '8,16,32,64',
   queries: 300,
   self: 300,
@@ -44,11 +44,14 @@ if (!fs.existsSync(path.join(dist, 'vector-index.js'))) {
   console.error('dist/ is missing: run npm run build first');
   process.exit(1);
 }
-const { createVectorIndex } = await import(pathToFileURL(path.join(dist, 'vector-index.js')).href);
+const { createVectorIndex, autoEfSearch } = await import(
+  pathToFileURL(path.join(dist, 'vector-index.js')).href
+);
 const { newFlatIP } = await import(pathToFileURL(path.join(dist, 'index/faiss.js')).href);
 const cfg = await import(pathToFileURL(path.join(ROOT, 'dist/config/semantic-options.js')).href);
 const shipped = (key) => cfg.SEMANTIC_OPTIONS.find((o) => o.key === key).def;
-const SHIPPED_EF = shipped('efSearch');
+// 0: by the vectors in the graph (autoEfSearch).
+const shippedEf = (n) => shipped('efSearch') || autoEfSearch(n);
 const SHIPPED_NPROBE = shipped('nprobe');
 const DIM = 384;
 const skips = new Set(list(opt.skip));
@@ -57,7 +60,7 @@ const skips = new Set(list(opt.skip));
 function truth(data, queries) {
   const flat = newFlatIP(DIM);
   const xs = new Float32Array(data.length * DIM);
-  data.forEach((v, i) => xs.set(v, i * DIM));
+  for (const [i, v] of data.entries()) xs.set(v, i * DIM);
   flat.add(xs);
   const out = queries.map((q) => Array.from(flat.search(q, 10).labels));
   flat.dispose();
@@ -133,7 +136,7 @@ for (const d of list(opt.data)) {
       const b = await build(kind, data);
       const name = kind === 'hnsw' ? 'efSearch' : 'nprobe';
       const values = list(kind === 'hnsw' ? opt.ef : opt.nprobe).map(Number);
-      const def = kind === 'hnsw' ? SHIPPED_EF : SHIPPED_NPROBE;
+      const def = kind === 'hnsw' ? shippedEf(n) : SHIPPED_NPROBE;
       if (!values.includes(def)) values.push(def);
       values.sort((a, b) => a - b);
       for (const v of values) {

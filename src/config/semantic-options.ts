@@ -76,10 +76,10 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     key: 'efSearch',
     flag: 'ef-search',
     kind: 'int',
-    def: 64,
-    min: 1,
+    def: 0,
+    min: 0,
     max: 100_000,
-    help: 'HNSW: candidates searched per lookup (higher: better recall, slower; docs/index.md)',
+    help: 'HNSW: candidates searched per lookup (higher: better recall, slower); 0: by index size, 64 up to 10,000 entries, 128 up to 50,000, 256 above (docs/index.md)',
   },
   {
     key: 'nprobe',

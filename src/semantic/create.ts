@@ -68,7 +68,7 @@ export function createSemanticCache(
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
-    efSearch: config.efSearch,
+    ...(config.efSearch > 0 ? { efSearch: config.efSearch } : {}),
     nprobe: config.nprobe,
     maxTextBytes: config.maxTextBytes,
     logger,

@@ -175,7 +175,7 @@ describe('help and argument errors', () => {
     [['--port', '70000'], /--port: port 70000 is out of range/],
     [['--port', '-1'], /--port/],
     [['--max-clients', '0'], /--max-clients: '0' is out of range/],
-    [['--ef-search', '0'], /--ef-search: '0' is out of range \(minimum 1\)/],
+    [['--ef-search', '100001'], /--ef-search: '100001' is out of range \(maximum 100000\)/],
     [['--nprobe', '70000'], /--nprobe: '70000' is out of range \(maximum 65536\)/],
     [['--connect-timeout', '1.5'], /--connect-timeout/],
     [['--log-level', 'loud'], /--log-level: expected one of debug, info, warn, error/],

@@ -15,9 +15,9 @@
  * closer than the next one to expand (FAISS's stopping rule), so asking for
  * k > efSearch gives fewer than k: with efSearch 64, k 5000 over 5000 vectors
  * gave 1439. A search for `fetch` hits therefore runs with efSearch =
- * max(its base, fetch), up to WIDE_EF_MAX (larger widenings cost more than a
- * few milliseconds on the event loop; the caller scans exactly instead,
- * index/scan.ts). Needs the patched addon (setParam); without it the base
+ * max(its base, fetch), up to WIDE_EF_MAX (256: up to 3 ms at 100k vectors
+ * in bench/recall.mjs, 1024 took 2-11 ms; past it the caller scans exactly
+ * instead, index/scan.ts, which yields). Needs the patched addon (setParam); without it the base
  * efSearch written at creation stays.
  */
 
@@ -31,7 +31,7 @@ const DEAD = -1;
  */
 const ADD_CHUNK = 1024;
 /** The widest efSearch a single HNSW search gets (see the top of this file). */
-export const WIDE_EF_MAX = 1024;
+export const WIDE_EF_MAX = 256;
 
 export class Segment {
   readonly #faiss: FaissIndex;
