@@ -5,8 +5,12 @@
  */
 import type { Arg } from '../resp/client-codec.js';
 import type { Reply } from '../resp/writer.js';
+import type { ArgReader } from './args.js';
 
-/** A documented argument, in the shape of Redis's COMMAND DOCS. */
+/**
+ * A documented argument, in the shape of Redis's COMMAND DOCS, plus what
+ * options.ts needs to parse it (`check`, not shown by COMMAND DOCS).
+ */
 export interface ArgDoc {
   name: string;
   type: 'string' | 'integer' | 'double' | 'key' | 'pattern' | 'pure-token' | 'oneof' | 'block';
@@ -14,6 +18,18 @@ export interface ArgDoc {
   optional?: boolean;
   multiple?: boolean;
   arguments?: ArgDoc[];
+  check?: ArgCheck;
+}
+
+/** How options.ts reads and checks an argument's value, beyond its type. */
+export interface ArgCheck {
+  /** integer, double: the inclusive range. */
+  min?: number;
+  max?: number;
+  /** string: must be valid UTF-8, and this names it in the error. */
+  utf8?: string;
+  /** Reads the value itself, from just after the token. */
+  read?: (r: ArgReader, token: string) => unknown;
 }
 
 /**

@@ -6,20 +6,12 @@
  */
 import { R, type Reply } from '../../resp/writer.js';
 import type { Namespace, SemanticCache } from '../../semantic/engine.js';
-import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, nsArg, spec } from './common.js';
+import { parseOptions } from '../options.js';
+import { accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
 
-function nsOption(args: Buffer[], start: number): string | undefined {
-  const r = new ArgReader(args, start);
-  let ns: string | undefined;
-  while (!r.done) {
-    const opt = r.option();
-    if (opt === 'NS') ns = nsArg(r, 'NS');
-    else throw new CommandError(ArgErr.syntax(r.last));
-  }
-  return ns;
-}
+const NS_ONLY = [NS_ARG];
+const nsOption = (args: Buffer[]) => parseOptions(args, 1, NS_ONLY).string('namespace');
 
 export const semdel = (engine: SemanticCache) =>
   spec(
@@ -47,10 +39,10 @@ export const semflush = (engine: SemanticCache) =>
       summary:
         'Delete every entry (value and index) of a namespace, or of all; the number deleted.',
       complexity: 'O(N) for the N entries',
-      arguments: [NS_ARG],
+      arguments: NS_ONLY,
     },
     (args, ctx) =>
-      guarded(async () => R.int(await engine.flush(nsOption(args, 1), accessOf(engine, ctx)))),
+      guarded(async () => R.int(await engine.flush(nsOption(args), accessOf(engine, ctx)))),
   );
 
 export const semembed = (engine: SemanticCache) =>
@@ -117,12 +109,12 @@ export const seminfo = (engine: SemanticCache) =>
       flags: ['readonly', 'fast'],
       summary: 'Statistics of the semantic cache, or of one namespace.',
       complexity: 'O(number of namespaces)',
-      arguments: [NS_ARG],
+      arguments: NS_ONLY,
     },
     (args, ctx) =>
       guarded(async () => {
         await accessOf(engine, ctx).mayInfo();
-        const ns = nsOption(args, 1);
+        const ns = nsOption(args);
         if (ns !== undefined) return namespaceInfo(engine, engine.namespace(ns));
         let entries = 0;
         for (const s of engine.namespaces.values()) entries += s.entries.size;

@@ -11,32 +11,47 @@ export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess 
   return clientAccess(ctx.redis, engine.opts.db ?? 0);
 }
 
-/**
- * An argument that is text to us (a namespace name, ATTRS JSON, a FILTER
- * expression): it must be valid UTF-8, because we compare it as a string and
- * decoding two different invalid byte strings could make them the same.
+/*
+ * Arguments that are text to us (a namespace name, ATTRS JSON, a FILTER
+ * expression) must be valid UTF-8 (check.utf8), because we compare them as
+ * strings and decoding two different invalid byte strings could make them
+ * the same.
  */
-export function utf8Arg(r: ArgReader, option: string, what: string): string {
+
+/** A namespace name as SEMNS's positional argument. */
+export function nsArg(r: ArgReader, option: string): string {
   const arg = r.buffer(option);
-  if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8(what));
+  if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8('namespace'));
   return arg.toString();
 }
 
-/** A namespace name, after NS or as SEMNS's argument. */
-export const nsArg = (r: ArgReader, option: string): string => utf8Arg(r, option, 'namespace');
-
-export const NS_ARG: ArgDoc = { name: 'namespace', type: 'string', token: 'NS', optional: true };
+export const NS_ARG: ArgDoc = {
+  name: 'namespace',
+  type: 'string',
+  token: 'NS',
+  optional: true,
+  check: { utf8: 'namespace' },
+};
 export const FILTER_ARG: ArgDoc = {
   name: 'expression',
   type: 'string',
   token: 'FILTER',
   optional: true,
+  check: { utf8: 'FILTER' },
 };
 export const THRESHOLD_ARG: ArgDoc = {
   name: 'similarity',
   type: 'double',
   token: 'THRESHOLD',
   optional: true,
+  check: { min: -1, max: 1 },
+};
+export const ATTRS_ARG: ArgDoc = {
+  name: 'json',
+  type: 'string',
+  token: 'ATTRS',
+  optional: true,
+  check: { utf8: 'ATTRS' },
 };
 
 type Meta = Omit<CommandSpec, 'execute' | 'group' | 'since' | 'keyStep' | 'firstKey' | 'lastKey'> &

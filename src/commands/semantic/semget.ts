@@ -2,9 +2,19 @@
 import { isUtf8 } from 'node:buffer';
 import { R, type Reply } from '../../resp/writer.js';
 import type { Hit, SemanticCache } from '../../semantic/engine.js';
-import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, FILTER_ARG, NS_ARG, nsArg, spec, THRESHOLD_ARG, utf8Arg } from './common.js';
+import { parseOptions } from '../options.js';
+import type { ArgDoc } from '../types.js';
+import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
 import { errorReply } from './errors.js';
+
+const ARGS: ArgDoc[] = [
+  { name: 'text', type: 'string' },
+  NS_ARG,
+  THRESHOLD_ARG,
+  FILTER_ARG,
+  { name: 'withscore', type: 'pure-token', token: 'WITHSCORE', optional: true },
+  { name: 'withkey', type: 'pure-token', token: 'WITHKEY', optional: true },
+];
 
 export const semget = (engine: SemanticCache) =>
   spec(
@@ -15,14 +25,7 @@ export const semget = (engine: SemanticCache) =>
       summary:
         'Get the value cached for the most similar text (exact match first) at or above the threshold.',
       complexity: 'O(1) for an exact match, else O(d) to embed plus the index search',
-      arguments: [
-        { name: 'text', type: 'string' },
-        NS_ARG,
-        THRESHOLD_ARG,
-        FILTER_ARG,
-        { name: 'withscore', type: 'pure-token', token: 'WITHSCORE', optional: true },
-        { name: 'withkey', type: 'pure-token', token: 'WITHKEY', optional: true },
-      ],
+      arguments: ARGS,
     },
     (args, ctx) => {
       // Not guarded(): a hit is the hot path, and one promise (the lookup's)
@@ -30,20 +33,15 @@ export const semget = (engine: SemanticCache) =>
       let detail = false;
       let lookup: Promise<Hit | undefined>;
       try {
-        const r = new ArgReader(args, 2);
-        let ns: string | undefined;
-        let threshold: number | undefined;
-        let filter: string | undefined;
-        while (!r.done) {
-          const opt = r.option();
-          if (opt === 'NS') ns = nsArg(r, 'NS');
-          else if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
-          else if (opt === 'FILTER') filter = utf8Arg(r, 'FILTER', 'FILTER');
-          else if (opt === 'WITHSCORE' || opt === 'WITHKEY') detail = true;
-          else throw new CommandError(ArgErr.syntax(r.last));
-        }
+        const o = parseOptions(args, 2, ARGS);
+        detail = o.flag('withscore') || o.flag('withkey');
         lookup = engine.get(
-          { text: engine.text(args[1]!), ns, threshold, filter },
+          {
+            text: engine.text(args[1]!),
+            ns: o.string('namespace'),
+            threshold: o.number('similarity'),
+            filter: o.string('expression'),
+          },
           accessOf(engine, ctx),
         );
       } catch (err) {

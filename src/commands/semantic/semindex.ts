@@ -1,9 +1,17 @@
 /* SEMINDEX key text [NS namespace] [ATTRS json] */
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
-import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, nsArg, spec, utf8Arg } from './common.js';
+import { parseOptions } from '../options.js';
+import type { ArgDoc } from '../types.js';
+import { ATTRS_ARG, accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
+
+const ARGS: ArgDoc[] = [
+  { name: 'key', type: 'key' },
+  { name: 'text', type: 'string' },
+  NS_ARG,
+  ATTRS_ARG,
+];
 
 export const semindex = (engine: SemanticCache) =>
   spec(
@@ -17,26 +25,18 @@ export const semindex = (engine: SemanticCache) =>
       summary:
         'Index the text of a key that already holds a value (written by another app); 1 if indexed, 0 if the key does not exist.',
       complexity: 'O(d) for the embedding plus the index insert',
-      arguments: [
-        { name: 'key', type: 'key' },
-        { name: 'text', type: 'string' },
-        NS_ARG,
-        { name: 'json', type: 'string', token: 'ATTRS', optional: true },
-      ],
+      arguments: ARGS,
     },
     (args, ctx) =>
       guarded(async () => {
-        const r = new ArgReader(args, 3);
-        let ns: string | undefined;
-        let attrs: string | undefined;
-        while (!r.done) {
-          const opt = r.option();
-          if (opt === 'NS') ns = nsArg(r, 'NS');
-          else if (opt === 'ATTRS') attrs = utf8Arg(r, 'ATTRS', 'ATTRS');
-          else throw new CommandError(ArgErr.syntax(r.last));
-        }
+        const o = parseOptions(args, 3, ARGS);
         const ok = await engine.index(
-          { key: args[1]!, text: engine.text(args[2]!), ns, attrs },
+          {
+            key: args[1]!,
+            text: engine.text(args[2]!),
+            ns: o.string('namespace'),
+            attrs: o.string('json'),
+          },
           accessOf(engine, ctx),
         );
         return R.int(ok ? 1 : 0);

@@ -1,5 +1,5 @@
 /*
- * SEMNS SET namespace [THRESHOLD similarity] [INDEX FLAT|HNSW|AUTO]
+ * SEMNS SET namespace [THRESHOLD similarity] [INDEX <FLAT | HNSW | IVF | AUTO>]
  * SEMNS GET namespace
  * SEMNS DEL namespace [FLUSH]
  * SEMNS LIST
@@ -7,10 +7,34 @@
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, nsArg, spec } from './common.js';
+import { parseOptions } from '../options.js';
+import type { ArgDoc } from '../types.js';
+import { accessOf, nsArg, spec, THRESHOLD_ARG } from './common.js';
 import { guarded } from './errors.js';
 
 const KINDS = ['flat', 'hnsw', 'ivf', 'auto'] as const;
+
+/** SEMNS SET's options, after the namespace. */
+const SET_OPTIONS: ArgDoc[] = [
+  THRESHOLD_ARG,
+  {
+    name: 'index',
+    type: 'block',
+    token: 'INDEX',
+    optional: true,
+    arguments: [
+      {
+        name: 'kind',
+        type: 'oneof',
+        arguments: KINDS.map((k) => ({ name: k, type: 'pure-token', token: k.toUpperCase() })),
+      },
+    ],
+  },
+];
+/** SEMNS DEL's option, after the namespace. */
+const DEL_OPTIONS: ArgDoc[] = [
+  { name: 'flush', type: 'pure-token', token: 'FLUSH', optional: true },
+];
 
 export const semns = (engine: SemanticCache) =>
   spec(
@@ -34,8 +58,7 @@ export const semns = (engine: SemanticCache) =>
               arguments: [
                 { name: 'set', type: 'pure-token', token: 'SET' },
                 { name: 'namespace', type: 'string' },
-                { name: 'similarity', type: 'double', token: 'THRESHOLD', optional: true },
-                { name: 'kind', type: 'string', token: 'INDEX', optional: true },
+                ...SET_OPTIONS,
               ],
             },
             {
@@ -52,7 +75,7 @@ export const semns = (engine: SemanticCache) =>
               arguments: [
                 { name: 'del', type: 'pure-token', token: 'DEL' },
                 { name: 'namespace', type: 'string' },
-                { name: 'flush', type: 'pure-token', token: 'FLUSH', optional: true },
+                ...DEL_OPTIONS,
               ],
             },
             { name: 'list', type: 'pure-token', token: 'LIST' },
@@ -82,26 +105,14 @@ export const semns = (engine: SemanticCache) =>
         }
         if (sub === 'DEL' && (args.length === 3 || args.length === 4)) {
           const ns = nsArg(r, 'DEL');
-          const flush = !r.done && r.option() === 'FLUSH';
-          if (!r.done || (args.length === 4 && !flush))
-            throw new CommandError(ArgErr.syntax(r.last));
+          const flush = parseOptions(args, 3, DEL_OPTIONS).flag('flush');
           return R.int(await engine.dropNamespace(ns, flush, access));
         }
         if (sub !== 'SET' || args.length < 3) throw new CommandError(ArgErr.syntax(r.last));
         const ns = nsArg(r, 'SET');
-        let threshold: number | undefined;
-        let index: (typeof KINDS)[number] | undefined;
-        while (!r.done) {
-          const opt = r.option();
-          if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
-          else if (opt === 'INDEX') {
-            const kind = r.string('INDEX').toLowerCase();
-            if (!(KINDS as readonly string[]).includes(kind)) {
-              throw new CommandError(ArgErr.syntax(kind));
-            }
-            index = kind as (typeof KINDS)[number];
-          } else throw new CommandError(ArgErr.syntax(r.last));
-        }
+        const o = parseOptions(args, 3, SET_OPTIONS);
+        const threshold = o.number('similarity');
+        const index = o.string('index') as (typeof KINDS)[number] | undefined;
         await engine.configure(ns, { threshold, index }, access);
         return R.ok;
       }),

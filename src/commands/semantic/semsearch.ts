@@ -1,17 +1,80 @@
 /*
- * SEMSEARCH (TEXT text | FP32 blob | VALUES n v1 ... vn) [NS namespace] [COUNT k]
- *   [THRESHOLD similarity] [FILTER expression] [FETCHK n] [MMR lambda]
+ * SEMSEARCH <TEXT text | FP32 blob | VALUES num value [value ...]> [NS namespace]
+ *   [COUNT count] [THRESHOLD similarity] [FILTER expression] [FETCHK fetch-k] [MMR lambda]
  *   [WITHSCORES] [WITHVALUES] [WITHATTRIBS]
  * The query forms follow Redis 8's VSIM (FP32 is little-endian float32).
  */
 import { R, type Reply } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
-import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, FILTER_ARG, NS_ARG, nsArg, spec, THRESHOLD_ARG, utf8Arg } from './common.js';
+import { ArgErr, type ArgReader, CommandError } from '../args.js';
+import { parseOptions } from '../options.js';
+import type { ArgDoc } from '../types.js';
+import { accessOf, FILTER_ARG, NS_ARG, spec, THRESHOLD_ARG } from './common.js';
 import { guarded } from './errors.js';
 
 const MAX_COUNT = 10_000;
 const MAX_DIM = 65_536;
+
+/** FP32 blob: little-endian float32s, 1 to MAX_DIM of them. */
+function fp32(r: ArgReader, token: string): Float32Array {
+  const blob = r.buffer(token);
+  if (blob.length === 0 || blob.length % 4 !== 0 || blob.length / 4 > MAX_DIM) {
+    throw new CommandError(ArgErr.fp32Length);
+  }
+  const vector = new Float32Array(blob.length / 4);
+  for (let i = 0; i < vector.length; i++) vector[i] = blob.readFloatLE(i * 4);
+  return vector;
+}
+
+/** VALUES n v1 ... vn. */
+function values(r: ArgReader, token: string): Float32Array {
+  const n = r.integer(token, 1, MAX_DIM);
+  const vector = new Float32Array(n);
+  for (let i = 0; i < n; i++) vector[i] = r.float(token, -3.4e38, 3.4e38);
+  return vector;
+}
+
+const ARGS: ArgDoc[] = [
+  {
+    name: 'query',
+    type: 'oneof',
+    arguments: [
+      { name: 'text', type: 'string', token: 'TEXT' },
+      { name: 'blob', type: 'string', token: 'FP32', check: { read: fp32 } },
+      {
+        name: 'values',
+        type: 'block',
+        token: 'VALUES',
+        check: { read: values },
+        arguments: [
+          { name: 'num', type: 'integer' },
+          { name: 'value', type: 'double', multiple: true },
+        ],
+      },
+    ],
+  },
+  NS_ARG,
+  {
+    name: 'count',
+    type: 'integer',
+    token: 'COUNT',
+    optional: true,
+    check: { min: 1, max: MAX_COUNT },
+  },
+  THRESHOLD_ARG,
+  FILTER_ARG,
+  {
+    name: 'fetch-k',
+    type: 'integer',
+    token: 'FETCHK',
+    optional: true,
+    check: { min: 1, max: MAX_COUNT * 10 },
+  },
+  { name: 'lambda', type: 'double', token: 'MMR', optional: true, check: { min: 0, max: 1 } },
+  { name: 'withscores', type: 'pure-token', token: 'WITHSCORES', optional: true },
+  { name: 'withvalues', type: 'pure-token', token: 'WITHVALUES', optional: true },
+  { name: 'withattribs', type: 'pure-token', token: 'WITHATTRIBS', optional: true },
+];
 
 export const semsearch = (engine: SemanticCache) =>
   spec(
@@ -23,70 +86,31 @@ export const semsearch = (engine: SemanticCache) =>
         'Top entries most similar to a text or a vector, with optional filter and MMR diversity.',
       complexity:
         'O(d) to embed a text plus the index search for COUNT (FETCHK with FILTER or MMR)',
-      arguments: [
-        {
-          name: 'query',
-          type: 'oneof',
-          arguments: [
-            { name: 'text', type: 'string', token: 'TEXT' },
-            { name: 'blob', type: 'string', token: 'FP32' },
-            { name: 'num', type: 'integer', token: 'VALUES' },
-          ],
-        },
-        NS_ARG,
-        { name: 'count', type: 'integer', token: 'COUNT', optional: true },
-        THRESHOLD_ARG,
-        FILTER_ARG,
-        { name: 'fetch-k', type: 'integer', token: 'FETCHK', optional: true },
-        { name: 'lambda', type: 'double', token: 'MMR', optional: true },
-        { name: 'withscores', type: 'pure-token', token: 'WITHSCORES', optional: true },
-        { name: 'withvalues', type: 'pure-token', token: 'WITHVALUES', optional: true },
-        { name: 'withattribs', type: 'pure-token', token: 'WITHATTRIBS', optional: true },
-      ],
+      arguments: ARGS,
     },
     (args, ctx) =>
       guarded(async () => {
-        const r = new ArgReader(args, 1);
-        const form = r.option();
-        let text: string | undefined;
-        let vector: Float32Array | undefined;
-        if (form === 'TEXT') text = engine.text(r.buffer('TEXT'));
-        else if (form === 'FP32') {
-          const blob = r.buffer('FP32');
-          if (blob.length === 0 || blob.length % 4 !== 0 || blob.length / 4 > MAX_DIM) {
-            throw new CommandError(ArgErr.fp32Length);
-          }
-          vector = new Float32Array(blob.length / 4);
-          for (let i = 0; i < vector.length; i++) vector[i] = blob.readFloatLE(i * 4);
-        } else if (form === 'VALUES') {
-          const n = r.integer('VALUES', 1, MAX_DIM);
-          vector = new Float32Array(n);
-          for (let i = 0; i < n; i++) vector[i] = r.float('VALUES', -3.4e38, 3.4e38);
-        } else throw new CommandError(ArgErr.syntax(r.last));
-        let ns: string | undefined;
-        let count = 10;
-        let threshold: number | undefined;
-        let filter: string | undefined;
-        let fetchK: number | undefined;
-        let mmr: number | undefined;
-        const withs = { scores: false, values: false, attribs: false };
-        while (!r.done) {
-          const opt = r.option();
-          if (opt === 'NS') ns = nsArg(r, 'NS');
-          else if (opt === 'COUNT') count = r.integer('COUNT', 1, MAX_COUNT);
-          else if (opt === 'THRESHOLD') threshold = r.float('THRESHOLD', -1, 1);
-          else if (opt === 'FILTER') filter = utf8Arg(r, 'FILTER', 'FILTER');
-          else if (opt === 'FETCHK') fetchK = r.integer('FETCHK', 1, MAX_COUNT * 10);
-          else if (opt === 'MMR') mmr = r.float('MMR', 0, 1);
-          else if (opt === 'WITHSCORES') withs.scores = true;
-          else if (opt === 'WITHVALUES') withs.values = true;
-          else if (opt === 'WITHATTRIBS') withs.attribs = true;
-          else throw new CommandError(ArgErr.syntax(r.last));
-        }
-        const hits = await engine.search(
-          { text, vector, ns, count, threshold, filter, fetchK, mmr, withValues: withs.values },
-          accessOf(engine, ctx),
-        );
+        const o = parseOptions(args, 1, ARGS);
+        const textArg = o.buffer('text');
+        const text = textArg === undefined ? undefined : engine.text(textArg);
+        const vector = o.value<Float32Array>('blob') ?? o.value<Float32Array>('values');
+        const withs = {
+          scores: o.flag('withscores'),
+          values: o.flag('withvalues'),
+          attribs: o.flag('withattribs'),
+        };
+        const req = {
+          text,
+          vector,
+          ns: o.string('namespace'),
+          count: o.number('count') ?? 10,
+          threshold: o.number('similarity'),
+          filter: o.string('expression'),
+          fetchK: o.number('fetch-k'),
+          mmr: o.number('lambda'),
+          withValues: withs.values,
+        };
+        const hits = await engine.search(req, accessOf(engine, ctx));
         if (!withs.scores && !withs.values && !withs.attribs) {
           return R.array(hits.map((h) => R.bulk(h.entry.key)));
         }

@@ -3,9 +3,31 @@ import { string2ll } from '../../resp/redis-text.js';
 import { R } from '../../resp/writer.js';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { TtlMode } from '../../semantic/store.js';
-import { ArgErr, ArgReader, CommandError } from '../args.js';
-import { accessOf, NS_ARG, nsArg, spec, utf8Arg } from './common.js';
+import { ArgErr, type ArgReader, CommandError } from '../args.js';
+import { parseOptions } from '../options.js';
+import type { ArgDoc } from '../types.js';
+import { ATTRS_ARG, accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
+
+const expire = (r: ArgReader, token: string) => expireArg(r.buffer(token), token as 'EX' | 'PX');
+
+const ARGS: ArgDoc[] = [
+  { name: 'key', type: 'key' },
+  { name: 'text', type: 'string' },
+  { name: 'value', type: 'string' },
+  {
+    name: 'expiration',
+    type: 'oneof',
+    optional: true,
+    arguments: [
+      { name: 'seconds', type: 'integer', token: 'EX', check: { read: expire } },
+      { name: 'milliseconds', type: 'integer', token: 'PX', check: { read: expire } },
+      { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' },
+    ],
+  },
+  NS_ARG,
+  ATTRS_ARG,
+];
 
 export const semset = (engine: SemanticCache) =>
   spec(
@@ -18,46 +40,23 @@ export const semset = (engine: SemanticCache) =>
       keyStep: 1,
       summary: 'Set the value of a key like SET and index its text for semantic lookups.',
       complexity: 'O(d) for the embedding plus O(log N) (HNSW) or O(1) (flat) to index',
-      arguments: [
-        { name: 'key', type: 'key' },
-        { name: 'text', type: 'string' },
-        { name: 'value', type: 'string' },
-        {
-          name: 'expiration',
-          type: 'oneof',
-          optional: true,
-          arguments: [
-            { name: 'seconds', type: 'integer', token: 'EX' },
-            { name: 'milliseconds', type: 'integer', token: 'PX' },
-            { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' },
-          ],
-        },
-        NS_ARG,
-        { name: 'json', type: 'string', token: 'ATTRS', optional: true },
-      ],
+      arguments: ARGS,
     },
     (args, ctx) =>
       guarded(async () => {
-        const r = new ArgReader(args, 4);
-        let ttlMode: TtlMode = '';
-        let ttl = '';
-        let ns: string | undefined;
-        let attrs: string | undefined;
-        while (!r.done) {
-          const opt = r.option();
-          if ((opt === 'EX' || opt === 'PX' || opt === 'KEEPTTL') && ttlMode !== '') {
-            throw new CommandError(ArgErr.syntax(r.last));
-          }
-          if (opt === 'EX' || opt === 'PX') {
-            ttlMode = opt;
-            ttl = expireArg(r.buffer(opt), opt);
-          } else if (opt === 'KEEPTTL') ttlMode = 'KEEPTTL';
-          else if (opt === 'NS') ns = nsArg(r, 'NS');
-          else if (opt === 'ATTRS') attrs = utf8Arg(r, 'ATTRS', 'ATTRS');
-          else throw new CommandError(ArgErr.syntax(r.last));
-        }
+        const o = parseOptions(args, 4, ARGS);
+        const ttlMode = (o.chosen('expiration') ?? '') as TtlMode;
+        const ttl = o.string('seconds') ?? o.string('milliseconds') ?? '';
         await engine.set(
-          { key: args[1]!, text: engine.text(args[2]!), value: args[3]!, ttlMode, ttl, ns, attrs },
+          {
+            key: args[1]!,
+            text: engine.text(args[2]!),
+            value: args[3]!,
+            ttlMode,
+            ttl,
+            ns: o.string('namespace'),
+            attrs: o.string('json'),
+          },
           accessOf(engine, ctx),
         );
         return R.ok;
