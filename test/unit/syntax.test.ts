@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ArgReader, CommandError } from '../../src/commands/args.js';
+import { type ArgReader, CommandError } from '../../src/commands/args.js';
 import { parseOptions } from '../../src/commands/options.js';
 import { semanticCommands } from '../../src/commands/semantic/index.js';
 import { syntaxLines } from '../../src/commands/syntax.js';
