@@ -13,6 +13,7 @@ import { createHashEmbedder } from './embedders/hash.js';
 import { createOpenAIEmbedder } from './embedders/openai.js';
 import { createTransformersEmbedder, type TransformersDtype } from './embedders/transformers.js';
 import { SemanticCache } from './engine.js';
+import { faissIndexFactory } from './index/factory.js';
 import { SemanticStore } from './store.js';
 import type { Embedder } from './types.js';
 
@@ -68,8 +69,11 @@ export function createSemanticCache(
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
-    ...(config.efSearch > 0 ? { efSearch: config.efSearch } : {}),
-    nprobe: config.nprobe,
+    indexFactory: faissIndexFactory({
+      efSearch: config.efSearch > 0 ? config.efSearch : undefined,
+      nprobe: config.nprobe,
+      logger,
+    }),
     maxTextBytes: config.maxTextBytes,
     logger,
     embedStats: () => {

@@ -19,10 +19,11 @@
  */
 
 import { dot } from './dot.js';
-import type { Entry, Hit, Namespace, SemanticCache } from './engine.js';
+import type { SemanticCache } from './engine.js';
 import { compileFilter, type Filter } from './filter.js';
 import { WIDE_EF_MAX } from './index/segment.js';
 import { mmrPool, selectMmr } from './mmr.js';
+import type { Entry, Hit, Namespace } from './namespace.js';
 import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
 import { semError } from './types.js';
@@ -84,7 +85,7 @@ export class Lookups {
     const threshold = req.threshold ?? space.threshold ?? cache.opts.threshold;
     // performance.now(), not hrtime.bigint(): no BigInt garbage per exact hit.
     const t0 = performance.now();
-    const exactKey = cache.exactOf(req.text);
+    const exactKey = cache.entries.exactOf(req.text);
     const exact = space.exact.get(exactKey);
     let hit: Hit | undefined;
     if (exact && (filter === undefined || filter(exact.attrs))) {
@@ -95,7 +96,7 @@ export class Lookups {
         space.lookup.record(performance.now() - t0);
         return { entry: exact, score: 1, value, exact: true };
       }
-      if (value === null && space.entries.get(exact.id) === exact) cache.drop(exact);
+      if (value === null && space.entries.get(exact.id) === exact) cache.entries.drop(exact);
       if (access.oneShot) {
         // In a transaction the exact match was the one candidate.
         space.misses++;
@@ -147,7 +148,7 @@ export class Lookups {
       filter,
       fetchK,
       // An entry's own text always finds it, however the index is built.
-      pin: req.text === undefined ? undefined : space.exact.get(cache.exactOf(req.text)),
+      pin: req.text === undefined ? undefined : space.exact.get(cache.entries.exactOf(req.text)),
       withValues: req.withValues,
     };
     if (req.mmr === undefined) return this.liveTop(plan, access);
@@ -260,7 +261,7 @@ export class Lookups {
       slice.forEach((h, j) => {
         const v = present[j];
         if (v === null) {
-          if (h.entry.ns.entries.get(h.entry.id) === h.entry) this.cache.drop(h.entry);
+          if (h.entry.ns.entries.get(h.entry.id) === h.entry) this.cache.entries.drop(h.entry);
         } else if (v !== undefined && out.length < want) {
           out.push({ ...h, value: withValues ? v : undefined });
         }

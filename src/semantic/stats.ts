@@ -4,6 +4,14 @@
  */
 const RING = 1024;
 
+/** A LatencyStats as SEMINFO shows it (ms). */
+export interface LatencySummary {
+  count: number;
+  mean: number;
+  p50: number;
+  p99: number;
+}
+
 export class LatencyStats {
   private readonly ring = new Float64Array(RING);
   private n = 0;
@@ -20,7 +28,7 @@ export class LatencyStats {
   }
 
   /** { count, mean, p50, p99 } in milliseconds; percentiles over the last 1024 samples. */
-  summary(): { count: number; mean: number; p50: number; p99: number } {
+  summary(): LatencySummary {
     const k = Math.min(this.n, RING);
     if (k === 0) return { count: 0, mean: 0, p50: 0, p99: 0 };
     const sorted = Array.from(this.ring.subarray(0, k)).sort((a, b) => a - b);

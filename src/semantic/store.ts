@@ -111,7 +111,31 @@ export function bytesToVector(b: Buffer): Float32Array {
   return v;
 }
 
-export class SemanticStore {
+/**
+ * What the engine keeps in Redis with its own connection: a record per entry,
+ * namespace settings. SemanticStore below; the engine's unit tests keep it in
+ * memory.
+ */
+export interface EntryStore {
+  /**
+   * Write the record and exact key of a key that holds a string (the value
+   * with SHA-1 `sha`, or any value when sha is ''). Returns the key's PTTL,
+   * or undefined when the key is gone or holds another value.
+   */
+  put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined>;
+  /** Remove the records of keys that no longer exist; how many were removed. */
+  remove(keys: Buffer[]): Promise<number>;
+  exists(keys: Buffer[]): Promise<boolean[]>;
+  /** The stored vector of each key's record (undefined: none). */
+  vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]>;
+  /** Every stored entry, in batches, for the rebuild on start. */
+  scan(): AsyncGenerator<StoredEntry[]>;
+  namespaces(): Promise<Map<string, Record<string, string>>>;
+  saveNamespace(ns: string, settings: Record<string, string>): Promise<void>;
+  deleteNamespace(ns: string): Promise<void>;
+}
+
+export class SemanticStore implements EntryStore {
   private shas = new Map<string, string>();
 
   constructor(

@@ -83,9 +83,16 @@ export type IndexKind = 'flat' | 'hnsw' | 'ivf';
  */
 export interface VectorIndex {
   readonly dim: number;
+  /** The kind answering now (flat until an HNSW or IVF build is swapped in). */
   readonly kind: IndexKind;
   /** Live vectors. */
   readonly size: number;
+  /** True when search() may miss vectors (HNSW, IVF); scan() is then exact. */
+  readonly approximate: boolean;
+  /** True while an index is built in the background. */
+  readonly building: boolean;
+  /** Live vectors added since the last build, searched exactly beside it. */
+  readonly tail: number;
   /** Adds or replaces the vector of `id`. */
   add(id: number, vector: Float32Array): void;
   addBatch(ids: number[], vectors: Float32Array[]): void;
@@ -93,8 +100,31 @@ export interface VectorIndex {
   has(id: number): boolean;
   /** Up to k live hits, best first. */
   search(query: Float32Array, k: number): SearchHit[];
+  /** search(), but may yield to the event loop (a long flat tail): then a promise. */
+  searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]>;
+  /** The exact best k, yielding as it goes; `accept` and `minScore` leave vectors out first. */
+  scan(
+    query: Float32Array,
+    k: number,
+    opts?: { accept?: (id: number) => boolean; minScore?: number },
+  ): Promise<SearchHit[]>;
+  /** On: no background build starts (the rebuild from Redis); off: one starts if due. */
+  bulkLoad(on: boolean): void;
+  /** Resolves when no build runs (builds started meanwhile included). */
+  settled(): Promise<void>;
   clear(): void;
 }
+
+/** What the engine needs to make a namespace's index. */
+export interface IndexSpec {
+  dim: number;
+  kind: IndexKind | 'auto';
+  /** Told about every background build, for the log. */
+  onBuild?: (event: { kind: IndexKind; vectors: number; ms: number; error?: Error }) => void;
+}
+
+/** Makes a namespace's index (index/vector-index.ts by default; tests may pass their own). */
+export type IndexFactory = (spec: IndexSpec) => VectorIndex;
 
 /**
  * Redis as the client that sent a command sees it: the keys a command reads

@@ -19,8 +19,8 @@
  * later one embeds faster (its text was cached): each waits for the previous.
  */
 import { createHash } from 'node:crypto';
-import type { Namespace, SemanticCache } from './engine.js';
-import { DEFAULT_NAMESPACE } from './engine.js';
+import type { SemanticCache } from './engine.js';
+import { checkNamespaceName, DEFAULT_NAMESPACE, type Namespace, parseAttrs } from './namespace.js';
 import type { TtlMode } from './store.js';
 import type { IndexKind, KeyAccess } from './types.js';
 import { semError } from './types.js';
@@ -55,9 +55,9 @@ export class Writes {
   async set(req: SetRequest, access: KeyAccess): Promise<void> {
     const cache = this.cache;
     cache.ready();
-    const attrs = cache.parseAttrs(req.attrs);
-    cache.checkNamespaceName(req.ns);
-    const exactHash = cache.exactOf(req.text);
+    const attrs = parseAttrs(req.attrs);
+    checkNamespaceName(req.ns);
+    const exactHash = cache.entries.exactOf(req.text);
     const embedded = cache.opts.embedder.embedWithSource([req.text]);
     embedded.catch(() => {}); // awaited in apply(), possibly after an earlier write
     const apply = async () => {
@@ -75,13 +75,13 @@ export class Writes {
   async index(req: IndexRequest, access: KeyAccess): Promise<boolean> {
     const cache = this.cache;
     cache.ready();
-    const attrs = cache.parseAttrs(req.attrs);
+    const attrs = parseAttrs(req.attrs);
     const value = await access.readWritable(req.key);
     if (value === null) return false;
     const space = cache.namespace(req.ns, true);
     const vector = (await cache.opts.embedder.embedWithSource([req.text]))[0]!.vector;
     return this.inOrder(req.key, () =>
-      this.record(req, space, cache.exactOf(req.text), attrs, vector, sha1(value)),
+      this.record(req, space, cache.entries.exactOf(req.text), attrs, vector, sha1(value)),
     );
   }
 
@@ -89,7 +89,14 @@ export class Writes {
   async reindex(e: IndexRequest & { ns: string }): Promise<void> {
     const cache = this.cache;
     const vector = (await cache.opts.embedder.embedWithSource([e.text]))[0]!.vector;
-    await this.record(e, cache.namespace(e.ns, true), cache.exactOf(e.text), undefined, vector, '');
+    await this.record(
+      e,
+      cache.namespace(e.ns, true),
+      cache.entries.exactOf(e.text),
+      undefined,
+      vector,
+      '',
+    );
   }
 
   /** Write record and exact key, then index in memory. False when the key changed or went. */
@@ -115,8 +122,8 @@ export class Writes {
       sha,
     );
     if (pttl === undefined) return false;
-    const entry = cache.remember(req.key, space, req.text, exactHash, attrs, req.attrs);
-    cache.indexOf(space).add(entry.id, vector);
+    const entry = cache.entries.remember(req.key, space, req.text, exactHash, attrs, req.attrs);
+    cache.entries.indexOf(space).add(entry.id, vector);
     return true;
   }
 
@@ -156,7 +163,8 @@ export class Writes {
     for (const space of spaces) {
       if (space.entries.size > 0) continue;
       space.index?.clear();
-      if (space.name !== DEFAULT_NAMESPACE && !space.declared) cache.namespaces.delete(space.name);
+      if (space.name !== DEFAULT_NAMESPACE && !space.declared)
+        cache.entries.namespaces.delete(space.name);
     }
     return n;
   }
@@ -187,7 +195,7 @@ export class Writes {
     space.threshold = undefined;
     space.indexKind = undefined;
     space.declared = false;
-    if (space.name !== DEFAULT_NAMESPACE) cache.namespaces.delete(space.name);
+    if (space.name !== DEFAULT_NAMESPACE) cache.entries.namespaces.delete(space.name);
     return n;
   }
 
@@ -199,8 +207,8 @@ export class Writes {
       await cache.opts.store.remove(slice);
       const exists = await cache.opts.store.exists(slice);
       slice.forEach((key, j) => {
-        const entry = cache.entryOf(key);
-        if (entry !== undefined && !exists[j]) cache.forget(entry);
+        const entry = cache.entries.entryOf(key);
+        if (entry !== undefined && !exists[j]) cache.entries.forget(entry);
       });
     }
   }

@@ -15,7 +15,8 @@ import {
   type SourcedEmbedder,
   UnknownNamespaceError,
 } from '../../src/semantic/engine.js';
-import type { SemanticStore, StoredEntry } from '../../src/semantic/store.js';
+import { faissIndexFactory } from '../../src/semantic/index/factory.js';
+import type { EntryStore, StoredEntry } from '../../src/semantic/store.js';
 import {
   AccessRefusedError,
   EmbedderUnavailableError,
@@ -31,7 +32,7 @@ interface Rec {
 }
 
 /** The store's contract in memory: values (as SET), records, no TTLs. */
-class FakeStore {
+class FakeStore implements EntryStore {
   readonly values = new Map<string, Buffer>();
   readonly records = new Map<string, Rec>();
   removed: string[] = [];
@@ -117,20 +118,6 @@ class FakeStore {
     }));
     for (let i = 0; i < all.length; i += 3) yield all.slice(i, i + 3);
   }
-
-  /** As the engine sees it. */
-  asStore(): SemanticStore {
-    return {
-      put: this.put.bind(this),
-      remove: this.remove.bind(this),
-      exists: this.exists.bind(this),
-      vectors: this.vectors.bind(this),
-      scan: this.scan.bind(this),
-      namespaces: this.namespaces.bind(this),
-      saveNamespace: this.saveNamespace.bind(this),
-      deleteNamespace: this.deleteNamespace.bind(this),
-    } as unknown as SemanticStore;
-  }
 }
 
 /** The hash embedder, counting, with texts that can be held back until released. */
@@ -185,10 +172,11 @@ async function engineWith(
   const store = opts.store ?? new FakeStore();
   const embedder = opts.embedder ?? new FakeEmbedder();
   const engine = new SemanticCache({
-    store: store.asStore(),
+    store,
     embedder,
     threshold: opts.threshold ?? 0.9,
     indexKind: 'flat',
+    indexFactory: faissIndexFactory({ logger: silentLogger }),
     logger: silentLogger,
   });
   if (opts.start !== false) await engine.start();

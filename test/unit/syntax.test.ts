@@ -5,7 +5,7 @@
  * command's lines are in that file as rendered, and that the parser takes
  * what the table says and refuses what it does not.
  */
-import fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type ArgReader, CommandError } from '../../src/commands/args.js';
 import { parseOptions } from '../../src/commands/options.js';
@@ -18,7 +18,7 @@ const specs = semanticCommands({} as SemanticCache);
 
 /** The lines of docs/commands.md's code blocks, continuation lines joined. */
 function documentedLines(): string[] {
-  const md = fs.readFileSync(new URL('../../docs/commands.md', import.meta.url), 'utf8');
+  const md = readFileSync(new URL('../../docs/commands.md', import.meta.url), 'utf8');
   const lines: string[] = [];
   for (const block of md.matchAll(/```\n([\s\S]*?)```/g)) {
     for (const line of block[1]!.split('\n')) {

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
 import { WIDE_EF_MAX } from '../../src/semantic/index/segment.js';
-import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/vector-index.js';
+import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/index/vector-index.js';
 
 const DIM = 384;
 

@@ -5,7 +5,8 @@
  * SEMINFO [NS namespace]
  */
 import { R, type Reply } from '../../resp/writer.js';
-import type { Namespace, SemanticCache } from '../../semantic/engine.js';
+import type { CacheInfo, NamespaceInfo, SemanticCache } from '../../semantic/engine.js';
+import type { LatencySummary } from '../../semantic/stats.js';
 import { parseOptions } from '../options.js';
 import { accessOf, NS_ARG, spec } from './common.js';
 import { guarded } from './errors.js';
@@ -68,7 +69,7 @@ export const semembed = (engine: SemanticCache) =>
       }),
   );
 
-function latency(name: string, s: { count: number; mean: number; p50: number; p99: number }) {
+function latency(name: string, s: LatencySummary) {
   return [
     [R.bulk(`${name}_count`), R.int(s.count)],
     [R.bulk(`${name}_mean_ms`), R.double(round(s.mean))],
@@ -79,25 +80,51 @@ function latency(name: string, s: { count: number; mean: number; p50: number; p9
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
-function namespaceInfo(engine: SemanticCache, space: Namespace): Reply {
+function namespaceInfo(i: NamespaceInfo): Reply {
   return R.map([
-    [R.bulk('namespace'), R.bulk(space.name)],
-    [R.bulk('entries'), R.int(space.entries.size)],
-    [R.bulk('dimension'), R.int(engine.opts.embedder.dim)],
-    [R.bulk('model'), R.bulk(engine.modelId)],
-    [R.bulk('index'), R.bulk(space.index?.kind ?? 'none')],
+    [R.bulk('namespace'), R.bulk(i.name)],
+    [R.bulk('entries'), R.int(i.entries)],
+    [R.bulk('dimension'), R.int(i.dimension)],
+    [R.bulk('model'), R.bulk(i.model)],
+    [R.bulk('index'), R.bulk(i.index)],
     // 1 while an index is built in a worker thread (index_tail: entries added since the last build).
-    [R.bulk('index_building'), R.int(space.index?.building ? 1 : 0)],
-    [R.bulk('index_tail'), R.int(space.index?.tail ?? 0)],
-    [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
-    [R.bulk('hits'), R.int(space.hits)],
-    [R.bulk('exact_hits'), R.int(space.exactHits)],
-    [R.bulk('misses'), R.int(space.misses)],
+    [R.bulk('index_building'), R.int(i.indexBuilding ? 1 : 0)],
+    [R.bulk('index_tail'), R.int(i.indexTail)],
+    [R.bulk('threshold'), R.double(i.threshold)],
+    [R.bulk('hits'), R.int(i.hits)],
+    [R.bulk('exact_hits'), R.int(i.exactHits)],
+    [R.bulk('misses'), R.int(i.misses)],
     // Searches the approximate index answered short of, completed by an exact scan.
-    [R.bulk('exact_scans'), R.int(space.exactScans)],
-    ...latency('lookup', space.lookup.summary()),
-    ...latency('embed', space.embedTime.summary()),
-    ...latency('search', space.searchTime.summary()),
+    [R.bulk('exact_scans'), R.int(i.exactScans)],
+    ...latency('lookup', i.lookup),
+    ...latency('embed', i.embed),
+    ...latency('search', i.search),
+  ]);
+}
+
+function cacheInfo(i: CacheInfo): Reply {
+  const e = i.embed;
+  const embedFields: Array<[Reply, Reply]> = e
+    ? [
+        [R.bulk('embed_model_calls'), R.int(e.modelCalls)],
+        [R.bulk('embed_model_texts'), R.int(e.modelTexts)],
+        [
+          R.bulk('embed_batch_mean'),
+          R.double(e.modelCalls === 0 ? 0 : round(e.modelTexts / e.modelCalls)),
+        ],
+        [R.bulk('embed_cache_hits'), R.int(e.cacheHits)],
+        [R.bulk('embed_cache_misses'), R.int(e.cacheMisses)],
+      ]
+    : [];
+  return R.map([
+    [R.bulk('state'), R.bulk(i.state)],
+    [R.bulk('embedder'), R.bulk(i.embedder)],
+    [R.bulk('model'), R.bulk(i.model)],
+    [R.bulk('dimension'), R.int(i.dimension)],
+    [R.bulk('entries'), R.int(i.entries)],
+    [R.bulk('default_threshold'), R.double(i.defaultThreshold)],
+    [R.bulk('namespaces'), R.array(i.namespaces.map((n) => R.bulk(n)))],
+    ...embedFields,
   ]);
 }
 
@@ -115,31 +142,8 @@ export const seminfo = (engine: SemanticCache) =>
       guarded(async () => {
         await accessOf(engine, ctx).mayInfo();
         const ns = nsOption(args);
-        if (ns !== undefined) return namespaceInfo(engine, engine.namespace(ns));
-        let entries = 0;
-        for (const s of engine.namespaces.values()) entries += s.entries.size;
-        const e = engine.opts.embedStats?.();
-        const embedFields: Array<[Reply, Reply]> = e
-          ? [
-              [R.bulk('embed_model_calls'), R.int(e.modelCalls)],
-              [R.bulk('embed_model_texts'), R.int(e.modelTexts)],
-              [
-                R.bulk('embed_batch_mean'),
-                R.double(e.modelCalls === 0 ? 0 : round(e.modelTexts / e.modelCalls)),
-              ],
-              [R.bulk('embed_cache_hits'), R.int(e.cacheHits)],
-              [R.bulk('embed_cache_misses'), R.int(e.cacheMisses)],
-            ]
-          : [];
-        return R.map([
-          [R.bulk('state'), R.bulk(engine.state)],
-          [R.bulk('embedder'), R.bulk(engine.opts.embedder.kind)],
-          [R.bulk('model'), R.bulk(engine.modelId)],
-          [R.bulk('dimension'), R.int(engine.opts.embedder.dim)],
-          [R.bulk('entries'), R.int(entries)],
-          [R.bulk('default_threshold'), R.double(engine.opts.threshold)],
-          [R.bulk('namespaces'), R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)))],
-          ...embedFields,
-        ]);
+        return ns === undefined
+          ? cacheInfo(engine.info())
+          : namespaceInfo(engine.namespaceInfo(ns));
       }),
   );

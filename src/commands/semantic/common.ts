@@ -8,7 +8,7 @@ import { clientAccess } from './access.js';
 
 /** The client's keys, as the client (access.ts): every SEM command reaches them through this. */
 export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess {
-  return clientAccess(ctx.redis, engine.opts.db ?? 0);
+  return clientAccess(ctx.redis, engine.db);
 }
 
 /*

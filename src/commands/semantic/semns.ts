@@ -92,15 +92,15 @@ export const semns = (engine: SemanticCache) =>
           await access.mayInfo();
         }
         if (sub === 'LIST' && r.done) {
-          return R.array([...engine.namespaces.keys()].map((n) => R.bulk(n)));
+          return R.array(engine.info().namespaces.map((n) => R.bulk(n)));
         }
         if (sub === 'GET' && args.length === 3) {
-          const space = engine.namespace(nsArg(r, 'GET'));
+          const s = engine.namespaceSettings(nsArg(r, 'GET'));
           return R.map([
-            [R.bulk('namespace'), R.bulk(space.name)],
-            [R.bulk('threshold'), R.double(space.threshold ?? engine.opts.threshold)],
-            [R.bulk('index'), R.bulk(space.indexKind ?? engine.opts.indexKind)],
-            [R.bulk('entries'), R.int(space.entries.size)],
+            [R.bulk('namespace'), R.bulk(s.name)],
+            [R.bulk('threshold'), R.double(s.threshold)],
+            [R.bulk('index'), R.bulk(s.index)],
+            [R.bulk('entries'), R.int(s.entries)],
           ]);
         }
         if (sub === 'DEL' && (args.length === 3 || args.length === 4)) {

@@ -1,0 +1,79 @@
+/*
+ * The engine's options and what it reports (SEMINFO, SEMNS GET), as plain
+ * data: the commands turn these into replies (commands/semantic/admin.ts,
+ * semns.ts) and never read the engine's parts.
+ */
+import type { Logger } from '../log.js';
+import type { LatencySummary } from './stats.js';
+import type { EntryStore } from './store.js';
+import type { Embedder, IndexFactory, IndexKind } from './types.js';
+
+export interface SourcedEmbedder extends Embedder {
+  embedWithSource(texts: string[]): Promise<{ vector: Float32Array; cached: boolean }[]>;
+}
+
+export interface EngineOptions {
+  store: EntryStore;
+  /** The Redis database of the store: values must be in it too. */
+  db?: number;
+  embedder: SourcedEmbedder;
+  threshold: number;
+  indexKind: IndexKind | 'auto';
+  /** Makes each namespace's vector index (index/factory.ts). */
+  indexFactory: IndexFactory;
+  /** The longest text the commands take, in bytes (default 16384). */
+  maxTextBytes?: number;
+  logger: Logger;
+  /** Counters of the embedding chain (batching, cache), for SEMINFO. */
+  embedStats?: () => EmbedStats;
+}
+
+export interface EmbedStats {
+  /** Calls into the model (one per batch). */
+  modelCalls: number;
+  /** Texts the model embedded. */
+  modelTexts: number;
+  /** Embedding cache hits and misses. */
+  cacheHits: number;
+  cacheMisses: number;
+}
+
+/** SEMINFO without NS. */
+export interface CacheInfo {
+  state: 'loading' | 'ready' | 'failed';
+  embedder: string;
+  model: string;
+  dimension: number;
+  entries: number;
+  defaultThreshold: number;
+  namespaces: string[];
+  embed: EmbedStats | undefined;
+}
+
+/** SEMINFO NS ns. */
+export interface NamespaceInfo {
+  name: string;
+  entries: number;
+  dimension: number;
+  model: string;
+  /** The kind answering now ('none' before the first entry). */
+  index: string;
+  indexBuilding: boolean;
+  indexTail: number;
+  threshold: number;
+  hits: number;
+  exactHits: number;
+  misses: number;
+  exactScans: number;
+  lookup: LatencySummary;
+  embed: LatencySummary;
+  search: LatencySummary;
+}
+
+/** SEMNS GET ns. */
+export interface NamespaceSettings {
+  name: string;
+  threshold: number;
+  index: IndexKind | 'auto';
+  entries: number;
+}

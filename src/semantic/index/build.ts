@@ -1,0 +1,90 @@
+/*
+ * One background build of a vector index's main segment (vector-index.ts
+ * decides when): a snapshot of the live vectors, copied SNAPSHOT_CHUNK at a
+ * time with a turn of the event loop between chunks (100k vectors are
+ * 150 MB); an empty FAISS index of the kind (HNSW with its efSearch, IVF
+ * with nlist = sqrt(n) and a strided training sample); the build itself in
+ * a worker thread (builder.ts); and the segment that maps FAISS positions
+ * back to ids. The caller buries what changed meanwhile at the swap.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+
+import type { IndexKind } from '../types.js';
+import { type FaissIndex, newHnswIP, newIvfIP } from './faiss.js';
+import { autoEfSearch, IVF_TRAIN_PER_LIST, type Settings } from './options.js';
+import { Segment } from './segment.js';
+
+/** Vectors copied into a build's snapshot per turn of the event loop. */
+const SNAPSHOT_CHUNK = 4096;
+
+export interface BuildRequest {
+  kind: IndexKind;
+  /** The ids to build from, in the order their vectors go to FAISS. */
+  ids: number[];
+  /** Live vectors by id (read while the snapshot is copied). */
+  vectors: ReadonlyMap<number, Float32Array>;
+  settings: Settings;
+  /** False once the index was cleared: the build is thrown away. */
+  alive: () => boolean;
+}
+
+/** The built segment, or undefined when the index was cleared meanwhile. */
+export async function buildSegment(req: BuildRequest): Promise<Segment | undefined> {
+  const { kind, ids, settings: o } = req;
+  const n = ids.length;
+  const dim = o.dim;
+  const xs = await snapshot(req);
+  if (xs === undefined) return undefined;
+  const efSearch = o.efSearch ?? autoEfSearch(n);
+  let template: FaissIndex;
+  let train: Float32Array | undefined;
+  if (kind === 'ivf') {
+    const nlist = Math.max(1, Math.min(o.nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)));
+    template = newIvfIP(dim, { nlist, nprobe: o.nprobe });
+    train = sample(xs, dim, Math.min(n, nlist * IVF_TRAIN_PER_LIST));
+  } else {
+    template = newHnswIP(dim, { ...o.hnsw, efSearch });
+  }
+  const faiss = await o.builder({ template, vectors: xs, train });
+  if (!req.alive()) {
+    faiss.dispose();
+    return undefined;
+  }
+  return new Segment(kind, faiss, ids, efSearch);
+}
+
+/**
+ * The vectors of `ids`, one after the other. An id removed before its chunk
+ * leaves zeros, and one replaced may give its new vector: both are in the
+ * build's dirty set, buried in the built index at the swap. Undefined when
+ * the index was cleared meanwhile.
+ */
+async function snapshot(req: BuildRequest): Promise<Float32Array | undefined> {
+  const { ids, vectors } = req;
+  const dim = req.settings.dim;
+  const xs = new Float32Array(ids.length * dim);
+  for (let at = 0; at < ids.length; at += SNAPSHOT_CHUNK) {
+    if (at > 0) {
+      await yieldToLoop();
+      if (!req.alive()) return undefined;
+    }
+    const end = Math.min(ids.length, at + SNAPSHOT_CHUNK);
+    for (let i = at; i < end; i++) {
+      const v = vectors.get(ids[i]!);
+      if (v !== undefined) xs.set(v, i * dim);
+    }
+  }
+  return xs;
+}
+
+/** About `count` vectors of `xs`, evenly strided, in a fresh array. */
+function sample(xs: Float32Array, dim: number, count: number): Float32Array {
+  const n = xs.length / dim;
+  if (count >= n) return xs.slice();
+  const out = new Float32Array(count * dim);
+  for (let i = 0; i < count; i++) {
+    const from = Math.floor((i * n) / count) * dim;
+    out.set(xs.subarray(from, from + dim), i * dim);
+  }
+  return out;
+}

@@ -1,0 +1,382 @@
+/*
+ * The FAISS-backed VectorIndex. docs/index.md has the measurements behind the
+ * defaults here.
+ *
+ * Model: a built segment and a tail (segment.ts: one FAISS index each, plus
+ * the map between FAISS positions and the caller's ids, with tombstones).
+ * This file decides; its parts do: tail.ts (the shards), build.ts (one
+ * background build), options.ts (options, defaults, efSearch by size),
+ * scan.ts (the exact JS scan behind a short approximate answer).
+ * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
+ *   there: a flat add is a copy, so a write never waits for a graph insert or
+ *   a training run. A flat search costs about 0.2 ms per 1,000 vectors here,
+ *   so searchYielding() yields to the event loop between shards once it has run
+ *   for a millisecond: a large flat index (kind 'flat', or 'auto' right after
+ *   a restart, before its first build) never stops the event loop for long.
+ * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
+ *   approximate), built from every live vector in a worker thread
+ *   (builder.ts) and swapped in when ready. Neither removes: a removal
+ *   is a tombstone.
+ * - Search asks both and merges; an id lives in exactly one of them.
+ * A build starts when the kind should change (an 'auto' index outgrowing
+ * autoThreshold), when the tail outgrows tailMax (searching it costs like a
+ * flat index of its size), or when tombstones pass maxDeadRatio of the main
+ * segment. Ids added or removed while it runs are noted; at the swap they are
+ * buried in the new segment and the live ones form the new tail. A build
+ * costs the event loop a snapshot copied a few MB per turn; the built index
+ * comes back by address, not serialized (builder.ts).
+ *
+ * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
+ * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
+ * vectors, then HNSW (flat again only when emptied). An HNSW graph takes
+ * minutes to build at 100k vectors, an IVF index seconds: so when 'auto' has
+ * no graph yet and more than interimIvfAbove vectors (a restart, a bulk
+ * load), it builds IVF first and serves from it while the graph is built.
+ *
+ * Every FAISS call is synchronous on the caller's thread and gets only input
+ * checked beforehand (validate.ts).
+ */
+
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { IndexKind, SearchHit, VectorIndex } from '../types.js';
+import { buildSegment } from './build.js';
+import { patched } from './faiss.js';
+import {
+  IVF_MIN_VECTORS,
+  resolveOptions,
+  type Settings,
+  type VectorIndexOptions,
+} from './options.js';
+import { type ScanOptions, scanExact } from './scan.js';
+import type { Segment } from './segment.js';
+import { FlatTail, merge } from './tail.js';
+
+export {
+  autoEfSearch,
+  type BuildEvent,
+  DEFAULT_AUTO_THRESHOLD,
+  DEFAULT_INTERIM_IVF_ABOVE,
+  type VectorIndexOptions,
+} from './options.js';
+export { SHARD_SIZE } from './tail.js';
+
+import { checkId, checkK, intOption, unitCopy } from './validate.js';
+
+/** searchYielding() yields to the event loop once it has searched this long. */
+const YIELD_AFTER_MS = 1;
+
+interface Build {
+  kind: IndexKind;
+  /** Ids added or removed since the snapshot. */
+  dirty: Set<number>;
+  done: Promise<void>;
+}
+
+export function createVectorIndex(opts: VectorIndexOptions): FaissVectorIndex {
+  return new FaissVectorIndex(opts);
+}
+
+export class FaissVectorIndex implements VectorIndex {
+  readonly dim: number;
+  /** The options, checked and with their defaults (index/options.ts). */
+  readonly #o: Settings;
+  /** Live vectors by id, for builds; stays empty for kind 'flat'. */
+  readonly #vectors = new Map<number, Float32Array>();
+  #main: Segment | undefined;
+  /** Where every add goes (index/tail.ts). */
+  readonly #tail: FlatTail;
+  #build: Build | undefined;
+  /** Bumped by clear(): a build started before it is thrown away. */
+  #generation = 0;
+  #failedAt = Number.NEGATIVE_INFINITY;
+  /** While bulk loading (the rebuild from Redis), no build starts. */
+  #bulk = false;
+
+  constructor(opts: VectorIndexOptions) {
+    this.#o = resolveOptions(opts);
+    this.dim = this.#o.dim;
+    this.#tail = new FlatTail(this.dim, this.#o.maxDeadRatio);
+  }
+
+  /** The kind of the main segment (the tail is always flat). */
+  get kind(): IndexKind {
+    return this.#main?.kind ?? 'flat';
+  }
+
+  get size(): number {
+    return (this.#main?.live ?? 0) + this.#tail.live;
+  }
+
+  /** Vectors held by FAISS, live or tombstoned (for stats and tests). */
+  get stored(): number {
+    return (this.#main?.stored ?? 0) + this.#tail.stored;
+  }
+
+  /** Tombstones not yet compacted away. */
+  get dead(): number {
+    return (this.#main?.dead ?? 0) + this.#tail.dead;
+  }
+
+  /** Live vectors in the flat tail, waiting for the next build. */
+  get tail(): number {
+    return this.#tail.live;
+  }
+
+  /** Flat shards of the tail (for stats and tests). */
+  get shards(): number {
+    return this.#tail.shards.length;
+  }
+
+  /**
+   * True when a search may miss vectors: the main segment is HNSW or IVF.
+   * scan() then gives the exact answer.
+   */
+  get approximate(): boolean {
+    return this.#main !== undefined;
+  }
+
+  /**
+   * efSearch (HNSW) and nprobe (IVF) for searches from now on, the current
+   * main segment included (the patched addon only; for tuning and benches).
+   */
+  setSearchParams(p: { efSearch?: number; nprobe?: number }): void {
+    if (p.efSearch !== undefined) {
+      this.#o.efSearch = intOption('efSearch', p.efSearch, 0, 1, 100_000);
+      if (this.#main?.kind === 'hnsw') this.#main.efSearch = this.#o.efSearch;
+    }
+    if (p.nprobe !== undefined) {
+      this.#o.nprobe = intOption('nprobe', p.nprobe, 16, 1, 1 << 20);
+      if (this.#main?.kind === 'ivf') this.#main.nprobe = this.#o.nprobe;
+    }
+  }
+
+  /** True while a background build runs. */
+  get building(): boolean {
+    return this.#build !== undefined;
+  }
+
+  /** Resolves when no build runs (builds started meanwhile included). */
+  async settled(): Promise<void> {
+    while (this.#build) await this.#build.done;
+  }
+
+  has(id: number): boolean {
+    checkId(id);
+    return this.#tail.has(id) || this.#main?.has(id) === true;
+  }
+
+  add(id: number, vector: Float32Array): void {
+    this.addBatch([id], [vector]);
+  }
+
+  addBatch(ids: number[], vectors: Float32Array[]): void {
+    if (!Array.isArray(ids) || !Array.isArray(vectors) || ids.length !== vectors.length) {
+      throw new RangeError('addBatch needs two arrays of the same length');
+    }
+    // Check everything before changing anything; a repeated id keeps its last vector.
+    const batch = new Map<number, Float32Array>();
+    for (let i = 0; i < ids.length; i++) {
+      batch.set(checkId(ids[i]), unitCopy(vectors[i], this.dim, `vector of id ${ids[i]}`));
+    }
+    if (batch.size === 0) return;
+    for (const id of batch.keys()) this.#bury(id);
+    this.#tail.append([...batch]);
+    if (this.#o.kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
+    if (this.#build) for (const id of batch.keys()) this.#build.dirty.add(id);
+    this.#afterWrite();
+  }
+
+  remove(id: number): boolean {
+    if (!this.#bury(checkId(id))) return false;
+    this.#build?.dirty.add(id);
+    if (this.size === 0 && this.#build === undefined) this.clear();
+    else this.#afterWrite();
+    return true;
+  }
+
+  /** Up to k live hits, best first, in one go (however long the tail). */
+  search(query: Float32Array, k: number): SearchHit[] {
+    checkK(k);
+    const q = unitCopy(query, this.dim, 'query');
+    const want = Math.min(k, this.size);
+    if (want === 0) return [];
+    let hits = this.#main?.search(q, want) ?? [];
+    for (const shard of this.#tail.shards) hits = merge(hits, shard.search(q, want), want);
+    return hits;
+  }
+
+  /**
+   * The same as search(), but once it has run for YIELD_AFTER_MS it goes on
+   * after the event loop's next turn, between tail shards. The hits come back
+   * as they are when it never had to wait (the usual case: a built index and
+   * a short tail), and as a promise when it did. Writes may happen while it
+   * waits: what was removed by the end is left out, what was added may or may
+   * not be in.
+   */
+  searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]> {
+    checkK(k);
+    const q = unitCopy(query, this.dim, 'query');
+    const want = Math.min(k, this.size);
+    if (want === 0) return [];
+    const t0 = performance.now();
+    let hits = this.#main?.search(q, want) ?? [];
+    const shards = this.#tail.shards;
+    for (let i = 0; i < shards.length; i++) {
+      if (performance.now() - t0 >= YIELD_AFTER_MS)
+        return this.#searchRest(q, want, hits, shards.slice(i));
+      hits = merge(hits, shards[i]!.search(q, want), want);
+    }
+    return hits;
+  }
+
+  /** The rest of searchYielding() after a wait: a turn of the event loop before each shard. */
+  async #searchRest(
+    q: Float32Array,
+    want: number,
+    hits: SearchHit[],
+    shards: Segment[],
+  ): Promise<SearchHit[]> {
+    let t0 = Number.NEGATIVE_INFINITY;
+    for (const shard of shards) {
+      if (performance.now() - t0 >= YIELD_AFTER_MS) {
+        await yieldToLoop();
+        t0 = performance.now();
+      }
+      // A build was swapped in meanwhile and freed this shard: its vectors are
+      // elsewhere now, so search everything as it is (rare; not yielding).
+      if (shard.disposed) return this.size === 0 ? [] : this.search(q, want);
+      hits = merge(hits, shard.search(q, want), want);
+    }
+    // An id removed, or moved to a shard searched before, while this one waited.
+    const seen = new Set<number>();
+    return hits.filter((h) => this.has(h.id) && !seen.has(h.id) && seen.add(h.id) !== undefined);
+  }
+
+  /**
+   * The exact best k (index/scan.ts): every live vector compared in JS,
+   * yielding to the event loop as it goes; `accept` and `minScore` leave
+   * vectors out before they count towards k. For an approximate index whose
+   * search came back short.
+   */
+  async scan(query: Float32Array, k: number, opts: ScanOptions = {}): Promise<SearchHit[]> {
+    checkK(k);
+    const q = unitCopy(query, this.dim, 'query');
+    if (this.#o.kind !== 'flat') return scanExact(this.#vectors, q, k, opts);
+    // A flat index keeps no JS copies, and its search is exact already.
+    const all = await this.searchYielding(q, this.size);
+    const { accept, minScore = Number.NEGATIVE_INFINITY } = opts;
+    return all.filter((h) => h.score >= minScore && (!accept || accept(h.id))).slice(0, k);
+  }
+
+  /**
+   * Bulk loading on: adds go to the tail and no build starts, however many
+   * there are. Off: a build starts if one is due.
+   */
+  bulkLoad(on: boolean): void {
+    this.#bulk = on;
+    if (!on) this.#afterWrite();
+  }
+
+  clear(): void {
+    this.#generation++;
+    this.#main?.dispose();
+    this.#tail.clear();
+    this.#main = undefined;
+    this.#vectors.clear();
+    this.#build = undefined;
+    this.#failedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  #bury(id: number): boolean {
+    if (!this.#tail.bury(id) && this.#main?.bury(id) !== true) return false;
+    this.#vectors.delete(id);
+    return true;
+  }
+
+  #afterWrite(): void {
+    this.#tail.tidy();
+    if (this.#bulk || this.#build || performance.now() - this.#failedAt < this.#o.retryAfterMs)
+      return;
+    const kind = this.#targetKind();
+    if (kind === 'flat' || this.size === 0) return;
+    const main = this.#main;
+    const due =
+      main === undefined ||
+      main.kind !== kind ||
+      this.tail > this.#maxTail() ||
+      main.dead > this.#o.maxDeadRatio * main.stored;
+    if (due) this.#startBuild(kind);
+  }
+
+  #targetKind(): IndexKind {
+    switch (this.#o.kind) {
+      case 'flat':
+        return 'flat';
+      case 'hnsw':
+        return 'hnsw';
+      case 'ivf':
+        // Too few vectors to train on: the tail (flat, exact) serves them.
+        return this.size >= IVF_MIN_VECTORS ? 'ivf' : 'flat';
+      case 'auto':
+        if (this.#main === undefined && this.size <= this.#o.autoThreshold) return 'flat';
+        // IVF in the meantime needs the patched addon (so does any off-thread build).
+        if (this.#main === undefined && this.size > this.#o.interimIvfAbove && patched()) {
+          return 'ivf';
+        }
+        return 'hnsw';
+    }
+  }
+
+  #maxTail(): number {
+    return this.#o.tailMax ?? Math.min(4096, Math.max(1024, Math.floor(this.size / 10)));
+  }
+
+  #startBuild(kind: IndexKind): void {
+    const ids = [...this.#vectors.keys()];
+    const generation = this.#generation;
+    const t0 = performance.now();
+    const build: Build = { kind, dirty: new Set(), done: Promise.resolve() };
+    this.#build = build;
+    const event = (error?: Error) => ({
+      kind,
+      vectors: ids.length,
+      ms: performance.now() - t0,
+      ...(error ? { error } : {}),
+    });
+    build.done = buildSegment({
+      kind,
+      ids,
+      vectors: this.#vectors,
+      settings: this.#o,
+      alive: () => generation === this.#generation,
+    }).then(
+      (segment) => {
+        if (segment === undefined) return; // cleared meanwhile
+        this.#swap(segment, build);
+        this.#o.onBuild?.(event());
+        this.#afterWrite();
+      },
+      (err: Error) => {
+        if (generation !== this.#generation) return;
+        this.#build = undefined;
+        this.#failedAt = performance.now();
+        this.#o.onBuild?.(event(err));
+      },
+    );
+  }
+
+  /** The built segment becomes the main one; what changed meanwhile becomes the tail. */
+  #swap(built: Segment, build: Build): void {
+    const tail: [number, Float32Array][] = [];
+    for (const id of build.dirty) {
+      built.bury(id);
+      const v = this.#vectors.get(id);
+      if (v !== undefined) tail.push([id, v]);
+    }
+    this.#main?.dispose();
+    this.#tail.clear();
+    this.#main = built;
+    this.#tail.append(tail);
+    this.#build = undefined;
+  }
+}

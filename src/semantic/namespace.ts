@@ -1,0 +1,71 @@
+/*
+ * A namespace and its entries, in memory: what the engine mirrors of Redis
+ * (store.ts) for one namespace. An entry is a key, the text indexed for it,
+ * its attributes and its exact-match hash; the namespace holds them by id,
+ * by exact hash, and in its vector index (made lazily by entries.ts), plus
+ * its settings and counters.
+ */
+import { LatencyStats } from './stats.js';
+import type { IndexKind, VectorIndex } from './types.js';
+import { semError } from './types.js';
+
+export const DEFAULT_NAMESPACE = 'default';
+export const MAX_NAMESPACE_LENGTH = 256;
+
+export interface Entry {
+  id: number;
+  key: Buffer;
+  ns: Namespace;
+  text: string;
+  attrs: Record<string, unknown> | undefined;
+  attrsJson: string | undefined;
+  exact: string;
+}
+
+export interface Hit {
+  entry: Entry;
+  score: number;
+  value: Buffer | undefined;
+  exact: boolean;
+}
+
+export class Namespace {
+  index: VectorIndex | undefined;
+  readonly entries = new Map<number, Entry>();
+  readonly exact = new Map<string, Entry>();
+  threshold: number | undefined;
+  indexKind: IndexKind | 'auto' | undefined;
+  /** Created by SEMNS SET (its settings are kept in Redis): SEMFLUSH keeps it, SEMNS DEL drops it. */
+  declared = false;
+  hits = 0;
+  exactHits = 0;
+  misses = 0;
+  /** Searches an approximate index answered short of, made exact by a scan (lookups.ts). */
+  exactScans = 0;
+  readonly lookup = new LatencyStats();
+  readonly embedTime = new LatencyStats();
+  readonly searchTime = new LatencyStats();
+  constructor(readonly name: string) {}
+}
+
+/** A name a namespace may have (InvalidInputError if not). */
+export function checkNamespaceName(name: string | undefined): void {
+  if (name !== undefined && (name.length === 0 || name.length > MAX_NAMESPACE_LENGTH)) {
+    throw semError('NAMESPACE_NAME', MAX_NAMESPACE_LENGTH);
+  }
+}
+
+/** ATTRS: a JSON object, or undefined. */
+export function parseAttrs(json: string | undefined): Record<string, unknown> | undefined {
+  if (json === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (err) {
+    throw semError('ATTRS_JSON', (err as Error).message);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw semError('ATTRS_NOT_OBJECT');
+  }
+  return parsed as Record<string, unknown>;
+}
