@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // bench/faiss-search.mjs: flat, HNSW and IVF side by side, through semcache's
-// own VectorIndex (dist/semantic/vector-index.js, so `npm run build` first).
+// own VectorIndex (dist/semantic/index/vector-index.js, so `npm run build` first).
 //
 // For each data set (--data: `clustered` unit vectors, i.e. points around 100
 // random centres like sentence embeddings; `random` unit vectors, which have no
@@ -46,7 +46,7 @@
 //          [--m 16] [--ef-search 64] [--ef-construction 40]
 //          [--skip data:size:kind,...|none] [--centres 100] [--spread 0.05]
 //          [--rank 32] [--quick] [--json out.json]
-//          [--module dist/semantic/vector-index.js]
+//          [--module dist/semantic/index/vector-index.js]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,7 +62,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const { values: opt } = parseArgs({
   options: {
-    module: { type: 'string', default: path.join(ROOT, 'dist/semantic/vector-index.js') },
+    module: { type: 'string', default: path.join(ROOT, 'dist/semantic/index/vector-index.js') },
     sizes: { type: 'string' },
     dim: { type: 'string', default: '384' },
     queries: { type: 'string' },

@@ -40,12 +40,12 @@ const opt = parseFlags({
 if (opt.quick) Object.assign(opt, { sizes: '10000', queries: 100, self: 100 });
 const list = (s) => String(s).split(',').filter(Boolean);
 const dist = path.join(ROOT, 'dist/semantic');
-if (!fs.existsSync(path.join(dist, 'vector-index.js'))) {
+if (!fs.existsSync(path.join(dist, 'index/vector-index.js'))) {
   console.error('dist/ is missing: run npm run build first');
   process.exit(1);
 }
 const { createVectorIndex, autoEfSearch } = await import(
-  pathToFileURL(path.join(dist, 'vector-index.js')).href
+  pathToFileURL(path.join(dist, 'index/vector-index.js')).href
 );
 const { newFlatIP } = await import(pathToFileURL(path.join(dist, 'index/faiss.js')).href);
 const cfg = await import(pathToFileURL(path.join(ROOT, 'dist/config/semantic-options.js')).href);
