@@ -6,6 +6,7 @@
  * structure, HNSW's recall is poor whatever the parameters: docs/index.md.)
  */
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
@@ -357,6 +358,33 @@ describe('background builds', () => {
     expect([index.kind, index.size, index.building]).toEqual(['flat', 0, false]);
     await new Promise((r) => setTimeout(r, 500)); // the dropped build ends unseen
     expect([index.kind, index.size]).toEqual(['flat', 0]);
+  });
+
+  it('auto by default: a restart above 4096 vectors builds IVF first, at the lowest CPU priority', async () => {
+    const events: string[] = [];
+    const index = createVectorIndex({
+      dim: DIM,
+      kind: 'auto',
+      onBuild: (e) => events.push(`${e.kind} ${e.vectors}`),
+    });
+    index.bulkLoad(true);
+    fill(index, randomVectors(6000, 36));
+    index.bulkLoad(false);
+    // While the worker builds, one of this process's threads is the build:
+    // on Linux it runs SCHED_IDLE (policy 5) at nice 19.
+    let seen = false;
+    while (index.building && !seen) {
+      for (const tid of readdirSync('/proc/self/task')) {
+        const sched = readFileSync(`/proc/self/task/${tid}/sched`, 'utf8');
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        if (/^policy\s+:\s+5$/m.test(sched) && nice === 19) seen = true;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await index.settled();
+    expect(seen).toBe(true);
+    expect(events).toEqual(['ivf 6000', 'hnsw 6000']);
   });
 
   it('auto: a large first build goes through IVF, which serves while the graph is built', async () => {

@@ -10,7 +10,8 @@
  * index, and hands the index itself back: release() in the worker, adopt()
  * here (patch v3), its address in the message. Same process, same heap: the
  * caller's thread pays nothing for the size of the index.
- * One worker per build; it exits when done.
+ * One worker per build, at nice 19 on Linux (a build may take longer on a
+ * busy machine, the lookups do not wait for it); it exits when done.
  *
  * Without the patch the addon is not safe to load in a second thread, so the
  * build runs inline, on the caller's thread, and blocks it.
@@ -32,6 +33,16 @@ const WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const faiss = require(workerData.addon);
+// Linux: this thread (its own TID, from /proc/thread-self) at the lowest
+// priority, nice 19, so that the model, the event loop and Redis come first
+// and the build takes what they leave. Elsewhere it stays as it is.
+try {
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid) && tid > 0) {
+    require('node:os').setPriority(tid, 19);
+    require('node:child_process').spawnSync('chrt', ['-i', '-p', '0', String(tid)], { stdio: 'ignore' });
+  }
+} catch {}
 parentPort.once('message', ({ template, vectors, train }) => {
   try {
     const index = faiss.Index.fromBuffer(Buffer.from(template.buffer, template.byteOffset, template.byteLength));

@@ -27,7 +27,7 @@ export interface VectorIndexOptions {
   maxDeadRatio?: number;
   /** Largest tail before a rebuild; default: a tenth of the live vectors, within [1024, 4096]. */
   tailMax?: number;
-  /** 'auto' builds IVF before its first graph when more vectors than this are live; default 16384. */
+  /** 'auto' builds IVF before its first graph when more vectors than this are live; default 4096. */
   interimIvfAbove?: number;
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
@@ -49,7 +49,7 @@ export const DEFAULT_AUTO_THRESHOLD = 2048;
 export const IVF_MIN_VECTORS = 1024;
 /** FAISS's k-means wants at least 39 training points per list; we give up to 64. */
 export const IVF_TRAIN_PER_LIST = 64;
-export const DEFAULT_INTERIM_IVF_ABOVE = 16_384;
+export const DEFAULT_INTERIM_IVF_ABOVE = 4096;
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 /**
  * HNSW's efSearch when none is set, by the vectors in the graph: the lowest
