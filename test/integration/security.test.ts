@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/embedded-redis.js';
 import { sleep } from '../helpers/proc.js';
 import { cmd, RawClient, request } from '../helpers/raw.js';
 import {
@@ -307,6 +308,36 @@ describe("semcache's own credentials", () => {
       await proxy.stop();
     }
   });
+});
+
+describe('started while Redis is down', () => {
+  it('SEM commands name the unreachable upstream, then work once Redis is up (no restart)', async () => {
+    const port = await freePort();
+    const proxy = await startSemanticProxy(port, {}, undefined, { allowFailed: true });
+    let redis: RedisHandle | undefined;
+    const c = await raw(proxy.port);
+    try {
+      const down = await request(c, cmd('SEMGET', 'x'));
+      expect(down).toMatch(/^-ERR semcache storage unavailable: .*(ECONNREFUSED|unreachable)/);
+      expect(down).toContain('check that Redis is reachable at --upstream');
+      expect(down).not.toContain('embedding model');
+      redis = await startRedis([], port);
+      // semcache retries every 5 s; the rebuild then takes milliseconds.
+      const deadline = Date.now() + 15_000;
+      let reply = '';
+      while (Date.now() < deadline) {
+        reply = await request(c, cmd('SEMSET', 'k', 'house near ostsee', 'v'));
+        if (reply === '+OK\r\n') break;
+        await sleep(200);
+      }
+      expect(reply).toBe('+OK\r\n');
+      expect(await request(c, cmd('SEMGET', 'house near ostsee'))).toBe('$1\r\nv\r\n');
+    } finally {
+      c.close();
+      await proxy.stop();
+      await redis?.stop();
+    }
+  }, 30_000);
 });
 
 describe.each(modes)("Redis's limits before AUTH, $name", ({ multiplex }) => {
