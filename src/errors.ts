@@ -94,6 +94,14 @@ export const SemErr = {
   VECTOR_DIM: (got: number, want: number) => `vector has ${got} dimensions, the index has ${want}`,
   VECTOR_INVALID: () => 'vector must be finite and non-zero',
   LOADING: (what: string) => `semcache is loading ${what}`,
+  FILTER_SYNTAX: (pos: number, near: string | undefined, why = '') =>
+    `syntax error in FILTER expression at position ${pos} near ${
+      near === undefined
+        ? 'end of expression'
+        : `'${near.length > 24 ? `${near.slice(0, 24)}...` : near}'`
+    }${why}`,
+  FILTER_TOO_LONG: (length: number, max: number) =>
+    `FILTER expression too long (${length} characters, the limit is ${max})`,
   WRONGTYPE: () => 'Operation against a key holding the wrong kind of value',
 } as const;
 

@@ -33,7 +33,8 @@
  * or allocate without bound: FILTER_MAX_LENGTH characters, FILTER_MAX_DEPTH
  * nested parentheses and prefix operators.
  */
-import { SemanticError } from './types.js';
+import { SemErr } from '../errors.js';
+import { InvalidInputError } from './types.js';
 
 export const FILTER_MAX_LENGTH = 4096;
 export const FILTER_MAX_DEPTH = 64;
@@ -41,13 +42,15 @@ export const FILTER_MAX_DEPTH = 64;
 export type Filter = (attrs: Record<string, unknown> | undefined) => boolean;
 
 /** A malformed expression; `position` is the 0-based UTF-16 offset of `near` (undefined: the end). */
-export class FilterSyntaxError extends SemanticError {
+/** A FILTER that does not parse (or is too long), with where; its text is SemErr's. */
+export class FilterSyntaxError extends InvalidInputError {
   constructor(
+    code: 'FILTER_SYNTAX' | 'FILTER_TOO_LONG',
     message: string,
     readonly position: number,
     readonly near: string | undefined,
   ) {
-    super('FILTER_SYNTAX', message);
+    super(code, message);
   }
 }
 
@@ -79,15 +82,7 @@ function match(re: RegExp, src: string, pos: number): RegExpExecArray | null {
 }
 
 function syntaxError(pos: number, near: string | undefined, why = ''): FilterSyntaxError {
-  const shown =
-    near === undefined
-      ? 'end of expression'
-      : `'${near.length > 24 ? `${near.slice(0, 24)}...` : near}'`;
-  return new FilterSyntaxError(
-    `syntax error in FILTER expression at position ${pos} near ${shown}${why}`,
-    pos,
-    near,
-  );
+  return new FilterSyntaxError('FILTER_SYNTAX', SemErr.FILTER_SYNTAX(pos, near, why), pos, near);
 }
 
 /** An error at `pos`, "near" the word there or its one character. */
@@ -226,8 +221,8 @@ function resolve(attrs: object, path: string[]): Value | typeof MISSING {
 
 export function compileFilter(src: string): Filter {
   if (src.length > FILTER_MAX_LENGTH) {
-    const msg = `FILTER expression too long (${src.length} characters, the limit is ${FILTER_MAX_LENGTH})`;
-    throw new FilterSyntaxError(msg, FILTER_MAX_LENGTH, undefined);
+    const msg = SemErr.FILTER_TOO_LONG(src.length, FILTER_MAX_LENGTH);
+    throw new FilterSyntaxError('FILTER_TOO_LONG', msg, FILTER_MAX_LENGTH, undefined);
   }
   const tokens = tokenize(src);
   const paths: string[][] = [];

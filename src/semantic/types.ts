@@ -21,18 +21,14 @@ export interface Embedder {
 
 /**
  * Every error of the semantic domain carries a stable `code`: SemErr's (its
- * texts are in src/errors.ts), or the class's own for the errors below that
- * wrap a cause (EMBEDDER_UNAVAILABLE, STORAGE_UNAVAILABLE, ACCESS_REFUSED,
- * FILTER_SYNTAX).
+ * texts are in src/errors.ts; FILTER_SYNTAX and FILTER_TOO_LONG come as
+ * filter.ts's FilterSyntaxError, which also says where), or the class's own
+ * for the errors below that wrap a cause (EMBEDDER_UNAVAILABLE,
+ * STORAGE_UNAVAILABLE, ACCESS_REFUSED).
  */
 export class SemanticError extends Error {
   constructor(
-    readonly code:
-      | SemErrCode
-      | 'EMBEDDER_UNAVAILABLE'
-      | 'STORAGE_UNAVAILABLE'
-      | 'ACCESS_REFUSED'
-      | 'FILTER_SYNTAX',
+    readonly code: SemErrCode | 'EMBEDDER_UNAVAILABLE' | 'STORAGE_UNAVAILABLE' | 'ACCESS_REFUSED',
     message: string,
   ) {
     super(message);

@@ -29,6 +29,8 @@ const SAMPLES: { [C in SemErrCode]: Parameters<(typeof SemErr)[C]> } = {
   VECTOR_DIM: [3, 384],
   VECTOR_INVALID: [],
   LOADING: ['the index from redis'],
+  FILTER_SYNTAX: [3, 'bad', ''],
+  FILTER_TOO_LONG: [5000, 4096],
   WRONGTYPE: [],
 };
 
