@@ -27,7 +27,7 @@
 //             "index rebuilt from redis: N entries in M ms", for every semcache
 //             start above; also the time from spawn to SEMINFO state "ready",
 //             and (--index auto) how long the background build of the HNSW
-//             graph (in a worker thread; IVF first above 16k entries) takes
+//             graph (in a worker thread; IVF first above 4096 entries) takes
 //             after that.
 //
 // Order per size: write the entries; start semcache batch on, wait until ready,
@@ -803,7 +803,7 @@ function report(machine, results, modelDir, elapsedMs) {
   if (rb.length > 0) {
     out.push(`## 4. Index rebuild from Redis`, '');
     out.push(
-      `"rebuild" is semcache's log line "index rebuilt from redis: N entries in M ms" (SCAN + pipelined HMGET + inserts into the index; the model is loaded before it and not included); the target is on its rate. "spawn → ready": from starting the process to SEMINFO state ready (node start, model load, rebuild). With --index auto the rebuild bulk-loads into a flat index and semcache is ready then; the index is then built in a worker thread (above 16k entries an IVF index first, in seconds, then the HNSW graph), and swapped in: "ready → HNSW built" is until SEMINFO NS default reports index_building 0, with the CPU seconds the process used meanwhile, worker included (the first instance also served the "during the HNSW build" row in that time; both instances built their HNSW graphs at the same time).`,
+      `"rebuild" is semcache's log line "index rebuilt from redis: N entries in M ms" (SCAN + pipelined HMGET + inserts into the index; the model is loaded before it and not included); the target is on its rate. "spawn → ready": from starting the process to SEMINFO state ready (node start, model load, rebuild). With --index auto the rebuild bulk-loads into a flat index and semcache is ready then; the index is then built in a worker thread (above 4096 entries an IVF index first, in seconds, then the HNSW graph), and swapped in: "ready → HNSW built" is until SEMINFO NS default reports index_building 0, with the CPU seconds the process used meanwhile, worker included (the first instance also served the "during the HNSW build" row in that time; both instances built their HNSW graphs at the same time).`,
       '',
     );
     const rows = rb.map((r) => {
