@@ -13,7 +13,8 @@
 // - IVF with the shipped nlist (sqrt n) and nprobe, swept over --nprobe.
 //
 // Per row: recall@10 of --queries single queries (fresh points of the same
-// distribution) against the exact top 10; search p50/p99 of search(q, 10);
+// distribution) against the exact top 10; recall@1, how often the first hit is
+// the true nearest (what SEMGET needs); search p50/p99 of search(q, 10);
 // `self`: of --self stored vectors, how many find themselves first with
 // search(v, 1) (what SEMSEARCH's exact-text pin covers for texts; a vector
 // query gets no pin). The shipped default is marked. Tables to stdout and
@@ -73,12 +74,14 @@ const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sort
 function measure(index, queries, want, selfIds, data) {
   for (const q of queries.slice(0, 20)) index.search(q, 10); // warm-up
   let found = 0;
+  let first = 0;
   const times = queries.map((q, i) => {
     const t0 = performance.now();
     const hits = index.search(q, 10);
     const dt = performance.now() - t0;
     const w = new Set(want[i]);
     for (const h of hits) if (w.has(h.id)) found++;
+    if (hits[0]?.id === want[i][0]) first++;
     return dt;
   });
   times.sort((a, b) => a - b);
@@ -86,6 +89,7 @@ function measure(index, queries, want, selfIds, data) {
   for (const id of selfIds) if (index.search(data[id], 1)[0]?.id === id) self++;
   return {
     recall: found / (queries.length * 10),
+    recall1: first / queries.length,
     p50: pct(times, 0.5),
     p99: pct(times, 0.99),
     self: `${self}/${selfIds.length}`,
@@ -113,6 +117,7 @@ const row = (d, n, kind, param, m, buildS) =>
     kind,
     param,
     m.recall.toFixed(3),
+    m.recall1.toFixed(3),
     `${m.p50.toFixed(2)} / ${m.p99.toFixed(2)} ms`,
     m.self,
     buildS === undefined ? '' : `${buildS.toFixed(1)} s`,
@@ -162,12 +167,13 @@ const header = [
   'kind',
   'search parameter',
   'recall@10',
+  'recall@1',
   'search p50 / p99',
   'self found',
   'build',
   'load',
 ];
-const table = mdTable(header, rows, [...'lllrrrrrr']);
+const table = mdTable(header, rows, [...'lllrrrrrrr']);
 const m = machineInfo();
 const text = [
   `# bench/recall.mjs, ${m.date}`,
