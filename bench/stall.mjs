@@ -19,10 +19,12 @@ import {
   installCleanup,
   loadavg,
   machineInfo,
+  pairs,
   parseFlags,
   RespConn,
   RespError,
   ROOT,
+  respOnce,
   runMain,
   startRedis,
   startServer,
@@ -31,13 +33,20 @@ import {
 } from './lib.mjs';
 
 // --text-bytes: the texts of SEMSET and SEMEMBED (default: the most semcache takes by default).
-const OPTS = { entries: 5000, seconds: 5, embedder: 'hash', only: '', 'text-bytes': 16_384 };
+const OPTS = {
+  entries: 5000,
+  seconds: 5,
+  embedder: 'hash',
+  only: '',
+  'text-bytes': 16_384,
+  settle: false,
+};
 
 /** A text of `bytes` bytes starting with `i` (a new text each time). */
 const big = (i, bytes) =>
   `${i} ${'lorem ipsum dolor sit amet '.repeat(bytes / 27 + 1)}`.slice(0, bytes);
 
-/** The heavy commands, as the issue measured them (name, argv or argv(i, opts)). */
+/** The heavy commands, as the issue measured them (name, argv or argv(i, opts), clients). */
 const SCENARIOS = [
   ['nothing else (reference)', null],
   [
@@ -82,6 +91,13 @@ const SCENARIOS = [
     (i, o) => ['SEMSET', 'stall:big', big(i, o['text-bytes']), 'v', 'NS', 'big'],
   ],
   ['SEMEMBED, --text-bytes text', (i, o) => ['SEMEMBED', big(i, o['text-bytes'])]],
+  // Many lookups at once: their embeddings come back together, and each then
+  // searches the index on the event loop.
+  [
+    '32 clients of SEMGET, a new text each time',
+    (i) => ['SEMGET', textFor(11, i, 8), 'NS', 'stall'],
+    32,
+  ],
   // The first row runs while the index of the fresh entries builds in the background.
   ['nothing else, at the end', null],
 ];
@@ -123,6 +139,17 @@ async function loop(port, argv, until, o) {
   return { n: times.length, meanMs, maxMs: Math.max(0, ...times), error };
 }
 
+/** loop()'s results of several clients as one. */
+function merge(results) {
+  const n = results.reduce((s, r) => s + r.n, 0);
+  return {
+    n,
+    meanMs: results.reduce((s, r) => s + r.meanMs * r.n, 0) / Math.max(1, n),
+    maxMs: Math.max(0, ...results.map((r) => r.maxMs)),
+    error: results.find((r) => r.error)?.error,
+  };
+}
+
 async function fill(port, n) {
   const c = await RespConn.connect(port);
   for (let i = 0; i < n; i += 500) {
@@ -151,14 +178,29 @@ async function main() {
   const t0 = performance.now();
   await fill(port, o.entries);
   console.log(`filled ${o.entries} entries in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (o.settle) {
+    // --settle: measure once the background index build is done, not during it.
+    for (;;) {
+      const info = pairs(await respOnce(port, ['SEMINFO', 'NS', 'stall']));
+      if (Number(info.index_building) === 0) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    console.log(`index built after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
   const rows = [];
-  for (const [name, argv] of SCENARIOS) {
+  for (const [name, argv, clients = 1] of SCENARIOS) {
     if (o.only && !name.includes(o.only)) continue;
     const until = performance.now() + o.seconds * 1000;
+    // Each client its own texts: client c numbers its commands from c x 1e6.
+    const mine = (c) => (typeof argv === 'function' ? (i, opts) => argv(i + c * 1e6, opts) : argv);
     const [viaSemcache, direct, heavy] = await Promise.all([
       latency(port, o.seconds),
       latency(redis.port, o.seconds),
-      argv ? loop(port, argv, until, o) : Promise.resolve(undefined),
+      argv
+        ? Promise.all(
+            Array.from({ length: clients }, (_, c) => loop(port, mine(c), until, o)),
+          ).then(merge)
+        : Promise.resolve(undefined),
     ]);
     const row = { name, viaSemcache, direct, heavy };
     rows.push(row);

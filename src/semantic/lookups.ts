@@ -20,6 +20,7 @@
 
 import { dot } from './dot.js';
 import type { SemanticCache } from './engine.js';
+import { fairTurn } from './fair-turn.js';
 import { compileFilter, type Filter } from './filter.js';
 import { WIDE_EF_MAX } from './index/segment.js';
 import { mmrPool, selectMmr } from './mmr.js';
@@ -202,8 +203,10 @@ export class Lookups {
     for (;;) {
       out = [];
       exhausted = false;
-      // Usually an array: no promise (and no wait behind other lookups) unless
-      // a long flat tail made the search yield.
+      // Behind other lookups' searches in this turn, wait for a later one.
+      const turn = fairTurn();
+      if (turn !== undefined) await turn;
+      // Usually an array: no promise unless a long flat tail made the search yield.
       const pending = index.searchYielding(query, k);
       const found = Array.isArray(pending) ? pending : await pending;
       // Every live vector came back: nothing left to find.
