@@ -20,3 +20,10 @@ export function dot(a: Float32Array, b: Float32Array): number {
   for (; i < n; i++) s0 += a[i]! * b[i]!;
   return s0 + s1 + s2 + s3;
 }
+
+/** `v` scaled to length 1; undefined when its length is 0 or not finite. */
+export function unit(v: Float32Array): Float32Array | undefined {
+  const n = Math.sqrt(dot(v, v));
+  if (!Number.isFinite(n) || n === 0) return undefined;
+  return v.map((x) => x / n);
+}

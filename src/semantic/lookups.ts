@@ -18,12 +18,12 @@
  * threshold) and confirmed at EXEC.
  */
 
-import { dot } from './dot.js';
+import { unit } from './dot.js';
 import type { SemanticCache } from './engine.js';
 import { fairTurn } from './fair-turn.js';
 import { compileFilter, type Filter } from './filter.js';
 import { WIDE_EF_MAX } from './index/segment.js';
-import { mmrPool, selectMmr } from './mmr.js';
+import { mmrPool, rerankMmr } from './mmr.js';
 import type { Entry, Hit, Namespace } from './namespace.js';
 import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
@@ -159,7 +159,12 @@ export class Lookups {
       { ...plan, count: mmrPool(req.count, fetchK), withValues: values },
       access,
     );
-    const ranked = hits.length > req.count ? await this.mmr(query, hits, req.count, req.mmr) : hits;
+    let ranked = hits;
+    if (hits.length > req.count) {
+      // Only the hits whose vectors are still stored take part.
+      const vectors = await cache.opts.store.vectors(hits.map((h) => h.entry.key));
+      ranked = await rerankMmr(query, hits, vectors, req.count, req.mmr);
+    }
     if (!req.withValues || values) return ranked;
     return this.live(ranked, req.count, true, access);
   }
@@ -290,28 +295,10 @@ export class Lookups {
     }
     return hits;
   }
-
-  /** Maximal marginal relevance (mmr.ts) over the hits whose vectors are still stored. */
-  private async mmr(
-    query: Float32Array,
-    hits: Hit[],
-    count: number,
-    lambda: number,
-  ): Promise<Hit[]> {
-    const vectors = await this.cache.opts.store.vectors(hits.map((h) => h.entry.key));
-    const pool = hits.flatMap((h, i) => (vectors[i] === undefined ? [] : [{ h, v: vectors[i] }]));
-    const chosen = await selectMmr(
-      query,
-      pool.map((p) => p.v),
-      count,
-      lambda,
-    );
-    return chosen.map((i) => pool[i]!.h);
-  }
 }
 
 function normalized(v: Float32Array): Float32Array {
-  const n = Math.sqrt(dot(v, v));
-  if (!Number.isFinite(n) || n === 0) throw semError('VECTOR_INVALID');
-  return v.map((x) => x / n);
+  const u = unit(v);
+  if (u === undefined) throw semError('VECTOR_INVALID');
+  return u;
 }

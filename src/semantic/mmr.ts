@@ -77,3 +77,27 @@ export async function selectMmr(
   }
   return chosen;
 }
+
+/**
+ * The `count` of `items` MMR chooses, in order, by their `vectors` (same
+ * order); items without a vector (no longer stored) take no part.
+ */
+export async function rerankMmr<T>(
+  query: Float32Array,
+  items: T[],
+  vectors: (Float32Array | undefined)[],
+  count: number,
+  lambda: number,
+): Promise<T[]> {
+  const pool = items.flatMap((item, i) => {
+    const v = vectors[i];
+    return v === undefined ? [] : [{ item, v }];
+  });
+  const chosen = await selectMmr(
+    query,
+    pool.map((p) => p.v),
+    count,
+    lambda,
+  );
+  return chosen.map((i) => pool[i]!.item);
+}
