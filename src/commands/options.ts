@@ -75,6 +75,12 @@ export class Options {
   }
 }
 
+/** An argument that is text to us, decoded; `what` names it when it is not valid UTF-8. */
+export function utf8Text(arg: Buffer, what: string): string {
+  if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8(what));
+  return arg.toString();
+}
+
 const tables = new WeakMap<readonly ArgDoc[], Map<string, TokenEntry>>();
 
 /** The tokens of `docs`, cached per table. */
@@ -145,9 +151,7 @@ function readValue(r: ArgReader, doc: ArgDoc, token: string): unknown {
       return r.float(token, check.min ?? -Number.MAX_VALUE, check.max ?? Number.MAX_VALUE);
     default: {
       const arg = r.buffer(token);
-      if (check.utf8 === undefined) return arg;
-      if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8(check.utf8));
-      return arg.toString();
+      return check.utf8 === undefined ? arg : utf8Text(arg, check.utf8);
     }
   }
 }

@@ -15,13 +15,7 @@ import { isUtf8 } from 'node:buffer';
 import type { CacheInfo, EngineOptions, NamespaceInfo, NamespaceSettings } from './engine-types.js';
 import { EntryTable } from './entries.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
-import {
-  DEFAULT_NAMESPACE,
-  type Entry,
-  type Hit,
-  type Namespace,
-  parseAttrs,
-} from './namespace.js';
+import { DEFAULT_NAMESPACE, type Entry, type Hit, type Namespace } from './namespace.js';
 import { rebuildFromRedis, storageError } from './rebuild.js';
 import { since } from './stats.js';
 import type { IndexKind, KeyAccess } from './types.js';
@@ -153,8 +147,6 @@ export class SemanticCache {
     if (this.state === 'loading') throw semError('LOADING', this.loadingWhat);
     if (this.state === 'failed') throw this.failure!;
   }
-
-  static parseAttrs = parseAttrs;
 
   // ---- commands (reads in lookups.ts, writes in writes.ts) ---------------
 

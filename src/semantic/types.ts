@@ -111,12 +111,20 @@ export interface VectorIndex {
   clear(): void;
 }
 
+/** A background index build that ended (error: it failed). */
+export interface BuildEvent {
+  kind: IndexKind;
+  vectors: number;
+  ms: number;
+  error?: Error;
+}
+
 /** What the engine needs to make a namespace's index. */
 export interface IndexSpec {
   dim: number;
   kind: IndexKind | 'auto';
   /** Told about every background build, for the log. */
-  onBuild?: (event: { kind: IndexKind; vectors: number; ms: number; error?: Error }) => void;
+  onBuild?: (event: BuildEvent) => void;
 }
 
 /** Makes a namespace's index (index/vector-index.ts by default; tests may pass their own). */

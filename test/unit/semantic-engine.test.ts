@@ -16,6 +16,7 @@ import {
   UnknownNamespaceError,
 } from '../../src/semantic/engine.js';
 import { faissIndexFactory } from '../../src/semantic/index/factory.js';
+import { parseAttrs } from '../../src/semantic/namespace.js';
 import type { EntryStore, StoredEntry } from '../../src/semantic/store.js';
 import {
   AccessRefusedError,
@@ -429,7 +430,7 @@ describe('SemanticCache with test doubles', () => {
         as(engine),
       ),
     ).rejects.toThrow('vector has 3 dimensions, the index has 64');
-    expect(() => SemanticCache.parseAttrs('{')).toThrow(InvalidInputError);
-    expect(() => SemanticCache.parseAttrs('[1]')).toThrow('ATTRS must be a JSON object');
+    expect(() => parseAttrs('{')).toThrow(InvalidInputError);
+    expect(() => parseAttrs('[1]')).toThrow('ATTRS must be a JSON object');
   });
 });

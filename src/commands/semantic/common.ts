@@ -1,8 +1,8 @@
 /* Shared bits of the SEM* command modules. */
-import { isUtf8 } from 'node:buffer';
 import type { SemanticCache } from '../../semantic/engine.js';
 import type { KeyAccess } from '../../semantic/types.js';
-import { ArgErr, type ArgReader, CommandError } from '../args.js';
+import type { ArgReader } from '../args.js';
+import { utf8Text } from '../options.js';
 import type { ArgDoc, CommandContext, CommandSpec } from '../types.js';
 import { clientAccess } from './access.js';
 
@@ -19,11 +19,8 @@ export function accessOf(engine: SemanticCache, ctx: CommandContext): KeyAccess 
  */
 
 /** A namespace name as SEMNS's positional argument. */
-export function nsArg(r: ArgReader, option: string): string {
-  const arg = r.buffer(option);
-  if (!isUtf8(arg)) throw new CommandError(ArgErr.notUtf8('namespace'));
-  return arg.toString();
-}
+export const nsArg = (r: ArgReader, option: string): string =>
+  utf8Text(r.buffer(option), 'namespace');
 
 export const NS_ARG: ArgDoc = {
   name: 'namespace',

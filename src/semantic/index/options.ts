@@ -3,7 +3,7 @@
  * the efSearch HNSW gets when none is set. docs/index.md has the
  * measurements behind the defaults.
  */
-import type { IndexKind } from '../types.js';
+import type { BuildEvent, IndexKind } from '../types.js';
 import { type BuildInput, buildIndex } from './builder.js';
 import { type FaissIndex, type HnswParams, patched } from './faiss.js';
 import { intOption } from './validate.js';
@@ -35,13 +35,6 @@ export interface VectorIndexOptions {
   retryAfterMs?: number;
   /** Builds an index off the event loop; default index/builder.ts (tests inject faults). */
   builder?: (input: BuildInput) => Promise<FaissIndex>;
-}
-
-export interface BuildEvent {
-  kind: IndexKind;
-  vectors: number;
-  ms: number;
-  error?: Error;
 }
 
 export const DEFAULT_AUTO_THRESHOLD = 2048;

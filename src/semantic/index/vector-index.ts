@@ -51,9 +51,9 @@ import { type ScanOptions, scanExact } from './scan.js';
 import type { Segment } from './segment.js';
 import { FlatTail, merge } from './tail.js';
 
+export type { BuildEvent } from '../types.js';
 export {
   autoEfSearch,
-  type BuildEvent,
   DEFAULT_AUTO_THRESHOLD,
   DEFAULT_INTERIM_IVF_ABOVE,
   type VectorIndexOptions,
