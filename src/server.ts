@@ -111,10 +111,19 @@ export class SemcacheServer {
     const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
     // Only requests on shared connections are checked against them.
     if (config.multiplex > 0) await limits.start();
+    // The change feed's blocking reads hold a connection of their own.
+    const feedLink =
+      opts.semantic === false
+        ? undefined
+        : new RedisClient({
+            ...address,
+            connectTimeout: config.connectTimeout,
+            monitor: new LinkLog(logger, 'semcache feed connection'),
+          });
     const semantic =
       opts.semantic === false
         ? undefined
-        : createSemanticCache(config, own, address.db, logger, opts.embedder);
+        : createSemanticCache(config, own, address.db, logger, opts.embedder, feedLink);
     const commands = [
       ...(semantic ? semanticCommands(semantic.engine) : []),
       ...(opts.commands ?? []),

@@ -72,6 +72,11 @@ export interface CommandContext {
 export interface FastPath {
   key: Buffer;
   reply(getReply: Buffer): Reply | undefined;
+  /**
+   * Started with the GET: resolves false when the answer must not be the
+   * GET's after all (the command then runs in full).
+   */
+  check?: Promise<boolean>;
 }
 
 export interface CommandSpec {

@@ -146,4 +146,12 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     min: 0,
     help: 'milliseconds between sweeps for entries whose key is gone (0: never)',
   },
+  {
+    key: 'feedMaxlen',
+    flag: 'feed-maxlen',
+    kind: 'int',
+    def: 1_000_000,
+    min: 1000,
+    help: 'events kept in the change feed that instances share (about; docs/fleet.md)',
+  },
 ];

@@ -46,6 +46,7 @@ export interface Config {
   embedCache: number;
   embedThreads: number;
   sweepInterval: number;
+  feedMaxlen: number;
   maxTextBytes: number;
 }
 

@@ -140,11 +140,21 @@ export class LocalRun implements ClientRedis, LocalSlot {
   private fast(path: FastPath): void {
     const { forwarder, reader } = this.host;
     const entry = newEntry(1);
-    entry.internal = (got) => {
+    const answer = (got: Buffer) => {
       const reply = path.reply(got);
       if (reply !== undefined) this.host.complete(this.entry, reply);
       else this.execute();
     };
+    const check = path.check;
+    entry.internal =
+      check === undefined
+        ? answer
+        : (got) => {
+            check.then(
+              (ok) => (ok ? answer(got) : this.execute()),
+              () => this.execute(),
+            );
+          };
     const raw = [encodeCommand(['GET', path.key])];
     if (forwarder.canShare(true)) forwarder.sendShared(entry, raw);
     else {

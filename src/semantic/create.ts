@@ -1,9 +1,11 @@
 /*
  * Builds the semantic cache from the configuration: the embedder chain
  * (model → micro-batching → LRU of embeddings), the store over semcache's
- * own Redis connection, and the engine, and starts loading in the background
+ * own Redis connection, the change feed shared with other instances (on a
+ * connection of its own), and the engine, and starts loading in the background
  * so pass-through traffic is served while the model loads.
  */
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../upstream/redis-client.js';
@@ -13,6 +15,7 @@ import { createHashEmbedder } from './embedders/hash.js';
 import { createOpenAIEmbedder } from './embedders/openai.js';
 import { createTransformersEmbedder, type TransformersDtype } from './embedders/transformers.js';
 import { SemanticCache } from './engine.js';
+import { FeedStream } from './feed.js';
 import { faissIndexFactory } from './index/factory.js';
 import { SemanticStore } from './store.js';
 import type { Embedder } from './types.js';
@@ -56,7 +59,11 @@ export function createSemanticCache(
   db: number,
   logger: Logger,
   embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
+  /** A second connection, for the change feed's blocking reads (none: no feed); closed by close(). */
+  feedReader?: RedisClient,
 ): SemanticRuntime {
+  const origin = randomBytes(6).toString('hex');
+  const store = new SemanticStore(redis, config.prefix, { origin, maxlen: config.feedMaxlen });
   const batching = new BatchingEmbedder(embedder, {
     maxBatch: config.embedBatch,
     maxWaitMs: config.embedWait,
@@ -64,7 +71,12 @@ export function createSemanticCache(
   });
   const chain = new CachedEmbedder(batching, { maxEntries: config.embedCache });
   const engine = new SemanticCache({
-    store: new SemanticStore(redis, config.prefix),
+    store,
+    feed: feedReader && {
+      reader: feedReader,
+      stream: new FeedStream(redis, store.feedKey),
+      origin,
+    },
     db,
     embedder: chain,
     threshold: config.threshold,
@@ -109,6 +121,7 @@ export function createSemanticCache(
     async close() {
       if (timer) clearInterval(timer);
       engine.stop();
+      feedReader?.close();
       await embedder.close?.();
     },
   };

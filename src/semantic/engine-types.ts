@@ -4,6 +4,8 @@
  * semns.ts) and never read the engine's parts.
  */
 import type { Logger } from '../log.js';
+import type { RedisClient } from '../upstream/redis-client.js';
+import type { FeedInfo, FeedStream } from './feed.js';
 import type { LatencySummary } from './stats.js';
 import type { EntryStore } from './store.js';
 import type { Embedder, IndexFactory, IndexKind } from './types.js';
@@ -26,6 +28,13 @@ export interface EngineOptions {
   logger: Logger;
   /** Counters of the embedding chain (batching, cache), for SEMINFO. */
   embedStats?: () => EmbedStats;
+  /**
+   * The change feed shared with the other instances in front of this Redis
+   * (feed.ts): a connection of its own for XREAD BLOCK, the stream, and this
+   * instance's id, as the store writes it. Without it the instance applies
+   * no one else's changes (unit tests).
+   */
+  feed?: { reader: RedisClient; stream: FeedStream; origin: string };
 }
 
 export interface EmbedStats {
@@ -48,6 +57,9 @@ export interface CacheInfo {
   defaultThreshold: number;
   namespaces: string[];
   embed: EmbedStats | undefined;
+  /** This instance's id and its position in the change feed (undefined without one). */
+  instance: string | undefined;
+  feed: FeedInfo | undefined;
 }
 
 /** SEMINFO NS ns. */

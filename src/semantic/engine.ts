@@ -14,6 +14,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { CacheInfo, EngineOptions, NamespaceInfo, NamespaceSettings } from './engine-types.js';
 import { EntryTable } from './entries.js';
+import { ChangeFeed } from './feed.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
 import { DEFAULT_NAMESPACE, type Entry, type Hit, type Namespace } from './namespace.js';
 import { rebuildFromRedis, storageError } from './rebuild.js';
@@ -58,6 +59,8 @@ export class SemanticCache {
   private failure: EmbedderUnavailableError | StorageUnavailableError | undefined;
   private readonly lookups = new Lookups(this);
   private readonly writes = new Writes(this);
+  /** The others' changes, applied here (feed.ts); undefined without a feed. */
+  readonly feed: ChangeFeed | undefined;
   private stopped = false;
 
   constructor(readonly opts: EngineOptions) {
@@ -70,6 +73,17 @@ export class SemanticCache {
       loading: () => this.state === 'loading',
       stopped: () => this.stopped,
     });
+    const f = opts.feed;
+    this.feed =
+      f &&
+      new ChangeFeed({
+        ...f,
+        store: opts.store,
+        entries: this.entries,
+        modelId: this.modelId,
+        logger: opts.logger,
+        resync: () => this.resync(),
+      });
   }
 
   get modelId(): string {
@@ -114,15 +128,12 @@ export class SemanticCache {
       return;
     }
     this.loadingWhat = 'the index from redis';
+    let head = '0-0';
     while (!this.stopped) {
       try {
-        await rebuildFromRedis({
-          store: this.opts.store,
-          entries: this.entries,
-          modelId: this.modelId,
-          logger: this.opts.logger,
-          reindex: (e) => this.writes.reindex(e),
-        });
+        // Changes made while the rebuild reads are applied after it, from here.
+        head = (await this.feed?.head()) ?? head;
+        await this.rebuild();
         break;
       } catch (err) {
         this.fail(storageError(err as Error));
@@ -133,6 +144,37 @@ export class SemanticCache {
     this.state = 'ready';
     this.failure = undefined;
     for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
+    this.feed?.start(head);
+  }
+
+  private rebuild(): Promise<void> {
+    return rebuildFromRedis({
+      store: this.opts.store,
+      entries: this.entries,
+      modelId: this.modelId,
+      logger: this.opts.logger,
+      reindex: (e) => this.writes.reindex(e),
+    });
+  }
+
+  /**
+   * Read every record again while answering from what is in memory (the
+   * feed was trimmed past this instance): records are mirrored as they are
+   * read, and entries whose record was not found are forgotten at the end.
+   * Resolves with the feed id the result covers.
+   */
+  private async resync(): Promise<string> {
+    const head = await this.feed!.head();
+    this.entries.beginResync();
+    try {
+      await this.rebuild();
+    } catch (err) {
+      this.entries.endResync(undefined);
+      throw err;
+    }
+    const gone = this.entries.endResync(head);
+    this.opts.logger.info(`resync: ${gone} entries whose record is gone forgotten`);
+    return head;
   }
 
   private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {
@@ -213,6 +255,8 @@ export class SemanticCache {
       defaultThreshold: threshold,
       namespaces: [...this.namespaces.keys()],
       embed: embedStats?.(),
+      instance: this.opts.feed?.origin,
+      feed: this.feed?.info(),
     };
   }
 
@@ -278,6 +322,25 @@ export class SemanticCache {
     return this.namespaces.get(ns ?? DEFAULT_NAMESPACE)?.exact.get(this.entries.exactOf(text));
   }
 
+  /**
+   * Which of these entries still mirror their record in Redis (same
+   * version): another instance may have written or removed it since, and
+   * its change may not have arrived yet. Stale ones are brought up to date
+   * (the feed reads their record) or forgotten when their record is gone.
+   */
+  async current(entries: Entry[]): Promise<boolean[]> {
+    const vers = await this.opts.store.versions(entries.map((e) => e.key));
+    return entries.map((e, i) => {
+      const ver = vers[i];
+      if (ver === e.ver) return true;
+      if (this.entries.entryOf(e.key) === e) {
+        if (ver === undefined || this.feed === undefined) this.entries.forget(e);
+        else this.feed.refresh([{ key: e.key, id: ver }]).catch(() => {});
+      }
+      return false;
+    });
+  }
+
   /** Count an exact hit answered on the fast path, `ms` after it was asked. */
   exactHit(entry: Entry, ms: number): void {
     const space = entry.ns;
@@ -288,6 +351,7 @@ export class SemanticCache {
 
   stop(): void {
     this.stopped = true;
+    this.feed?.stop();
   }
 
   /** Periodic sweep: drop up to `limit` entries whose key no longer exists. */

@@ -12,6 +12,7 @@
 import type { Logger } from '../log.js';
 import {
   checkNamespaceName,
+  compareVer,
   DEFAULT_NAMESPACE,
   type Entry,
   Namespace,
@@ -47,6 +48,8 @@ export class EntryTable {
   #nextId = 1;
   readonly #exactMemo = new Map<string, string>();
   #sweepCursor: Iterator<Entry> | undefined;
+  /** Keys whose records were read since a full resync began (feed.ts). */
+  #resyncSeen: Set<string> | undefined;
 
   constructor(private readonly opts: EntryTableOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -70,10 +73,18 @@ export class EntryTable {
     return space;
   }
 
-  /** Entries read back from Redis (the rebuild): remembered, and indexed a namespace at a time. */
+  /**
+   * Records read from Redis (the rebuild, the feed): remembered, and indexed
+   * a namespace at a time. A record this table already mirrors at the same
+   * or a newer version is skipped, so reading one again costs no index work.
+   */
   addStored(entries: Omit<StoredEntry, 'model'>[]): void {
     const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
     for (const e of entries) {
+      const ver = e.ver ?? '';
+      const old = this.#byKey.get(e.key.toString('latin1'));
+      this.#resyncSeen?.add(e.key.toString('latin1'));
+      if (old !== undefined && old.ns.name === e.ns && compareVer(old.ver, ver) >= 0) continue;
       let attrs: Record<string, unknown> | undefined;
       try {
         attrs = parseAttrs(e.attrs);
@@ -87,7 +98,7 @@ export class EntryTable {
         e.exactHash === undefined || e.exactHash === SHA256_OF_NOTHING
           ? exactKey(e.text)
           : e.exactHash;
-      const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs);
+      const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs, ver);
       let g = groups.get(space);
       if (g === undefined) groups.set(space, (g = { ids: [], vectors: [] }));
       g.ids.push(entry.id);
@@ -104,10 +115,12 @@ export class EntryTable {
     exact: string,
     attrs: Record<string, unknown> | undefined,
     attrsJson: string | undefined,
+    ver: string,
   ): Entry {
     const k = key.toString('latin1');
     const old = this.#byKey.get(k);
     if (old) this.forget(old);
+    this.#resyncSeen?.add(k);
     const entry: Entry = {
       id: this.#nextId++,
       key: Buffer.from(key),
@@ -116,6 +129,7 @@ export class EntryTable {
       attrs,
       attrsJson,
       exact,
+      ver,
     };
     this.#byKey.set(k, entry);
     space.entries.set(entry.id, entry);
@@ -177,6 +191,49 @@ export class EntryTable {
     space.entries.delete(entry.id);
     if (space.exact.get(entry.exact) === entry) space.exact.delete(entry.exact);
     space.index?.remove(entry.id);
+  }
+
+  /**
+   * Would a record of `key` at version `ver` be newer than what this table
+   * mirrors? (A write's own record may arrive after a newer one from the feed.)
+   */
+  isNewer(key: Buffer, ver: string): boolean {
+    const old = this.#byKey.get(key.toString('latin1'));
+    return old === undefined || compareVer(ver, old.ver) > 0;
+  }
+
+  /** The record of `key` is gone as of feed id `ver`: forget an entry older than that. */
+  forgetOlder(key: Buffer, ver: string): boolean {
+    const old = this.#byKey.get(key.toString('latin1'));
+    if (old === undefined || compareVer(old.ver, ver) >= 0) return false;
+    this.forget(old);
+    return true;
+  }
+
+  /**
+   * A full resync (feed.ts) starts: the entries read from here on are
+   * marked, and endResync() forgets those whose record was not seen.
+   */
+  beginResync(): void {
+    this.#resyncSeen = new Set();
+  }
+
+  /**
+   * Forget the entries not seen since beginResync() whose version is not
+   * past `upTo` (none when undefined: the resync failed).
+   */
+  endResync(upTo: string | undefined): number {
+    const seen = this.#resyncSeen;
+    this.#resyncSeen = undefined;
+    if (seen === undefined || upTo === undefined) return 0;
+    let n = 0;
+    for (const [k, e] of this.#byKey) {
+      if (!seen.has(k) && compareVer(e.ver, upTo) <= 0) {
+        this.forget(e);
+        n++;
+      }
+    }
+    return n;
   }
 
   /** The key is gone from Redis: forget the entry and remove its leftovers there. */

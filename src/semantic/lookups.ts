@@ -90,8 +90,11 @@ export class Lookups {
     const exact = space.exact.get(exactKey);
     let hit: Hit | undefined;
     if (exact && (filter === undefined || filter(exact.attrs))) {
-      const [value] = await access.read([exact.key]);
-      if (value) {
+      const [[value], [current]] = await Promise.all([
+        access.read([exact.key]),
+        cache.current([exact]),
+      ]);
+      if (value && current) {
         space.hits++;
         space.exactHits++;
         space.lookup.record(performance.now() - t0);
@@ -263,11 +266,18 @@ export class Lookups {
     for (let i = 0; i < hits.length && out.length < want; i += batch) {
       const slice = hits.slice(i, i + batch);
       const keys = slice.map((h) => h.entry.key);
-      const present = withValues
-        ? await access.read(keys)
-        : (await access.exists(keys)).map((e) => (e === undefined ? e : e ? PRESENT : null));
+      const [present, current] = await Promise.all([
+        withValues
+          ? access.read(keys)
+          : access
+              .exists(keys)
+              .then((r) => r.map((e) => (e === undefined ? e : e ? PRESENT : null))),
+        this.cache.current(slice.map((h) => h.entry)),
+      ]);
       slice.forEach((h, j) => {
         const v = present[j];
+        // Changed or removed by another instance since it was indexed here: not this answer.
+        if (!current[j]) return;
         if (v === null) {
           if (h.entry.ns.entries.get(h.entry.id) === h.entry) this.cache.entries.drop(h.entry);
         } else if (v !== undefined && out.length < want) {

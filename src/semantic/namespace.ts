@@ -20,6 +20,8 @@ export interface Entry {
   attrs: Record<string, unknown> | undefined;
   attrsJson: string | undefined;
   exact: string;
+  /** The feed id of the record's change this entry mirrors ('' before the feed). */
+  ver: string;
 }
 
 export interface Hit {
@@ -68,4 +70,30 @@ export function parseAttrs(json: string | undefined): Record<string, unknown> | 
     throw semError('ATTRS_NOT_OBJECT');
   }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * A namespace's settings as Redis holds them (P ns:<name>), applied to it:
+ * on start, and when another instance changed them (feed.ts). Values that
+ * are not valid are ignored, as if unset.
+ */
+export function applySettings(space: Namespace, settings: Record<string, string>): void {
+  space.declared = true;
+  const threshold = Number(settings.threshold);
+  space.threshold =
+    settings.threshold !== undefined && threshold >= -1 && threshold <= 1 ? threshold : undefined;
+  const kind = settings.index;
+  space.indexKind =
+    kind === 'flat' || kind === 'hnsw' || kind === 'ivf' || kind === 'auto' ? kind : undefined;
+}
+
+/** Compares two feed ids ("ms-seq"; '' before any): negative, 0 or positive. */
+export function compareVer(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === '') return -1;
+  if (b === '') return 1;
+  const i = a.indexOf('-');
+  const j = b.indexOf('-');
+  const ms = Number(a.slice(0, i)) - Number(b.slice(0, j));
+  return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
 }

@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
+import { applySettings } from './namespace.js';
 import { since } from './stats.js';
 import type { EntryStore } from './store.js';
 import { StorageUnavailableError } from './types.js';
@@ -25,15 +26,7 @@ export interface RebuildDeps {
 export async function rebuildFromRedis(d: RebuildDeps): Promise<void> {
   const t = process.hrtime.bigint();
   for (const [name, settings] of await d.store.namespaces()) {
-    const space = d.entries.namespace(name, true);
-    space.declared = true;
-    const threshold = Number(settings.threshold);
-    if (settings.threshold !== undefined && threshold >= -1 && threshold <= 1)
-      space.threshold = threshold;
-    const kind = settings.index;
-    if (kind === 'flat' || kind === 'hnsw' || kind === 'ivf' || kind === 'auto') {
-      space.indexKind = kind;
-    }
+    applySettings(d.entries.namespace(name, true), settings);
   }
   let n = 0;
   let stale: { key: Buffer; text: string; ns: string; attrs: string | undefined }[] = [];

@@ -6,6 +6,7 @@
  *   <key>                         the value, exactly as SET would store it
  *   P rec:<key>                   HASH ns, text, vec (FP32 LE), attrs (JSON), model, exact, ts
  *   P exact:<ns>:<sha256(norm)>   STRING <key>: the exact-match record
+ *   P feed                        STREAM of changes (scripts.ts, feed.ts)
  *
  * The value is written by the client itself (a SET on its own connection,
  * so Redis checks its permissions: see writes.ts); the record and the
@@ -13,64 +14,16 @@
  * credentials, which gives them the value's TTL and writes nothing unless
  * the key still holds the value that was written (SHA-1 compared in Redis):
  * when two clients set one key at once, the record describes the value that
- * stayed.
+ * stayed. Every change of records and namespace settings is also an event in
+ * the change feed, appended by the same script (scripts.ts).
  */
-import { endianness } from 'node:os';
 import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import { RedisReplyError } from '../upstream/redis-client.js';
+import type { StoredEntry } from './records.js';
+import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
+import { DEL_SCRIPT, NS_SCRIPT, SET_SCRIPT } from './scripts.js';
 import { SemanticError } from './types.js';
-
-/**
- * Writes record and exact key for a key that holds a string, with its TTL.
- * ARGV[1]: the SHA-1 the value must have, or '' for any value; ARGV[8]: the
- * client's key. It is an argument, not one of KEYS, so semcache's own Redis
- * user needs only read access to clients' keys (EVALSHA asks for read and
- * write on every key in KEYS; docs/security.md).
- * Returns the key's PTTL, -3 when the key is gone or holds another value,
- * -4 when it holds no string.
- */
-const SET_SCRIPT = `
-local key, rec, exact = ARGV[8], KEYS[1], KEYS[2]
-local t = redis.call('TYPE', key).ok
-if t == 'none' then return -3 end
-if t ~= 'string' then return -4 end
-if ARGV[1] ~= '' and redis.sha1hex(redis.call('GET', key)) ~= ARGV[1] then return -3 end
-local old = redis.call('HGET', rec, 'exact')
-if old and old ~= exact and redis.call('GET', old) == key then redis.call('DEL', old) end
-redis.call('DEL', rec)
-redis.call('HSET', rec, 'ns', ARGV[2], 'text', ARGV[3], 'vec', ARGV[4], 'model', ARGV[5],
-  'exact', exact, 'ts', ARGV[7])
-if ARGV[6] ~= '' then redis.call('HSET', rec, 'attrs', ARGV[6]) end
-redis.call('SET', exact, key)
-local pttl = redis.call('PTTL', key)
-if pttl > 0 then
-  -- %.0f: tostring() would give exponent form for TTLs of 1e17 ms and more.
-  local ms = string.format('%.0f', pttl)
-  redis.call('PEXPIRE', rec, ms)
-  redis.call('PEXPIRE', exact, ms)
-end
-return pttl
-`;
-
-/**
- * Removes record and exact key (if it still points here) of every key that
- * no longer exists; a key set again meanwhile keeps its new record. Returns
- * how many records were removed. The clients' keys are arguments (ARGV[2..]).
- */
-const DEL_SCRIPT = `
-local n = 0
-for i = 2, #ARGV do
-  local key = ARGV[i]
-  if redis.call('EXISTS', key) == 0 then
-    local rec = ARGV[1] .. 'rec:' .. key
-    local exact = redis.call('HGET', rec, 'exact')
-    if exact and redis.call('GET', exact) == key then redis.call('DEL', exact) end
-    n = n + redis.call('DEL', rec)
-  end
-end
-return n
-`;
 
 /** SEMINDEX of a key that holds a list, hash...: only strings can be cache values. */
 export class WrongTypeError extends SemanticError {
@@ -80,35 +33,13 @@ export class WrongTypeError extends SemanticError {
 }
 
 export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | '';
+export type { StoredEntry } from './records.js';
+export { bytesToVector, vectorToBytes } from './records.js';
 
-export interface StoredEntry {
-  key: Buffer;
-  ns: string;
-  text: string;
-  vector: Float32Array;
-  attrs: string | undefined;
-  model: string;
-  /** The exact-match hash the record names (scan() only; undefined when it names none). */
-  exactHash?: string | undefined;
-}
-
-const LITTLE_ENDIAN = endianness() === 'LE';
-
-/** FP32 little-endian bytes (the layout Redis's VADD FP32 uses too). */
-export function vectorToBytes(v: Float32Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
-  const out = Buffer.allocUnsafe(v.length * 4);
-  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
-  return out;
-}
-
-export function bytesToVector(b: Buffer): Float32Array {
-  const n = b.length >>> 2;
-  // One copy into an aligned buffer; per-float reads are ~50x slower on a rebuild.
-  if (LITTLE_ENDIAN) return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + n * 4));
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) v[i] = b.readFloatLE(i * 4);
-  return v;
+/** What put() wrote: the key's PTTL and the record's version (its feed id). */
+export interface Written {
+  pttl: number;
+  ver: string;
 }
 
 /**
@@ -119,20 +50,37 @@ export function bytesToVector(b: Buffer): Float32Array {
 export interface EntryStore {
   /**
    * Write the record and exact key of a key that holds a string (the value
-   * with SHA-1 `sha`, or any value when sha is ''). Returns the key's PTTL,
-   * or undefined when the key is gone or holds another value.
+   * with SHA-1 `sha`, or any value when sha is ''). Returns the key's PTTL
+   * and the record's version, or undefined when the key is gone or holds
+   * another value.
    */
-  put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined>;
+  put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<Written | undefined>;
   /** Remove the records of keys that no longer exist; how many were removed. */
   remove(keys: Buffer[]): Promise<number>;
   exists(keys: Buffer[]): Promise<boolean[]>;
   /** The stored vector of each key's record (undefined: none). */
   vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]>;
+  /** The records of these keys (undefined: none), with their versions. */
+  records(keys: Buffer[]): Promise<(StoredEntry | undefined)[]>;
+  /** The version of each key's record ('' when it has none; undefined when there is no record). */
+  versions(keys: Buffer[]): Promise<(string | undefined)[]>;
   /** Every stored entry, in batches, for the rebuild on start. */
   scan(): AsyncGenerator<StoredEntry[]>;
   namespaces(): Promise<Map<string, Record<string, string>>>;
+  /** One namespace's settings; undefined when it has none. */
+  namespaceSettings(ns: string): Promise<Record<string, string> | undefined>;
   saveNamespace(ns: string, settings: Record<string, string>): Promise<void>;
   deleteNamespace(ns: string): Promise<void>;
+}
+
+/** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
+export const DEFAULT_FEED_MAXLEN = 1_000_000;
+
+export interface FeedSettings {
+  /** This instance's id, written with each of its events. */
+  origin: string;
+  /** The feed is trimmed to about this many events. */
+  maxlen: number;
 }
 
 export class SemanticStore implements EntryStore {
@@ -141,7 +89,13 @@ export class SemanticStore implements EntryStore {
   constructor(
     private readonly redis: RedisClient,
     readonly prefix: string,
+    readonly feed: FeedSettings = { origin: '', maxlen: DEFAULT_FEED_MAXLEN },
   ) {}
+
+  /** The change feed's key. */
+  get feedKey(): string {
+    return `${this.prefix}feed`;
+  }
 
   recordKey(key: Buffer): Buffer {
     return Buffer.concat([Buffer.from(`${this.prefix}rec:`), key]);
@@ -178,10 +132,10 @@ export class SemanticStore implements EntryStore {
    * with SHA-1 `sha`, or any value when sha is ''). Returns the key's PTTL,
    * or undefined when the key is gone or holds another value.
    */
-  async put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined> {
+  async put(entry: StoredEntry & { exactHash: string }, sha: string): Promise<Written | undefined> {
     const reply = await this.script(
       SET_SCRIPT,
-      [this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash)],
+      [this.recordKey(entry.key), this.exactKey(entry.ns, entry.exactHash), this.feedKey],
       [
         sha,
         entry.ns,
@@ -191,16 +145,23 @@ export class SemanticStore implements EntryStore {
         entry.attrs ?? '',
         Date.now(),
         entry.key,
+        this.feed.origin,
+        this.feed.maxlen,
       ],
     );
     if (reply === -4) throw new WrongTypeError();
-    return reply === -3 ? undefined : (reply as number);
+    if (!Array.isArray(reply)) return undefined;
+    return { pttl: reply[0] as number, ver: String(reply[1]) };
   }
 
   /** Remove the records of keys that no longer exist. Returns how many were removed. */
   async remove(keys: Buffer[]): Promise<number> {
     if (keys.length === 0) return 0;
-    return (await this.script(DEL_SCRIPT, [], [this.prefix, ...keys])) as number;
+    return (await this.script(
+      DEL_SCRIPT,
+      [this.feedKey],
+      [this.prefix, this.feed.origin, this.feed.maxlen, ...keys],
+    )) as number;
   }
 
   /**
@@ -229,11 +190,45 @@ export class SemanticStore implements EntryStore {
   /** Namespace settings (threshold, index kind), kept without TTL at P ns:<name>. */
   async saveNamespace(ns: string, settings: Record<string, string>): Promise<void> {
     const fields = Object.entries(settings).flat();
-    if (fields.length > 0) await this.redis.call('HSET', this.namespaceKey(ns), ...fields);
+    if (fields.length > 0) await this.nsScript(ns, fields);
   }
 
   async deleteNamespace(ns: string): Promise<void> {
-    await this.redis.call('DEL', this.namespaceKey(ns));
+    await this.nsScript(ns, []);
+  }
+
+  private nsScript(ns: string, fields: string[]): Promise<RedisValue> {
+    const { origin, maxlen } = this.feed;
+    return this.script(
+      NS_SCRIPT,
+      [this.namespaceKey(ns), this.feedKey],
+      [ns, origin, maxlen, ...fields],
+    );
+  }
+
+  async namespaceSettings(ns: string): Promise<Record<string, string> | undefined> {
+    const r = await this.redis.call('HGETALL', this.namespaceKey(ns));
+    return Array.isArray(r) && r.length > 0 ? pairs(r) : undefined;
+  }
+
+  async records(keys: Buffer[]): Promise<(StoredEntry | undefined)[]> {
+    const replies = await this.redis.pipeline(
+      keys.map((k) => ['HMGET', this.recordKey(k), ...RECORD_FIELDS]),
+    );
+    return replies.map((r, i) => toEntry(keys[i]!, r, this.prefix));
+  }
+
+  async versions(keys: Buffer[]): Promise<(string | undefined)[]> {
+    const replies = await this.redis.pipeline(
+      keys.map((k) => ['HMGET', this.recordKey(k), 'ns', 'ver']),
+    );
+    return replies.map((r) =>
+      Array.isArray(r) && Buffer.isBuffer(r[0])
+        ? Buffer.isBuffer(r[1])
+          ? r[1].toString()
+          : ''
+        : undefined,
+    );
   }
 
   async namespaces(): Promise<Map<string, Record<string, string>>> {
@@ -242,9 +237,7 @@ export class SemanticStore implements EntryStore {
       const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
       replies.forEach((r, i) => {
         if (!Array.isArray(r)) return;
-        const settings: Record<string, string> = {};
-        for (let j = 0; j + 1 < r.length; j += 2) settings[String(r[j])] = String(r[j + 1]);
-        out.set(keys[i]!.subarray(Buffer.byteLength(`${this.prefix}ns:`)).toString(), settings);
+        out.set(keys[i]!.subarray(Buffer.byteLength(`${this.prefix}ns:`)).toString(), pairs(r));
       });
     }
     return out;
@@ -271,28 +264,11 @@ export class SemanticStore implements EntryStore {
     const [cursor, keys] = await this.scanStep('rec:', from, count);
     if (keys.length === 0) return { cursor, entries: [] };
     const skip = Buffer.byteLength(`${this.prefix}rec:`);
-    const replies = await this.redis.pipeline(
-      keys.map((k) => ['HMGET', k, 'ns', 'text', 'vec', 'attrs', 'model', 'exact']),
-    );
+    const replies = await this.redis.pipeline(keys.map((k) => ['HMGET', k, ...RECORD_FIELDS]));
     const entries: StoredEntry[] = [];
     replies.forEach((r, i) => {
-      if (!Array.isArray(r)) return;
-      const [ns, text, vec, attrs, model, exact] = r;
-      if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return;
-      const space = ns.toString();
-      const exactPrefix = `${this.prefix}exact:${space}:`;
-      const exactName = Buffer.isBuffer(exact) ? exact.toString() : '';
-      entries.push({
-        key: keys[i]!.subarray(skip),
-        ns: space,
-        text: text.toString(),
-        vector: bytesToVector(vec),
-        attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
-        model: Buffer.isBuffer(model) ? model.toString() : '',
-        exactHash: exactName.startsWith(exactPrefix)
-          ? exactName.slice(exactPrefix.length)
-          : undefined,
-      });
+      const e = toEntry(keys[i]!.subarray(skip), r, this.prefix);
+      if (e !== undefined) entries.push(e);
     });
     return { cursor, entries };
   }

@@ -109,7 +109,7 @@ export class Writes {
     sha: string,
   ): Promise<boolean> {
     const cache = this.cache;
-    const pttl = await cache.opts.store.put(
+    const written = await cache.opts.store.put(
       {
         key: req.key,
         ns: space.name,
@@ -121,8 +121,18 @@ export class Writes {
       },
       sha,
     );
-    if (pttl === undefined) return false;
-    const entry = cache.entries.remember(req.key, space, req.text, exactHash, attrs, req.attrs);
+    if (written === undefined) return false;
+    // A newer record of the key, from another instance, may have arrived first (feed.ts).
+    if (!cache.entries.isNewer(req.key, written.ver)) return true;
+    const entry = cache.entries.remember(
+      req.key,
+      space,
+      req.text,
+      exactHash,
+      attrs,
+      req.attrs,
+      written.ver,
+    );
     cache.entries.indexOf(space).add(entry.id, vector);
     return true;
   }

@@ -324,7 +324,21 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
       expect(await direct.ttl(ex)).toBeGreaterThan(3590);
       expect(await direct.get(ex)).toBe(k);
       const fields = await direct.hgetallBuffer(rec);
-      expect(Object.keys(fields).sort()).toEqual(['exact', 'model', 'ns', 'text', 'ts', 'vec']);
+      expect(Object.keys(fields).sort()).toEqual([
+        'exact',
+        'model',
+        'ns',
+        'text',
+        'ts',
+        'vec',
+        'ver',
+      ]);
+      // The record's version is the id of its change in the feed.
+      const [[id, event]] = (await direct.xrevrange(`${PREFIX}feed`, '+', '-', 'COUNT', 1)) as [
+        [string, string[]],
+      ];
+      expect(fields.ver!.toString()).toBe(id);
+      expect(event.slice(0, 4)).toEqual(['op', 's', 'key', k]);
       expect(fields.ns!.toString()).toBe(n);
       expect(fields.text!.toString()).toBe('ttl text one');
       expect(fields.vec!.length).toBe(DIM * 4);
@@ -1198,6 +1212,12 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'embed_batch_mean',
         'embed_cache_hits',
         'embed_cache_misses',
+        'instance_id',
+        'feed_applied_id',
+        'feed_newest_id',
+        'feed_lag_ms',
+        'feed_events',
+        'feed_resyncs',
       ]);
       // This proxy is shared by the file's tests: relations, not counts.
       const calls = g.embed_model_calls as number;
@@ -1809,7 +1829,8 @@ describe('restart', () => {
       expect(await c.call('SEMFLUSH')).toBe(before);
       expect(asMap(2, await c.call('SEMINFO')).entries).toBe(0);
       const d = new Redis({ port: redis2.port });
-      expect(await d.keys(`${PREFIX}*`)).toEqual([]);
+      // What is left is the change feed, which records the deletions.
+      expect(await d.keys(`${PREFIX}*`)).toEqual([`${PREFIX}feed`]);
       expect(await d.exists('rs:1', 'rs:2', 'rs:3', 'rs:4')).toBe(0);
       d.disconnect();
       expect(await c.call('SEMGET', 'house near ostsee')).toBeNull();

@@ -17,7 +17,7 @@ import {
 } from '../../src/semantic/engine.js';
 import { faissIndexFactory } from '../../src/semantic/index/factory.js';
 import { parseAttrs } from '../../src/semantic/namespace.js';
-import type { EntryStore, StoredEntry } from '../../src/semantic/store.js';
+import type { EntryStore, StoredEntry, Written } from '../../src/semantic/store.js';
 import {
   AccessRefusedError,
   EmbedderUnavailableError,
@@ -30,27 +30,47 @@ interface Rec {
   vector: Float32Array;
   attrs: string | undefined;
   model: string;
+  ver: string;
 }
 
 /** The store's contract in memory: values (as SET), records, no TTLs. */
 class FakeStore implements EntryStore {
   readonly values = new Map<string, Buffer>();
-  readonly records = new Map<string, Rec>();
+  readonly recs = new Map<string, Rec>();
   removed: string[] = [];
 
-  async put(e: StoredEntry & { exactHash: string }, sha: string): Promise<number | undefined> {
+  private version = 0;
+
+  async put(e: StoredEntry & { exactHash: string }, sha: string): Promise<Written | undefined> {
     const k = e.key.toString('latin1');
     const value = this.values.get(k);
     if (value === undefined) return undefined;
     if (sha !== '' && createHash('sha1').update(value).digest('hex') !== sha) return undefined;
-    this.records.set(k, {
+    const ver = `${++this.version}-0`;
+    this.recs.set(k, {
       ns: e.ns,
       text: e.text,
       vector: e.vector,
       attrs: e.attrs,
       model: e.model,
+      ver,
     });
-    return -1;
+    return { pttl: -1, ver };
+  }
+
+  async records(keys: Buffer[]): Promise<(StoredEntry | undefined)[]> {
+    return keys.map((k) => {
+      const r = this.recs.get(k.toString('latin1'));
+      return r && { key: k, ...r };
+    });
+  }
+
+  async versions(keys: Buffer[]): Promise<(string | undefined)[]> {
+    return keys.map((k) => this.recs.get(k.toString('latin1'))?.ver);
+  }
+
+  async namespaceSettings(ns: string): Promise<Record<string, string> | undefined> {
+    return this.settings.get(ns);
   }
 
   async remove(keys: Buffer[]): Promise<number> {
@@ -59,7 +79,7 @@ class FakeStore implements EntryStore {
       const k = key.toString('latin1');
       if (this.values.has(k)) continue;
       this.removed.push(k);
-      if (this.records.delete(k)) n++;
+      if (this.recs.delete(k)) n++;
     }
     return n;
   }
@@ -69,7 +89,7 @@ class FakeStore implements EntryStore {
   }
 
   async vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]> {
-    return keys.map((k) => this.records.get(k.toString('latin1'))?.vector);
+    return keys.map((k) => this.recs.get(k.toString('latin1'))?.vector);
   }
 
   /** Keys the client may not read (its reads are refused, as NOPERM would). */
@@ -113,7 +133,7 @@ class FakeStore implements EntryStore {
   }
 
   async *scan(): AsyncGenerator<StoredEntry[]> {
-    const all = [...this.records.entries()].map(([k, r]) => ({
+    const all = [...this.recs.entries()].map(([k, r]) => ({
       key: Buffer.from(k, 'latin1'),
       ...r,
     }));
@@ -216,7 +236,7 @@ describe('SemanticCache with test doubles', () => {
     release();
     await Promise.all([first, second]);
     expect(store.values.get('k')?.toString()).toBe('v2');
-    expect(store.records.get('k')?.text).toBe('the quick second text');
+    expect(store.recs.get('k')?.text).toBe('the quick second text');
     expect(
       (await engine.get({ text: 'the quick second text' }, as(engine)))?.value?.toString(),
     ).toBe('v2');
@@ -275,11 +295,9 @@ describe('SemanticCache with test doubles', () => {
       ),
     ).rejects.toThrow('NOPERM');
     expect(engine.namespaces.has('fresh')).toBe(false);
-    expect([
-      store.values.size,
-      store.records.size,
-      engine.namespace(undefined).entries.size,
-    ]).toEqual([0, 0, 0]);
+    expect([store.values.size, store.recs.size, engine.namespace(undefined).entries.size]).toEqual([
+      0, 0, 0,
+    ]);
   });
 
   it('SEMSET racing another writer: the record follows the value that stayed', async () => {
@@ -295,7 +313,7 @@ describe('SemanticCache with test doubles', () => {
       { key: b('k'), text: 'a text', value: b('mine'), ttlMode: '', ttl: '' },
       racing,
     );
-    expect(store.records.has('k')).toBe(false);
+    expect(store.recs.has('k')).toBe(false);
     expect(engine.namespace(undefined).entries.size).toBe(0);
   });
 
@@ -370,8 +388,8 @@ describe('SemanticCache with test doubles', () => {
     const { engine: again } = await engineWith({ store, embedder });
     expect(again.state).toBe('ready');
     expect([...embedder.texts].sort()).toEqual(['house near ostsee', 'train to hamburg']);
-    expect(store.records.get('k1')?.vector.length).toBe(32);
-    expect(store.records.get('k1')?.model).toBe('hash:hash-v1-32:32');
+    expect(store.recs.get('k1')?.vector.length).toBe(32);
+    expect(store.recs.get('k1')?.model).toBe('hash:hash-v1-32:32');
     const hit = await again.get({ text: 'a house near the ostsee', threshold: 0.3 }, as(again));
     expect(hit?.entry.key.toString()).toBe('k1');
   });

@@ -116,6 +116,18 @@ function cacheInfo(i: CacheInfo): Reply {
         [R.bulk('embed_cache_misses'), R.int(e.cacheMisses)],
       ]
     : [];
+  const f = i.feed;
+  // This instance's position in the change feed the fleet shares (docs/fleet.md).
+  const feedFields: Array<[Reply, Reply]> = f
+    ? [
+        [R.bulk('instance_id'), R.bulk(i.instance ?? '')],
+        [R.bulk('feed_applied_id'), R.bulk(f.applied)],
+        [R.bulk('feed_newest_id'), R.bulk(f.newest)],
+        [R.bulk('feed_lag_ms'), R.int(f.lagMs)],
+        [R.bulk('feed_events'), R.int(f.events)],
+        [R.bulk('feed_resyncs'), R.int(f.resyncs)],
+      ]
+    : [];
   return R.map([
     [R.bulk('state'), R.bulk(i.state)],
     [R.bulk('embedder'), R.bulk(i.embedder)],
@@ -125,6 +137,7 @@ function cacheInfo(i: CacheInfo): Reply {
     [R.bulk('default_threshold'), R.double(i.defaultThreshold)],
     [R.bulk('namespaces'), R.array(i.namespaces.map((n) => R.bulk(n)))],
     ...embedFields,
+    ...feedFields,
   ]);
 }
 

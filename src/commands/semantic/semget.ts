@@ -65,6 +65,8 @@ export const semget = (engine: SemanticCache) =>
       const t0 = performance.now();
       return {
         key: exact.key,
+        // The entry must still be its record's (another instance may have changed it).
+        check: engine.current([exact]).then(([ok]) => ok!),
         reply(got) {
           if (got[0] === DOLLAR && got[1] !== MINUS) {
             engine.exactHit(exact, performance.now() - t0);
