@@ -204,9 +204,10 @@ export function parseLine(
       `'vec' has ${vec.length} bytes, model ${model} needs ${dim * 4} (${dim} FP32)`,
     );
   }
-  let vector: Float32Array;
+  const vector = bytesToVector(vec);
   try {
-    vector = unitCopy(bytesToVector(vec), dim, "'vec'");
+    // Checked only (finite, not all zeros): kept as written, so a round trip is byte for byte.
+    unitCopy(vector, dim, "'vec'");
   } catch (err) {
     throw new DumpError(line, (err as Error).message);
   }

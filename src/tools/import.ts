@@ -178,7 +178,12 @@ async function write(
   batch.forEach((p, i) => {
     const set = replies[2 * i + 1];
     if (set instanceof Error) {
-      refused ??= new ImportFailure(`line ${p.line}: redis refused the SET: ${set.message}`);
+      const remedy = set.message.startsWith('NOPERM')
+        ? ' (import writes the values: its Redis user must be allowed to write these keys, docs/security.md)'
+        : '';
+      refused ??= new ImportFailure(
+        `line ${p.line}: redis refused the SET: ${set.message}${remedy}`,
+      );
     } else written.push({ ...p, existed: replies[2 * i] === 1 });
   });
   // Records of the values that were written, even when one was refused.
