@@ -303,6 +303,39 @@ const good = (k: string) => ({
   vec: unit,
 });
 
+describe('limits and permissions', () => {
+  it('export leaves out a value too large for a dump line, names its key, and exits 1', async () => {
+    const a = await redis();
+    const proxy = await startSemanticProxy(a.r.port);
+    const p = new Redis({ port: proxy.port });
+    cleanups.push(() => proxy.stop());
+    cleanups.push(() => p.disconnect());
+    // 4/3 of 48.1 MiB in base64 passes the 64 MiB line.
+    await p.call('SEMSET', 'huge', 'a huge value', Buffer.alloc(48.1 * 1024 * 1024, 0x41));
+    await p.call('SEMSET', 'small', 'a small value', 's');
+    const out = await cli(['export', '--ns', 'default', '--upstream', a.r.url]);
+    expect(out.stderr).toMatch(
+      /key "huge": left out, its value \(50436505 bytes\) makes a dump line over 67108864 bytes/,
+    );
+    expect(out.stderr).toMatch(/exported 1 entries of namespace default \(1 left out: too large\)/);
+    expect(out.code).toBe(1);
+    expect(out.stdout.trimEnd().split('\n')).toHaveLength(3);
+    expect(out.stdout).toContain(b64('small'));
+  }, 60_000);
+
+  it("import as semcache's own user (read-only on clients' keys) stops at the first SET, naming the remedy", async () => {
+    const b = await redis();
+    await b.c.call('ACL', 'SETUSER', 'semcache', 'on', '>pw', '~semcache:*', '%R~*', '+@all');
+    const url = `redis://semcache:pw@127.0.0.1:${b.r.port}`;
+    const res = await cli(['import', '--upstream', url], dump(HEADER, [good('ok:1')]));
+    expect(res.stderr).toMatch(
+      /^semcache import: line 2: redis refused the SET: NOPERM .*\(import writes the values: its Redis user must be allowed to write these keys, docs\/security.md\)\n$/,
+    );
+    expect(res.code).toBe(1);
+    expect(await b.c.keys('*')).toEqual([]);
+  }, 60_000);
+});
+
 describe('dumps that cannot be read', () => {
   const wellFormed = dump(HEADER, [good('ok:1'), good('ok:2')]);
   const cases: [string, string | Buffer, RegExp, string[]][] = [
