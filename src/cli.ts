@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /*
  * Command-line entry point: parse options, start the server, and shut down
- * cleanly on SIGINT/SIGTERM (a second signal exits at once).
+ * cleanly on SIGINT/SIGTERM (a second signal exits at once). The `export`
+ * and `import` subcommands are admin tools of their own (src/tools/main.ts).
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, helpText, parseConfig } from './config.js';
@@ -14,6 +15,12 @@ function version(): string {
 }
 
 async function main(): Promise<void> {
+  const [sub, ...rest] = process.argv.slice(2);
+  if (sub === 'export' || sub === 'import') {
+    const { runTool } = await import('./tools/main.js');
+    process.exitCode = await runTool(sub, rest);
+    return;
+  }
   let parsed: ReturnType<typeof parseConfig>;
   try {
     parsed = parseConfig(process.argv.slice(2));

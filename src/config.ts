@@ -68,14 +68,25 @@ export interface ParsedCli {
   config: Config;
   help: boolean;
   version: boolean;
+  /** The values of `extra`'s flags, as given (a subcommand's own options). */
+  extra: Record<string, string | boolean | undefined>;
 }
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCli {
+/**
+ * `extra`: flags of a subcommand (`semcache export --ns NAME`) parsed along
+ * with the table's, so the subcommands take every option the server does.
+ */
+export function parseConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Readonly<Record<string, 'string' | 'boolean'>> = {},
+): ParsedCli {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   };
   for (const opt of OPTIONS) options[opt.flag] = { type: 'string' };
+  for (const [flag, type] of Object.entries(extra)) options[flag] = { type };
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
@@ -94,7 +105,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const parsed = config as unknown as Config;
   if (parsed.upstream !== undefined) parseRedisUrl(parsed.upstream);
   checkCombinations(parsed);
-  return { config: parsed, help: values.help === true, version: values.version === true };
+  const given: Record<string, string | boolean | undefined> = {};
+  for (const flag of Object.keys(extra)) given[flag] = values[flag];
+  return {
+    config: parsed,
+    help: values.help === true,
+    version: values.version === true,
+    extra: given,
+  };
 }
 
 export function defaultConfig(overrides: Partial<Config> = {}): Config {
@@ -182,6 +200,8 @@ function checkCombinations(c: Config): void {
 export function helpText(): string {
   const lines = [
     'Usage: semcache [options]',
+    '       semcache export --ns <name> [options] > dump   (docs/storage.md#export-and-import)',
+    '       semcache import [--ns <name>] [options] < dump',
     '',
     'A semantic cache that speaks the Redis protocol. Every option can also be set',
     'through the environment variable shown; a flag wins over the environment.',

@@ -24,6 +24,7 @@ import {
   EmbedderUnavailableError,
   InvalidInputError,
   LoadingError,
+  modelIdOf,
   type StorageUnavailableError,
   semError,
   UnknownNamespaceError,
@@ -87,8 +88,7 @@ export class SemanticCache {
   }
 
   get modelId(): string {
-    const e = this.opts.embedder;
-    return `${e.kind}:${e.model}:${e.dim}`;
+    return modelIdOf(this.opts.embedder);
   }
 
   /** The Redis database the client's keys are read in. */

@@ -273,6 +273,18 @@ export class SemanticStore implements EntryStore {
     return { cursor, entries };
   }
 
+  // Namespace filter for `semcache import` (src/tools/import.ts), kept apart
+  // from the scripts above so that changes to them merge cleanly.
+
+  /** Whether any record names namespace `ns`: SCAN and HGET ns, up to the first. */
+  async hasEntries(ns: string): Promise<boolean> {
+    for await (const keys of this.keys('rec:', 1000)) {
+      const owners = await this.redis.pipeline(keys.map((k) => ['HGET', k, 'ns']));
+      if (owners.some((o) => Buffer.isBuffer(o) && o.toString() === ns)) return true;
+    }
+    return false;
+  }
+
   /** Our keys of one kind ('rec:', 'ns:'), by SCAN, in non-empty batches. */
   private async *keys(kind: string, count: number): AsyncGenerator<Buffer[]> {
     let cursor = '0';

@@ -20,6 +20,14 @@ export interface Embedder {
 }
 
 /**
+ * The model id a record names (`kind:model:dim`): records of another id are
+ * embedded again, on start (rebuild.ts) and on import (src/tools/import.ts).
+ */
+export function modelIdOf(e: Embedder): string {
+  return `${e.kind}:${e.model}:${e.dim}`;
+}
+
+/**
  * Every error of the semantic domain carries a stable `code`: SemErr's (its
  * texts are in src/errors.ts; FILTER_SYNTAX and FILTER_TOO_LONG come as
  * filter.ts's FilterSyntaxError, which also says where), or the class's own
