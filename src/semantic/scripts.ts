@@ -13,6 +13,36 @@
  * ID of a record's last change is kept in the record as `ver`: an instance
  * compares it with the one it indexed before answering from an entry.
  */
+import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
+import { RedisReplyError } from '../upstream/redis-client.js';
+
+/** Runs scripts by EVALSHA, loading each once (and again after SCRIPT FLUSH or a restart). */
+export class ScriptRunner {
+  private readonly shas = new Map<string, string>();
+
+  constructor(private readonly redis: RedisClient) {}
+
+  async run(
+    src: string,
+    keys: (string | Buffer)[],
+    args: (string | Buffer | number)[],
+  ): Promise<RedisValue> {
+    let sha = this.shas.get(src);
+    if (sha === undefined) {
+      sha = (await this.redis.call('SCRIPT', 'LOAD', src))!.toString();
+      this.shas.set(src, sha);
+    }
+    try {
+      return await this.redis.call('EVALSHA', sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (err instanceof RedisReplyError && err.message.startsWith('NOSCRIPT')) {
+        this.shas.delete(src);
+        return this.run(src, keys, args);
+      }
+      throw err;
+    }
+  }
+}
 
 /**
  * Writes record and exact key for a key that holds a string, with its TTL.

@@ -19,10 +19,9 @@
  */
 import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
-import { RedisReplyError } from '../upstream/redis-client.js';
 import type { StoredEntry } from './records.js';
 import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
-import { DEL_SCRIPT, NS_SCRIPT, SET_SCRIPT } from './scripts.js';
+import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT } from './scripts.js';
 import { SemanticError } from './types.js';
 
 /** SEMINDEX of a key that holds a list, hash...: only strings can be cache values. */
@@ -84,13 +83,15 @@ export interface FeedSettings {
 }
 
 export class SemanticStore implements EntryStore {
-  private shas = new Map<string, string>();
+  private readonly scripts: ScriptRunner;
 
   constructor(
     private readonly redis: RedisClient,
     readonly prefix: string,
     readonly feed: FeedSettings = { origin: '', maxlen: DEFAULT_FEED_MAXLEN },
-  ) {}
+  ) {
+    this.scripts = new ScriptRunner(redis);
+  }
 
   /** The change feed's key. */
   get feedKey(): string {
@@ -105,26 +106,12 @@ export class SemanticStore implements EntryStore {
     return `${this.prefix}exact:${ns}:${hash}`;
   }
 
-  private async script(
+  private script(
     src: string,
     keys: (string | Buffer)[],
     args: (string | Buffer | number)[],
   ): Promise<RedisValue> {
-    let sha = this.shas.get(src);
-    if (sha === undefined) {
-      sha = (await this.redis.call('SCRIPT', 'LOAD', src))!.toString();
-      this.shas.set(src, sha);
-    }
-    try {
-      return await this.redis.call('EVALSHA', sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      // The script cache was flushed (SCRIPT FLUSH, restart): load it again.
-      if (err instanceof RedisReplyError && err.message.startsWith('NOSCRIPT')) {
-        this.shas.delete(src);
-        return this.script(src, keys, args);
-      }
-      throw err;
-    }
+    return this.scripts.run(src, keys, args);
   }
 
   /**

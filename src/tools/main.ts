@@ -11,6 +11,7 @@
  * cannot be read, the model not loadable). The summary and every error go
  * to stderr; stdout carries only the dump.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Config, ConfigError, parseConfig } from '../config.js';
 import { createLogger } from '../log.js';
@@ -92,7 +93,10 @@ export async function runTool(tool: Tool, argv: string[]): Promise<number> {
     const { address } = await resolveUpstream(config, logger);
     redis = new RedisClient({ ...address, connectTimeout: config.connectTimeout });
     await redis.call('PING');
-    return { redis, store: new SemanticStore(redis, config.prefix) };
+    // Its writes are events of the change feed, as any instance's: running instances see them.
+    const origin = `${tool}-${randomBytes(4).toString('hex')}`;
+    const feed = { origin, maxlen: config.feedMaxlen };
+    return { redis, store: new SemanticStore(redis, config.prefix, feed) };
   };
   try {
     if (tool === 'export') {
