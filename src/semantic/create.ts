@@ -74,7 +74,7 @@ export function createSemanticCache(
     store,
     feed: feedReader && {
       reader: feedReader,
-      stream: new FeedStream(redis, store.feedKey),
+      stream: new FeedStream(feedReader, store.feedKey, config.feedMaxlen),
       origin,
     },
     db,

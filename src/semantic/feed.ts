@@ -2,9 +2,9 @@
  * The change feed, read side: how an instance applies the changes that the
  * others make (docs/fleet.md). Every change of a record or of a namespace's
  * settings is an event in a Redis Stream (P feed), appended by the script
- * that made it (scripts.ts). Each instance reads the stream on a connection
- * of its own (XREAD BLOCK), from the last event it applied, and applies the
- * others' events to its memory (entries.ts):
+ * that made it (scripts.ts); `h` marks an instance's start. Each instance
+ * reads the stream on a connection of its own, from the last event it
+ * applied, and applies the others' events to its memory (entries.ts):
  *
  *   s / d  key    read the key's record as it is now: mirror it, or forget
  *                 the entry when the record is gone (only an entry older
@@ -12,20 +12,23 @@
  *   n      ns     read the namespace's settings: apply them, or drop them.
  *
  * Events name what changed, so applying one twice or late is harmless, and
- * a batch of events costs one pipelined read per distinct key. Where the
- * feed resumes, it first checks that the last applied event is still in the
- * stream: when the stream was trimmed past it (or Redis lost it), events
- * were missed, and the instance resyncs in full (rebuild.ts) while it keeps
- * answering from what it had, which the versions check at each hit keeps
- * from answering with an entry that changed (lookups.ts).
+ * a batch of events costs one pipelined read per distinct key. Events are
+ * read by a script that first checks that the last applied one is still in
+ * the stream (READ_SCRIPT), in the same atomic step: when the stream was
+ * trimmed past it (or Redis lost it), events were missed, and the instance
+ * resyncs in full (engine.ts) while it keeps answering from what it had,
+ * which the version check at each hit keeps from answering with an entry
+ * that changed (engine.current). With nothing to read, the feed waits in
+ * XREAD BLOCK on its own connection, and reads (checked) when woken.
  */
 import type { Logger } from '../log.js';
-import { type RedisClient, RedisReplyError, type RedisValue } from '../upstream/redis-client.js';
+import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import type { EntryTable } from './entries.js';
 import { applySettings, compareVer, DEFAULT_NAMESPACE } from './namespace.js';
+import { ScriptRunner } from './scripts.js';
 import type { EntryStore, StoredEntry } from './store.js';
 
-/** Events read per XREAD. */
+/** Events read per round trip. */
 const READ_COUNT = 1000;
 /** How long one XREAD waits for events (ms). */
 const BLOCK_MS = 1000;
@@ -46,7 +49,7 @@ export interface FeedDeps {
   /** A connection of the feed's own: XREAD BLOCK holds it. */
   reader: RedisClient;
   store: EntryStore;
-  /** The stream itself, read with semcache's main connection. */
+  /** The stream, read on `reader`. */
   stream: FeedStream;
   entries: EntryTable;
   /** This instance's id: its own events are already applied. */
@@ -75,15 +78,17 @@ export class ChangeFeed {
   private resyncs = 0;
   private stopped = true;
   private warned: string | undefined;
-  /** Check before reading that the stream still holds `last` (after a failure or a full read). */
-  private check = false;
 
   constructor(private readonly d: FeedDeps) {}
 
-  /** The stream's newest id ('0-0' when it has none): where a rebuild that starts now begins. */
-  async head(): Promise<string> {
-    const r = await this.d.stream.info();
-    return r?.lastId ?? '0-0';
+  /**
+   * Mark this instance's start in the stream (an `h` event) and return its
+   * id: a rebuild that begins now covers the events up to it, and the feed
+   * applies those after it. The stream exists from then on, so a position
+   * in it can always be checked.
+   */
+  head(): Promise<string> {
+    return this.d.stream.mark(this.d.origin);
   }
 
   /** Apply the events after `from`, until stop(). */
@@ -111,36 +116,33 @@ export class ChangeFeed {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        if (this.check && (await this.missed())) {
+        const read = await this.d.stream.after(this.last, READ_COUNT);
+        if (this.stopped) return;
+        if (read === undefined) {
           this.d.logger.warn(
             `change feed: events after ${this.last} are no longer in ${this.d.stream.key} (trimmed, or redis lost them): resyncing in full`,
           );
           this.resyncs++;
-          this.last = await this.d.resync();
+          this.last = this.newest = await this.d.resync();
+          continue;
         }
-        this.check = false;
-        const reply = await this.d.reader.call(
-          'XREAD',
-          'COUNT',
-          READ_COUNT,
-          'BLOCK',
-          BLOCK_MS,
-          'STREAMS',
-          this.d.stream.key,
-          this.last,
-        );
-        if (this.stopped) return;
-        const events = parseRead(reply);
-        if (events.length > 0) {
-          await this.apply(events);
-          this.last = events[events.length - 1]!.id;
-          this.events += events.length;
-        }
-        if (events.length < READ_COUNT) this.newest = this.last;
-        else {
-          // Behind: how far, and whether trimming caught up with us.
-          this.newest = await this.head();
-          this.check = true;
+        this.newest = read.newest;
+        if (read.events.length > 0) {
+          await this.apply(read.events);
+          this.last = read.events[read.events.length - 1]!.id;
+          this.events += read.events.length;
+        } else {
+          // Nothing new: wait until something is (its events are read above, checked).
+          await this.d.reader.call(
+            'XREAD',
+            'COUNT',
+            1,
+            'BLOCK',
+            BLOCK_MS,
+            'STREAMS',
+            this.d.stream.key,
+            this.last,
+          );
         }
         this.warned = undefined;
       } catch (err) {
@@ -148,18 +150,9 @@ export class ChangeFeed {
         const m = (err as Error).message;
         if (this.warned !== m) this.d.logger.warn(`change feed: ${m}; retrying`);
         this.warned = m;
-        this.check = true;
         await new Promise((r) => setTimeout(r, RETRY_MS).unref());
       }
     }
-  }
-
-  /** True when events after `last` may have been lost: `last` is no longer in the stream. */
-  private async missed(): Promise<boolean> {
-    const info = await this.d.stream.info();
-    if (info === undefined) return this.last !== '0-0';
-    if (this.last === '0-0') return info.added > info.length;
-    return !(await this.d.stream.has(this.last));
   }
 
   /** Apply a batch of events: settings first, then each key's record as it is now. */
@@ -169,7 +162,8 @@ export class ChangeFeed {
     for (const e of events) {
       if (e.origin === this.d.origin) continue;
       if (e.op === 'n' && e.ns !== undefined) spaces.add(e.ns);
-      else if (e.key !== undefined) keys.set(e.key.toString('latin1'), { key: e.key, id: e.id });
+      else if ((e.op === 's' || e.op === 'd') && e.key !== undefined)
+        keys.set(e.key.toString('latin1'), { key: e.key, id: e.id });
     }
     for (const ns of spaces) await this.applySettings(ns);
     const all = [...keys.values()];
@@ -217,35 +211,55 @@ export class ChangeFeed {
   }
 }
 
-/** What the feed asks of the stream beside XREAD. */
+/**
+ * The events after `last` (ARGV[1]), at most ARGV[2], and the newest id;
+ * nil when `last` is no longer in the stream (trimmed past, or lost): as
+ * trimming removes the oldest events only, `last` being there means that
+ * nothing after it was removed. Check and read are one atomic step.
+ */
+const READ_SCRIPT = `
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
+return {newest, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+`;
+
+/** The stream as the feed reads it (on the feed's own connection). */
 export class FeedStream {
+  private readonly scripts: ScriptRunner;
+
   constructor(
     private readonly redis: RedisClient,
     readonly key: string,
-  ) {}
-
-  /** XINFO STREAM: newest id, length, events ever added; undefined when there is no stream. */
-  async info(): Promise<{ lastId: string; length: number; added: number } | undefined> {
-    let r: RedisValue;
-    try {
-      r = await this.redis.call('XINFO', 'STREAM', this.key);
-    } catch (err) {
-      if (err instanceof RedisReplyError && /no such key/i.test(err.message)) return undefined;
-      throw err;
-    }
-    if (!Array.isArray(r)) return undefined;
-    const f = new Map<string, RedisValue>();
-    for (let i = 0; i + 1 < r.length; i += 2) f.set(String(r[i]), r[i + 1]!);
-    const length = Number(f.get('length') ?? 0);
-    // entries-added: Redis 7.0 and later; before, trims cannot be told from here.
-    const added = f.has('entries-added') ? Number(f.get('entries-added')) : length;
-    return { lastId: String(f.get('last-generated-id') ?? '0-0'), length, added };
+    private readonly maxlen: number,
+  ) {
+    this.scripts = new ScriptRunner(redis);
   }
 
-  /** Is the event `id` still in the stream? */
-  async has(id: string): Promise<boolean> {
-    const r = await this.redis.call('XRANGE', this.key, id, id);
-    return Array.isArray(r) && r.length > 0;
+  /** Append an `h` event (an instance starts reading here); its id. */
+  async mark(origin: string): Promise<string> {
+    const id = await this.redis.call(
+      'XADD',
+      this.key,
+      'MAXLEN',
+      '~',
+      this.maxlen,
+      '*',
+      'op',
+      'h',
+      'o',
+      origin,
+    );
+    return String(id);
+  }
+
+  /** Up to `count` events after `last`, checked (READ_SCRIPT); undefined when some were lost. */
+  async after(
+    last: string,
+    count: number,
+  ): Promise<{ newest: string; events: FeedEvent[] } | undefined> {
+    const r = await this.scripts.run(READ_SCRIPT, [this.key], [last, count]);
+    if (!Array.isArray(r)) return undefined;
+    return { newest: String(r[0]), events: parseEntries(r[1]!) };
   }
 }
 
@@ -254,13 +268,11 @@ function idMs(id: string): number {
   return Number(id.slice(0, id.indexOf('-')));
 }
 
-/** XREAD's reply (one stream) as events; null (timeout) is none. */
-export function parseRead(reply: RedisValue): FeedEvent[] {
-  if (!Array.isArray(reply) || reply.length === 0) return [];
-  const stream = reply[0];
-  if (!Array.isArray(stream) || !Array.isArray(stream[1])) return [];
+/** XRANGE's reply as events. */
+export function parseEntries(reply: RedisValue): FeedEvent[] {
+  if (!Array.isArray(reply)) return [];
   const out: FeedEvent[] = [];
-  for (const item of stream[1]) {
+  for (const item of reply) {
     if (!Array.isArray(item) || !Array.isArray(item[1])) continue;
     const fields = item[1];
     const e: FeedEvent = {
