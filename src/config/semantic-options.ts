@@ -150,7 +150,7 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     key: 'feedMaxlen',
     flag: 'feed-maxlen',
     kind: 'int',
-    def: 1_000_000,
+    def: 100_000,
     min: 1000,
     help: 'events kept in the change feed that instances share (about; docs/fleet.md)',
   },

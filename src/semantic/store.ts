@@ -73,7 +73,7 @@ export interface EntryStore {
 }
 
 /** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
-export const DEFAULT_FEED_MAXLEN = 1_000_000;
+export const DEFAULT_FEED_MAXLEN = 100_000;
 
 export interface FeedSettings {
   /** This instance's id, written with each of its events. */

@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// bench/fleet.mjs — how fast does a write through one sidecar reach the others?
+//
+// N semcache processes (default 4) in front of one redis-server, --embedder hash. Writers send
+// SEMSET at a fixed total rate (default 1,000/s), spread over the instances. For every --sample'th
+// write, from the moment the writer's OK arrives, each other instance is asked the exact text
+// (SEMGET) every --poll-ms until it answers with the value: that delay is the write's
+// propagation to that instance. A poll costs the instance what a lookup costs; the delay is
+// known to within --poll-ms.
+//
+// The reference, in the same run: the same number of messages PUBLISHed to redis-server and
+// received by N-1 subscribers (the fastest Redis can tell another process of a change; no
+// record is read, no index updated), and the writer's own SEMSET latency.
+//
+//   npm run build && node bench/fleet.mjs [--instances 4] [--rate 1000] [--seconds 10]
+//                                         [--sample 5] [--poll-ms 1]
+import path from 'node:path';
+import {
+  fmt1,
+  freePort,
+  installCleanup,
+  loadavg,
+  machineInfo,
+  mdTable,
+  pairs,
+  parseFlags,
+  percentile,
+  RespConn,
+  ROOT,
+  respOnce,
+  runMain,
+  startRedis,
+  startServer,
+  waitForPing,
+} from './lib.mjs';
+
+const OPTS = { instances: 4, rate: 1000, seconds: 10, sample: 5, 'poll-ms': 1 };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startSidecars(n, redisPort) {
+  const ports = [];
+  for (let i = 0; i < n; i++) {
+    const port = await freePort();
+    const child = startServer(`semcache-${i}`, process.execPath, [
+      path.join(ROOT, 'dist', 'cli.js'),
+      ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
+      ...['--embedder', 'hash', '--log-level', 'warn'],
+    ]);
+    await waitForPing(`semcache-${i}`, port, child, 20_000);
+    for (;;) {
+      const info = pairs(await respOnce(port, ['SEMINFO']));
+      if (info.state === 'ready') break;
+      await sleep(50);
+    }
+    ports.push(port);
+  }
+  return ports;
+}
+
+/** Poll `conn` with SEMGET text until it answers `value`; ms since `t0`. */
+async function seen(conn, text, value, t0, pollMs) {
+  for (;;) {
+    const got = await conn.call('SEMGET', text);
+    if (got !== null && String(got) === value) return performance.now() - t0;
+    if (performance.now() - t0 > 10_000) return Number.POSITIVE_INFINITY;
+    await sleep(pollMs);
+  }
+}
+
+async function propagation(ports, o) {
+  const writers = await Promise.all(ports.map((p) => RespConn.connect(p)));
+  const pollers = await Promise.all(ports.map((p) => RespConn.connect(p)));
+  const delays = [];
+  const writeMs = [];
+  const pending = [];
+  const total = o.rate * o.seconds;
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    // Pace: write i goes out at start + i / rate.
+    const due = start + (i * 1000) / o.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const w = i % ports.length;
+    const text = `fleet write ${i} ${Math.random().toString(36).slice(2)}`;
+    const value = `v${i}`;
+    const t = performance.now();
+    const write = writers[w].call('SEMSET', `fleet:${i}`, text, value).then((r) => {
+      const ok = performance.now();
+      writeMs.push(ok - t);
+      if (String(r) !== 'OK') throw new Error(`SEMSET: ${r}`);
+      if (i % o.sample !== 0) return;
+      return Promise.all(
+        pollers.map((c, j) =>
+          j === w ? undefined : seen(c, text, value, ok, o['poll-ms']).then((d) => delays.push(d)),
+        ),
+      );
+    });
+    pending.push(write);
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000;
+  for (const c of [...writers, ...pollers]) c.close();
+  return { delays, writeMs, rate: total / elapsed };
+}
+
+/** The reference: PUBLISH to redis-server, received by n-1 subscribers, at the same rate. */
+async function pubsub(redisPort, n, o) {
+  const subs = await Promise.all(Array.from({ length: n - 1 }, () => RespConn.connect(redisPort)));
+  const sent = new Map();
+  const delays = [];
+  for (const s of subs) {
+    // Messages are pushes, not replies: taken before the reader matches replies to calls.
+    const reply = s.reader.onValue;
+    s.reader.onValue = (v) => {
+      if (Array.isArray(v) && String(v[0]) === 'message') {
+        const t = sent.get(String(v[2]));
+        if (t !== undefined) delays.push(performance.now() - t);
+      } else reply(v);
+    };
+    await s.call('SUBSCRIBE', 'fleet-bench');
+  }
+  const pub = await RespConn.connect(redisPort);
+  const total = Math.floor((o.rate * o.seconds) / o.sample);
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000 * o.sample) / o.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    sent.set(String(i), performance.now());
+    await pub.call('PUBLISH', 'fleet-bench', String(i));
+  }
+  await sleep(200);
+  for (const c of [pub, ...subs]) c.close();
+  return delays;
+}
+
+function row(name, xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return [
+    name,
+    String(s.length),
+    fmt1(percentile(s, 0.5)),
+    fmt1(percentile(s, 0.99)),
+    fmt1(s[s.length - 1]),
+  ];
+}
+
+async function main() {
+  const o = parseFlags(OPTS);
+  installCleanup();
+  console.log(machineInfo());
+  const redis = await startRedis();
+  const ports = await startSidecars(o.instances, redis.port);
+  const load0 = loadavg();
+  const p = await propagation(ports, o);
+  const ref = await pubsub(redis.port, o.instances, o);
+  const infos = await Promise.all(ports.map((port) => respOnce(port, ['SEMINFO'])));
+  const feedMem = await respOnce(redis.port, ['MEMORY', 'USAGE', 'semcache:feed']);
+  const feedLen = await respOnce(redis.port, ['XLEN', 'semcache:feed']);
+  console.log(
+    `\n${o.instances} instances, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms; load ${load0} -> ${loadavg()}\n`,
+  );
+  console.log(
+    mdTable(
+      ['measure', 'samples', 'p50 ms', 'p99 ms', 'max ms'],
+      [
+        row('write OK -> visible on another instance (SEMGET hits)', p.delays),
+        row('reference: PUBLISH -> received by a subscriber', ref),
+        row("writer's SEMSET latency", p.writeMs),
+      ],
+      ['l', 'r', 'r', 'r', 'r'],
+    ),
+  );
+  const p99 = percentile(
+    [...p.delays].sort((a, b) => a - b),
+    0.99,
+  );
+  const r99 = percentile(
+    [...ref].sort((a, b) => a - b),
+    0.99,
+  );
+  console.log(
+    `\np99 propagation ${fmt1(p99)} ms = ${(p99 / r99).toFixed(1)}x the pub/sub reference`,
+  );
+  console.log(
+    `feed after the run: ${feedLen} events, ${(Number(feedMem) / feedLen).toFixed(0)} bytes each (MEMORY USAGE ${feedMem})`,
+  );
+  for (const [i, r] of infos.entries()) {
+    const f = pairs(r);
+    console.log(
+      `instance ${i}: feed_events ${f.feed_events}, lag ${f.feed_lag_ms} ms, entries ${f.entries}`,
+    );
+  }
+}
+
+runMain(main);
