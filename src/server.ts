@@ -24,7 +24,7 @@ import { AuthState } from './upstream/auth-state.js';
 import { UpstreamLimits } from './upstream/limits.js';
 import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
 import { type Hidden, OwnConnections } from './upstream/own-connections.js';
-import { RedisClient } from './upstream/redis-client.js';
+import { RedisClient, type RedisValue } from './upstream/redis-client.js';
 import { resolveUpstream } from './upstream/resolve.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
@@ -111,19 +111,18 @@ export class SemcacheServer {
     const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
     // Only requests on shared connections are checked against them.
     if (config.multiplex > 0) await limits.start();
-    // The change feed's blocking reads hold a connection of their own.
-    const feedLink =
-      opts.semantic === false
-        ? undefined
-        : new RedisClient({
-            ...address,
-            connectTimeout: config.connectTimeout,
-            monitor: new LinkLog(logger, 'semcache feed connection'),
-          });
+    // The change feed's blocking reads and the keyspace notifications hold connections of their own.
+    const connect = (name: string, onMessage?: (m: RedisValue[]) => void) =>
+      new RedisClient({
+        ...address,
+        connectTimeout: config.connectTimeout,
+        monitor: new LinkLog(logger, name),
+        ...(onMessage === undefined ? {} : { onMessage }),
+      });
     const semantic =
       opts.semantic === false
         ? undefined
-        : createSemanticCache(config, own, address.db, logger, opts.embedder, feedLink);
+        : createSemanticCache(config, own, address.db, logger, opts.embedder, connect);
     const commands = [
       ...(semantic ? semanticCommands(semantic.engine) : []),
       ...(opts.commands ?? []),

@@ -154,4 +154,11 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     min: 1000,
     help: 'events kept in the change feed that instances share (about; docs/fleet.md)',
   },
+  {
+    key: 'keyspaceEvents',
+    flag: 'keyspace-events',
+    kind: { oneOf: ['auto', 'off'] },
+    def: 'auto',
+    help: 'auto: drop entries of deleted and expired keys at once when redis publishes keyspace notifications (it does not by default); off: never subscribe',
+  },
 ];

@@ -47,6 +47,7 @@ export interface Config {
   embedThreads: number;
   sweepInterval: number;
   feedMaxlen: number;
+  keyspaceEvents: 'auto' | 'off';
   maxTextBytes: number;
 }
 

@@ -2,13 +2,14 @@
  * Builds the semantic cache from the configuration: the embedder chain
  * (model → micro-batching → LRU of embeddings), the store over semcache's
  * own Redis connection, the change feed shared with other instances (on a
- * connection of its own), and the engine, and starts loading in the background
+ * connection of its own), the keyspace notifications' listener, and the
+ * engine, and starts loading in the background
  * so pass-through traffic is served while the model loads.
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { RedisClient } from '../upstream/redis-client.js';
+import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import { BatchingEmbedder } from './embedders/batching.js';
 import { CachedEmbedder } from './embedders/cache.js';
 import { createHashEmbedder } from './embedders/hash.js';
@@ -17,6 +18,7 @@ import { createTransformersEmbedder, type TransformersDtype } from './embedders/
 import { SemanticCache } from './engine.js';
 import { FeedStream } from './feed.js';
 import { faissIndexFactory } from './index/factory.js';
+import { KeyspaceListener } from './keyspace.js';
 import { SemanticStore } from './store.js';
 import type { Embedder } from './types.js';
 
@@ -59,9 +61,14 @@ export function createSemanticCache(
   db: number,
   logger: Logger,
   embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
-  /** A second connection, for the change feed's blocking reads (none: no feed); closed by close(). */
-  feedReader?: RedisClient,
+  /**
+   * Makes semcache's further connections to the same Redis: the change
+   * feed's (blocking reads) and the keyspace notifications' (SUBSCRIBE).
+   * None: no feed, no notifications (in-process tests). close() closes them.
+   */
+  connect?: (name: string, onMessage?: (m: RedisValue[]) => void) => RedisClient,
 ): SemanticRuntime {
+  const feedReader = connect?.('semcache feed connection');
   const origin = randomBytes(6).toString('hex');
   const store = new SemanticStore(redis, config.prefix, { origin, maxlen: config.feedMaxlen });
   const batching = new BatchingEmbedder(embedder, {
@@ -100,6 +107,21 @@ export function createSemanticCache(
     },
   });
   void engine.start();
+  let keyspace: KeyspaceListener | undefined;
+  let subscriber: RedisClient | undefined;
+  if (connect !== undefined && config.keyspaceEvents === 'auto') {
+    subscriber = connect('semcache keyspace connection', (m) => keyspace?.message(m));
+    keyspace = new KeyspaceListener({
+      redis,
+      subscriber,
+      db,
+      entries: engine.entries,
+      store,
+      logger,
+    });
+    engine.keyspace = keyspace;
+    keyspace.start().catch((err: Error) => logger.warn(`keyspace notifications: ${err.message}`));
+  }
   let sweeping = false;
   const timer =
     config.sweepInterval > 0
@@ -122,6 +144,8 @@ export function createSemanticCache(
       if (timer) clearInterval(timer);
       engine.stop();
       feedReader?.close();
+      keyspace?.stop();
+      subscriber?.close();
       await embedder.close?.();
     },
   };

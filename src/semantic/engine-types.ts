@@ -60,6 +60,8 @@ export interface CacheInfo {
   /** This instance's id and its position in the change feed (undefined without one). */
   instance: string | undefined;
   feed: FeedInfo | undefined;
+  /** Keyspace notifications: subscribed, and entries dropped on them (undefined: not tried). */
+  keyspace: { on: boolean; drops: number } | undefined;
 }
 
 /** SEMINFO NS ns. */

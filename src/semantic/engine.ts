@@ -62,6 +62,8 @@ export class SemanticCache {
   private readonly writes = new Writes(this);
   /** The others' changes, applied here (feed.ts); undefined without a feed. */
   readonly feed: ChangeFeed | undefined;
+  /** Deleted and expired keys, told by Redis (keyspace.ts; set by create.ts). */
+  keyspace: { readonly on: boolean; readonly drops: number } | undefined;
   private stopped = false;
 
   constructor(readonly opts: EngineOptions) {
@@ -257,6 +259,7 @@ export class SemanticCache {
       embed: embedStats?.(),
       instance: this.opts.feed?.origin,
       feed: this.feed?.info(),
+      keyspace: this.keyspace && { on: this.keyspace.on, drops: this.keyspace.drops },
     };
   }
 

@@ -52,6 +52,11 @@ export interface RedisClientOptions {
   tls?: UpstreamTarget['tls'];
   /** Told of each connect and each loss, for the log. */
   monitor?: LinkMonitor;
+  /**
+   * Pub/sub messages (`message`, `pmessage` arrays) go here instead of to a
+   * waiting command: a connection that SUBSCRIBEs (semantic/keyspace.ts).
+   */
+  onMessage?: (reply: RedisValue[]) => void;
 }
 
 export class RedisClient {
@@ -244,7 +249,9 @@ export class RedisClient {
         this.partial = [];
       } else reply = decode(chunk, pos);
       pos = end;
-      this.pending.shift()?.settle(reply);
+      const onMessage = this.opts.onMessage;
+      if (onMessage !== undefined && isMessage(reply)) onMessage(reply as RedisValue[]);
+      else this.pending.shift()?.settle(reply);
     }
   }
 
@@ -270,4 +277,10 @@ export class RedisClient {
     this.closing = true;
     this.socket?.destroy();
   }
+}
+
+function isMessage(reply: RedisValue): boolean {
+  if (!Array.isArray(reply) || !Buffer.isBuffer(reply[0])) return false;
+  const kind = reply[0].toString();
+  return kind === 'message' || kind === 'pmessage';
 }

@@ -205,4 +205,31 @@ describe('a fleet of three on one redis', () => {
     expect(await waitFor(() => semget(b!, 'after the restart'), 10_000)).toBe('w');
     await sleep(0);
   });
+
+  it('with keyspace notifications, a key deleted or expired by a plain client leaves every view at once', async () => {
+    const {
+      sidecars: [a, b, c],
+      direct,
+    } = await fleet(3, [], ['--notify-keyspace-events', 'Egx']);
+    for (const s of [a!, b!, c!]) expect((await info(s)).keyspace_events).toBe('on');
+    await a!.client.call('SEMSET', 'gone', 'deleted by a plain client', 'v');
+    await a!.client.call('SEMSET', 'brief', 'expires soon', 'w', 'PX', '300');
+    for (const s of [b!, c!])
+      expect(await waitFor(async () => (await info(s)).entries === 2)).toBe(true);
+    await direct.del('gone');
+    // No lookup, no sweep (60 s away): the notifications alone.
+    for (const s of [a!, b!, c!]) {
+      expect(await waitFor(async () => (await info(s)).entries === 0, 5000)).toBe(true);
+      expect((await info(s)).keyspace_drops as number).toBeGreaterThanOrEqual(1);
+    }
+    expect(await direct.exists('semcache:rec:gone', 'semcache:rec:brief')).toBe(0);
+  });
+
+  it('without them (redis default), they are off and say so', async () => {
+    const {
+      sidecars: [a],
+    } = await fleet(1);
+    expect((await info(a!)).keyspace_events).toBe('off');
+    expect(a!.log()).toMatch(/keyspace notifications not used/);
+  });
 });

@@ -1218,6 +1218,8 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'feed_lag_ms',
         'feed_events',
         'feed_resyncs',
+        'keyspace_events',
+        'keyspace_drops',
       ]);
       // This proxy is shared by the file's tests: relations, not counts.
       const calls = g.embed_model_calls as number;

@@ -128,6 +128,13 @@ function cacheInfo(i: CacheInfo): Reply {
         [R.bulk('feed_resyncs'), R.int(f.resyncs)],
       ]
     : [];
+  const k = i.keyspace;
+  const keyspaceFields: Array<[Reply, Reply]> = k
+    ? [
+        [R.bulk('keyspace_events'), R.bulk(k.on ? 'on' : 'off')],
+        [R.bulk('keyspace_drops'), R.int(k.drops)],
+      ]
+    : [];
   return R.map([
     [R.bulk('state'), R.bulk(i.state)],
     [R.bulk('embedder'), R.bulk(i.embedder)],
@@ -138,6 +145,7 @@ function cacheInfo(i: CacheInfo): Reply {
     [R.bulk('namespaces'), R.array(i.namespaces.map((n) => R.bulk(n)))],
     ...embedFields,
     ...feedFields,
+    ...keyspaceFields,
   ]);
 }
 
