@@ -73,10 +73,10 @@ export interface FastPath {
   key: Buffer;
   reply(getReply: Buffer): Reply | undefined;
   /**
-   * Started with the GET: resolves false when the answer must not be the
+   * Started with the GET: calls back false when the answer must not be the
    * GET's after all (the command then runs in full).
    */
-  check?: Promise<boolean>;
+  check?: (done: (ok: boolean) => void) => void;
 }
 
 export interface CommandSpec {

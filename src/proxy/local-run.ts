@@ -147,14 +147,7 @@ export class LocalRun implements ClientRedis, LocalSlot {
     };
     const check = path.check;
     entry.internal =
-      check === undefined
-        ? answer
-        : (got) => {
-            check.then(
-              (ok) => (ok ? answer(got) : this.execute()),
-              () => this.execute(),
-            );
-          };
+      check === undefined ? answer : (got) => check((ok) => (ok ? answer(got) : this.execute()));
     const raw = [encodeCommand(['GET', path.key])];
     if (forwarder.canShare(true)) forwarder.sendShared(entry, raw);
     else {

@@ -29,6 +29,7 @@ import {
   semError,
   UnknownNamespaceError,
 } from './types.js';
+import { VersionCheck } from './version-check.js';
 import { type IndexRequest, type SetRequest, Writes } from './writes.js';
 
 export type {
@@ -65,6 +66,7 @@ export class SemanticCache {
   /** Deleted and expired keys, told by Redis (keyspace.ts; set by create.ts). */
   keyspace: { readonly on: boolean; readonly drops: number } | undefined;
   private stopped = false;
+  private readonly versionCheck: VersionCheck;
 
   constructor(readonly opts: EngineOptions) {
     this.entries = new EntryTable({
@@ -76,6 +78,7 @@ export class SemanticCache {
       loading: () => this.state === 'loading',
       stopped: () => this.stopped,
     });
+    this.versionCheck = new VersionCheck(opts.store, this.entries, () => this.feed);
     const f = opts.feed;
     this.feed =
       f &&
@@ -325,23 +328,14 @@ export class SemanticCache {
     return this.namespaces.get(ns ?? DEFAULT_NAMESPACE)?.exact.get(this.entries.exactOf(text));
   }
 
-  /**
-   * Which of these entries still mirror their record in Redis (same
-   * version): another instance may have written or removed it since, and
-   * its change may not have arrived yet. Stale ones are brought up to date
-   * (the feed reads their record) or forgotten when their record is gone.
-   */
-  async current(entries: Entry[]): Promise<boolean[]> {
-    const vers = await this.opts.store.versions(entries.map((e) => e.key));
-    return entries.map((e, i) => {
-      const ver = vers[i];
-      if (ver === e.ver) return true;
-      if (this.entries.entryOf(e.key) === e) {
-        if (ver === undefined || this.feed === undefined) this.entries.forget(e);
-        else this.feed.refresh([{ key: e.key, id: ver }]).catch(() => {});
-      }
-      return false;
-    });
+  /** Which of these entries still mirror their record (version-check.ts). */
+  current(entries: Entry[]): Promise<boolean[]> {
+    return this.versionCheck.current(entries);
+  }
+
+  /** current() for one entry, by callback (SEMGET's fast path). */
+  currentThen(entry: Entry): (done: (ok: boolean) => void) => void {
+    return this.versionCheck.currentThen(entry);
   }
 
   /** Count an exact hit answered on the fast path, `ms` after it was asked. */

@@ -103,6 +103,11 @@ export class ChangeFeed {
     this.stopped = true;
   }
 
+  /** The id of the last event applied. */
+  get applied(): string {
+    return this.last;
+  }
+
   info(): FeedInfo {
     return {
       applied: this.last,

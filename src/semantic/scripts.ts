@@ -114,3 +114,22 @@ else
 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'n', 'ns', ARGV[1], 'o', ARGV[2])
 `;
+
+/**
+ * The versions of records, for the check before a hit is answered
+ * (version-check.ts). KEYS: the feed. ARGV: prefix, the id of the last
+ * event the instance applied, then the clients' keys. When that id is the
+ * newest in the feed, every entry the instance holds is current: returns 1
+ * without reading a record. Else one `ver` per key ('' for a record from
+ * before the feed, nil for no record).
+ */
+export const VERSIONS_SCRIPT = `
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if newest and newest[1] == ARGV[2] then return 1 end
+local out = {}
+for i = 3, #ARGV do
+  local r = redis.call('HMGET', ARGV[1] .. 'rec:' .. ARGV[i], 'ns', 'ver')
+  if r[1] then out[i - 2] = r[2] or '' else out[i - 2] = false end
+end
+return out
+`;

@@ -21,7 +21,7 @@ import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import type { StoredEntry } from './records.js';
 import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
-import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT } from './scripts.js';
+import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT, VERSIONS_SCRIPT } from './scripts.js';
 import { SemanticError } from './types.js';
 
 /** SEMINDEX of a key that holds a list, hash...: only strings can be cache values. */
@@ -61,8 +61,12 @@ export interface EntryStore {
   vectors(keys: Buffer[]): Promise<(Float32Array | undefined)[]>;
   /** The records of these keys (undefined: none), with their versions. */
   records(keys: Buffer[]): Promise<(StoredEntry | undefined)[]>;
-  /** The version of each key's record ('' when it has none; undefined when there is no record). */
-  versions(keys: Buffer[]): Promise<(string | undefined)[]>;
+  /**
+   * The version of each key's record ('' when it has none; undefined when
+   * there is no record), or 'current' when `applied` (the last feed event
+   * this instance applied) is the newest event: nothing changed since.
+   */
+  versions(keys: Buffer[], applied: string): Promise<(string | undefined)[] | 'current'>;
   /** Every stored entry, in batches, for the rebuild on start. */
   scan(): AsyncGenerator<StoredEntry[]>;
   namespaces(): Promise<Map<string, Record<string, string>>>;
@@ -205,17 +209,10 @@ export class SemanticStore implements EntryStore {
     return replies.map((r, i) => toEntry(keys[i]!, r, this.prefix));
   }
 
-  async versions(keys: Buffer[]): Promise<(string | undefined)[]> {
-    const replies = await this.redis.pipeline(
-      keys.map((k) => ['HMGET', this.recordKey(k), 'ns', 'ver']),
-    );
-    return replies.map((r) =>
-      Array.isArray(r) && Buffer.isBuffer(r[0])
-        ? Buffer.isBuffer(r[1])
-          ? r[1].toString()
-          : ''
-        : undefined,
-    );
+  async versions(keys: Buffer[], applied: string): Promise<(string | undefined)[] | 'current'> {
+    const r = await this.script(VERSIONS_SCRIPT, [this.feedKey], [this.prefix, applied, ...keys]);
+    if (!Array.isArray(r)) return 'current';
+    return keys.map((_, i) => (Buffer.isBuffer(r[i]) ? r[i].toString() : undefined));
   }
 
   async namespaces(): Promise<Map<string, Record<string, string>>> {

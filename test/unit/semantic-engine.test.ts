@@ -65,7 +65,7 @@ class FakeStore implements EntryStore {
     });
   }
 
-  async versions(keys: Buffer[]): Promise<(string | undefined)[]> {
+  async versions(keys: Buffer[], _applied: string): Promise<(string | undefined)[]> {
     return keys.map((k) => this.recs.get(k.toString('latin1'))?.ver);
   }
 

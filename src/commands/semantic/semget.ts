@@ -66,7 +66,7 @@ export const semget = (engine: SemanticCache) =>
       return {
         key: exact.key,
         // The entry must still be its record's (another instance may have changed it).
-        check: engine.current([exact]).then(([ok]) => ok!),
+        check: engine.currentThen(exact),
         reply(got) {
           if (got[0] === DOLLAR && got[1] !== MINUS) {
             engine.exactHit(exact, performance.now() - t0);
