@@ -13,7 +13,7 @@
 // record is read, no index updated), and the writer's own SEMSET latency.
 //
 //   npm run build && node bench/fleet.mjs [--instances 4] [--rate 1000] [--seconds 10]
-//                                         [--sample 5] [--poll-ms 1]
+//                                         [--sample 5] [--poll-ms 1] [--extra-args "--index flat"]
 import path from 'node:path';
 import {
   fmt1,
@@ -34,11 +34,11 @@ import {
   waitForPing,
 } from './lib.mjs';
 
-const OPTS = { instances: 4, rate: 1000, seconds: 10, sample: 5, 'poll-ms': 1 };
+const OPTS = { instances: 4, rate: 1000, seconds: 10, sample: 5, 'poll-ms': 1, 'extra-args': '' };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSidecars(n, redisPort) {
+async function startSidecars(n, redisPort, extra) {
   const ports = [];
   for (let i = 0; i < n; i++) {
     const port = await freePort();
@@ -46,6 +46,7 @@ async function startSidecars(n, redisPort) {
       path.join(ROOT, 'dist', 'cli.js'),
       ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
       ...['--embedder', 'hash', '--log-level', 'warn'],
+      ...extra,
     ]);
     await waitForPing(`semcache-${i}`, port, child, 20_000);
     for (;;) {
@@ -151,7 +152,11 @@ async function main() {
   installCleanup();
   console.log(machineInfo());
   const redis = await startRedis();
-  const ports = await startSidecars(o.instances, redis.port);
+  const ports = await startSidecars(
+    o.instances,
+    redis.port,
+    o['extra-args'].split(' ').filter((a) => a !== ''),
+  );
   const load0 = loadavg();
   const p = await propagation(ports, o);
   const ref = await pubsub(redis.port, o.instances, o);
@@ -159,7 +164,7 @@ async function main() {
   const feedMem = await respOnce(redis.port, ['MEMORY', 'USAGE', 'semcache:feed']);
   const feedLen = await respOnce(redis.port, ['XLEN', 'semcache:feed']);
   console.log(
-    `\n${o.instances} instances, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms; load ${load0} -> ${loadavg()}\n`,
+    `\n${o.instances} instances${o['extra-args'] ? ` (${o['extra-args']})` : ''}, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms; load ${load0} -> ${loadavg()}\n`,
   );
   console.log(
     mdTable(
