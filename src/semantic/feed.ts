@@ -24,7 +24,7 @@
 import type { Logger } from '../log.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import type { EntryTable } from './entries.js';
-import { applySettings, compareVer, DEFAULT_NAMESPACE } from './namespace.js';
+import { applySettings, clearSettings, compareVer, DEFAULT_NAMESPACE } from './namespace.js';
 import { ScriptRunner } from './scripts.js';
 import type { EntryStore, StoredEntry } from './store.js';
 
@@ -206,9 +206,7 @@ export class ChangeFeed {
     }
     const space = entries.namespaces.get(ns);
     if (space === undefined) return;
-    space.declared = false;
-    space.threshold = undefined;
-    space.indexKind = undefined;
+    clearSettings(space);
     if (space.entries.size === 0 && ns !== DEFAULT_NAMESPACE) {
       space.index?.clear();
       entries.namespaces.delete(ns);

@@ -87,6 +87,13 @@ export function applySettings(space: Namespace, settings: Record<string, string>
     kind === 'flat' || kind === 'hnsw' || kind === 'ivf' || kind === 'auto' ? kind : undefined;
 }
 
+/** Its settings were deleted (SEMNS DEL, here or on another instance): defaults again. */
+export function clearSettings(space: Namespace): void {
+  space.declared = false;
+  space.threshold = undefined;
+  space.indexKind = undefined;
+}
+
 /** Compares two feed ids ("ms-seq"; '' before any): negative, 0 or positive. */
 export function compareVer(a: string, b: string): number {
   if (a === b) return 0;

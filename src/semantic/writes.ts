@@ -20,7 +20,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { SemanticCache } from './engine.js';
-import { checkNamespaceName, DEFAULT_NAMESPACE, type Namespace, parseAttrs } from './namespace.js';
+import {
+  checkNamespaceName,
+  clearSettings,
+  DEFAULT_NAMESPACE,
+  type Namespace,
+  parseAttrs,
+} from './namespace.js';
 import type { TtlMode } from './store.js';
 import type { IndexKind, KeyAccess } from './types.js';
 import { semError } from './types.js';
@@ -202,9 +208,7 @@ export class Writes {
     await cache.opts.store.deleteNamespace(ns);
     space.index?.clear();
     space.index = undefined;
-    space.threshold = undefined;
-    space.indexKind = undefined;
-    space.declared = false;
+    clearSettings(space);
     if (space.name !== DEFAULT_NAMESPACE) cache.entries.namespaces.delete(space.name);
     return n;
   }
