@@ -18,13 +18,14 @@ import { ClientConnection } from './proxy/connection.js';
 import { refuse } from './refuse.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
+import type { ConnectFn } from './semantic/subscriber.js';
 import type { Embedder } from './semantic/types.js';
 import { loadServerTls, TlsListener } from './tls.js';
 import { AuthState } from './upstream/auth-state.js';
 import { UpstreamLimits } from './upstream/limits.js';
 import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
 import { type Hidden, OwnConnections } from './upstream/own-connections.js';
-import { RedisClient, type RedisValue } from './upstream/redis-client.js';
+import { RedisClient } from './upstream/redis-client.js';
 import { resolveUpstream } from './upstream/resolve.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
@@ -111,13 +112,13 @@ export class SemcacheServer {
     const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
     // Only requests on shared connections are checked against them.
     if (config.multiplex > 0) await limits.start();
-    // The change feed's blocking reads and the keyspace notifications hold connections of their own.
-    const connect = (name: string, onMessage?: (m: RedisValue[]) => void) =>
+    // The change feed's reader and the pub/sub connection are connections of their own.
+    const connect: ConnectFn = (name, handlers) =>
       new RedisClient({
         ...address,
         connectTimeout: config.connectTimeout,
         monitor: new LinkLog(logger, name),
-        ...(onMessage === undefined ? {} : { onMessage }),
+        ...handlers,
       });
     const semantic =
       opts.semantic === false

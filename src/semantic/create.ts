@@ -9,17 +9,18 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
+import type { RedisClient } from '../upstream/redis-client.js';
 import { BatchingEmbedder } from './embedders/batching.js';
 import { CachedEmbedder } from './embedders/cache.js';
 import { createHashEmbedder } from './embedders/hash.js';
 import { createOpenAIEmbedder } from './embedders/openai.js';
 import { createTransformersEmbedder, type TransformersDtype } from './embedders/transformers.js';
 import { SemanticCache } from './engine.js';
-import { FeedStream } from './feed.js';
+import { FeedStream } from './feed-stream.js';
 import { faissIndexFactory } from './index/factory.js';
 import { KeyspaceListener } from './keyspace.js';
 import { SemanticStore } from './store.js';
+import { type ConnectFn, Subscriber } from './subscriber.js';
 import type { Embedder } from './types.js';
 
 export interface SemanticRuntime {
@@ -63,12 +64,14 @@ export function createSemanticCache(
   embedder: Embedder & { close?: () => Promise<void> } = createEmbedder(config),
   /**
    * Makes semcache's further connections to the same Redis: the change
-   * feed's (blocking reads) and the keyspace notifications' (SUBSCRIBE).
-   * None: no feed, no notifications (in-process tests). close() closes them.
+   * feed's reader and the pub/sub connection (the feed's wake-ups and the
+   * keyspace notifications). None: no feed, no notifications (in-process
+   * tests). close() closes them.
    */
-  connect?: (name: string, onMessage?: (m: RedisValue[]) => void) => RedisClient,
+  connect?: ConnectFn,
 ): SemanticRuntime {
   const feedReader = connect?.('semcache feed connection');
+  const subscriber = connect && new Subscriber(connect, logger);
   const origin = randomBytes(6).toString('hex');
   const store = new SemanticStore(redis, config.prefix, { origin, maxlen: config.feedMaxlen });
   const batching = new BatchingEmbedder(embedder, {
@@ -81,7 +84,8 @@ export function createSemanticCache(
     store,
     feed: feedReader && {
       reader: feedReader,
-      stream: new FeedStream(feedReader, store.feedKey, config.feedMaxlen),
+      subscriber,
+      stream: new FeedStream(feedReader, store.feedKey),
       origin,
     },
     db,
@@ -108,9 +112,7 @@ export function createSemanticCache(
   });
   void engine.start();
   let keyspace: KeyspaceListener | undefined;
-  let subscriber: RedisClient | undefined;
-  if (connect !== undefined && config.keyspaceEvents === 'auto') {
-    subscriber = connect('semcache keyspace connection', (m) => keyspace?.message(m));
+  if (subscriber !== undefined && config.keyspaceEvents === 'auto') {
     keyspace = new KeyspaceListener({
       redis,
       subscriber,
@@ -144,7 +146,6 @@ export function createSemanticCache(
       if (timer) clearInterval(timer);
       engine.stop();
       feedReader?.close();
-      keyspace?.stop();
       subscriber?.close();
       await embedder.close?.();
     },

@@ -5,9 +5,11 @@
  */
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../upstream/redis-client.js';
-import type { FeedInfo, FeedStream } from './feed.js';
+import type { FeedInfo } from './feed.js';
+import type { FeedStream } from './feed-stream.js';
 import type { LatencySummary } from './stats.js';
 import type { EntryStore } from './store.js';
+import type { Subscriber } from './subscriber.js';
 import type { Embedder, IndexFactory, IndexKind } from './types.js';
 
 export interface SourcedEmbedder extends Embedder {
@@ -34,7 +36,7 @@ export interface EngineOptions {
    * instance's id, as the store writes it. Without it the instance applies
    * no one else's changes (unit tests).
    */
-  feed?: { reader: RedisClient; stream: FeedStream; origin: string };
+  feed?: { reader: RedisClient; subscriber?: Subscriber; stream: FeedStream; origin: string };
 }
 
 export interface EmbedStats {

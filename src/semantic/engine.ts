@@ -169,15 +169,18 @@ export class SemanticCache {
    * Resolves with the feed id the result covers.
    */
   private async resync(): Promise<string> {
-    const head = await this.feed!.head();
+    // Marking starts before the head is read: a write of this instance that
+    // lands meanwhile counts as seen.
     this.entries.beginResync();
+    let head: string;
     try {
+      head = await this.feed!.head();
       await this.rebuild();
     } catch (err) {
-      this.entries.endResync(undefined);
+      this.entries.endResync(false);
       throw err;
     }
-    const gone = this.entries.endResync(head);
+    const gone = this.entries.endResync(true);
     this.opts.logger.info(`resync: ${gone} entries whose record is gone forgotten`);
     return head;
   }

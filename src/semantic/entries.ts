@@ -219,16 +219,17 @@ export class EntryTable {
   }
 
   /**
-   * Forget the entries not seen since beginResync() whose version is not
-   * past `upTo` (none when undefined: the resync failed).
+   * Forget the entries neither read nor written since beginResync() (none
+   * when the resync failed). Versions do not decide here: after Redis lost
+   * its data the feed starts again from '0-0', below every version held.
    */
-  endResync(upTo: string | undefined): number {
+  endResync(completed: boolean): number {
     const seen = this.#resyncSeen;
     this.#resyncSeen = undefined;
-    if (seen === undefined || upTo === undefined) return 0;
+    if (seen === undefined || !completed) return 0;
     let n = 0;
     for (const [k, e] of this.#byKey) {
-      if (!seen.has(k) && compareVer(e.ver, upTo) <= 0) {
+      if (!seen.has(k)) {
         this.forget(e);
         n++;
       }

@@ -2,9 +2,9 @@
  * The change feed, read side: how an instance applies the changes that the
  * others make (docs/fleet.md). Every change of a record or of a namespace's
  * settings is an event in a Redis Stream (P feed), appended by the script
- * that made it (scripts.ts); `h` marks an instance's start. Each instance
- * reads the stream on a connection of its own, from the last event it
- * applied, and applies the others' events to its memory (entries.ts):
+ * that made it (scripts.ts). Each instance reads the stream on a
+ * connection of its own, from the last event it applied (feed-stream.ts),
+ * and applies the others' events to its memory (entries.ts):
  *
  *   s / d  key    read the key's record as it is now: mirror it, or forget
  *                 the entry when the record is gone (only an entry older
@@ -18,36 +18,40 @@
  * trimmed past it (or Redis lost it), events were missed, and the instance
  * resyncs in full (engine.ts) while it keeps answering from what it had,
  * which the version check at each hit keeps from answering with an entry
- * that changed (engine.current). With nothing to read, the feed waits in
- * XREAD BLOCK on its own connection, and reads (checked) when woken.
+ * that changed (engine.current).
+ *
+ * With nothing to read, the feed waits for a wake-up: the write scripts
+ * PUBLISH on a channel named like the stream, and each instance subscribes
+ * to it on its pub/sub connection (subscriber.ts); it reads once more when
+ * the subscription becomes live, as messages may have been missed before,
+ * and every IDLE_READ_MS anyway. While the channel is not live (connection
+ * down, or SUBSCRIBE refused by the user's ACL), it waits in XREAD BLOCK on
+ * its own connection instead, which Redis counts as a blocked client.
  */
 import type { Logger } from '../log.js';
-import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
+import type { RedisClient } from '../upstream/redis-client.js';
 import type { EntryTable } from './entries.js';
+import { type FeedEvent, type FeedStream, idMs } from './feed-stream.js';
 import { applySettings, clearSettings, compareVer, DEFAULT_NAMESPACE } from './namespace.js';
-import { ScriptRunner } from './scripts.js';
 import type { EntryStore, StoredEntry } from './store.js';
+import type { Subscriber } from './subscriber.js';
 
 /** Events read per round trip. */
 const READ_COUNT = 1000;
-/** How long one XREAD waits for events (ms). */
+/** How long one XREAD waits for events, when the feed waits that way (ms). */
 const BLOCK_MS = 1000;
+/** How long the feed waits for a wake-up before reading anyway (ms). */
+const IDLE_READ_MS = 10_000;
 /** Keys whose records are read per round trip. */
 const RECORD_BATCH = 500;
 /** Wait before reading again after the feed connection failed (ms). */
 const RETRY_MS = 1000;
 
-export interface FeedEvent {
-  id: string;
-  op: string;
-  key: Buffer | undefined;
-  ns: string | undefined;
-  origin: string;
-}
-
 export interface FeedDeps {
-  /** A connection of the feed's own: XREAD BLOCK holds it. */
+  /** A connection of the feed's own (XREAD BLOCK holds it while there is no wake-up channel). */
   reader: RedisClient;
+  /** The pub/sub connection that carries the wake-ups; none: XREAD BLOCK. */
+  subscriber?: Subscriber | undefined;
   store: EntryStore;
   /** The stream, read on `reader`. */
   stream: FeedStream;
@@ -78,17 +82,21 @@ export class ChangeFeed {
   private resyncs = 0;
   private stopped = true;
   private warned: string | undefined;
+  private subscribed = false;
+  /** A wake-up came since the last read began. */
+  private woken = false;
+  /** Ends the current wait for a wake-up. */
+  private waiting: (() => void) | undefined;
 
   constructor(private readonly d: FeedDeps) {}
 
   /**
-   * Mark this instance's start in the stream (an `h` event) and return its
-   * id: a rebuild that begins now covers the events up to it, and the feed
-   * applies those after it. The stream exists from then on, so a position
-   * in it can always be checked.
+   * The newest event's id ('0-0' for an empty stream): a rebuild that
+   * begins now covers the events up to it, and the feed applies those
+   * after it. Writes nothing.
    */
   head(): Promise<string> {
-    return this.d.stream.mark(this.d.origin);
+    return this.d.stream.newestId();
   }
 
   /** Apply the events after `from`, until stop(). */
@@ -96,11 +104,39 @@ export class ChangeFeed {
     this.last = from;
     this.newest = from;
     this.stopped = false;
+    const sub = this.d.subscriber;
+    if (sub !== undefined && !this.subscribed) {
+      this.subscribed = true;
+      const channel = this.d.stream.key;
+      // Read again when the channel goes live (messages before were not seen) or is lost.
+      void sub
+        .add(
+          channel,
+          () => this.wake(),
+          () => this.wake(),
+        )
+        .then((live) => {
+          const why = sub.refusal(channel);
+          if (!live && why !== undefined)
+            this.d.logger.warn(
+              `change feed: SUBSCRIBE ${channel} refused (${why}): waiting in XREAD BLOCK instead, which redis counts in blocked_clients; give semcache's user the channel (&${channel})`,
+            );
+        });
+    }
     void this.loop();
   }
 
   stop(): void {
     this.stopped = true;
+    this.wake();
+  }
+
+  /** Something may have been appended: read. */
+  wake(): void {
+    this.woken = true;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.();
   }
 
   /** The id of the last event applied. */
@@ -121,6 +157,7 @@ export class ChangeFeed {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
+        this.woken = false;
         const read = await this.d.stream.after(this.last, READ_COUNT);
         if (this.stopped) return;
         if (read === undefined) {
@@ -136,19 +173,7 @@ export class ChangeFeed {
           await this.apply(read.events);
           this.last = read.events[read.events.length - 1]!.id;
           this.events += read.events.length;
-        } else {
-          // Nothing new: wait until something is (its events are read above, checked).
-          await this.d.reader.call(
-            'XREAD',
-            'COUNT',
-            1,
-            'BLOCK',
-            BLOCK_MS,
-            'STREAMS',
-            this.d.stream.key,
-            this.last,
-          );
-        }
+        } else await this.idle();
         this.warned = undefined;
       } catch (err) {
         if (this.stopped) return;
@@ -158,6 +183,25 @@ export class ChangeFeed {
         await new Promise((r) => setTimeout(r, RETRY_MS).unref());
       }
     }
+  }
+
+  /** Wait until something may have been appended. */
+  private async idle(): Promise<void> {
+    if (this.woken || this.stopped) return;
+    if (this.d.subscriber?.live(this.d.stream.key)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, IDLE_READ_MS);
+        timer.unref();
+        this.waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiting = undefined;
+      return;
+    }
+    const key = this.d.stream.key;
+    await this.d.reader.call('XREAD', 'COUNT', 1, 'BLOCK', BLOCK_MS, 'STREAMS', key, this.last);
   }
 
   /** Apply a batch of events: settings first, then each key's record as it is now. */
@@ -212,88 +256,4 @@ export class ChangeFeed {
       entries.namespaces.delete(ns);
     }
   }
-}
-
-/**
- * The events after `last` (ARGV[1]), at most ARGV[2], and the newest id;
- * nil when `last` is no longer in the stream (trimmed past, or lost): as
- * trimming removes the oldest events only, `last` being there means that
- * nothing after it was removed. Check and read are one atomic step.
- */
-const READ_SCRIPT = `
-if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
-local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][1]
-return {newest, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
-`;
-
-/** The stream as the feed reads it (on the feed's own connection). */
-export class FeedStream {
-  private readonly scripts: ScriptRunner;
-
-  constructor(
-    private readonly redis: RedisClient,
-    readonly key: string,
-    private readonly maxlen: number,
-  ) {
-    this.scripts = new ScriptRunner(redis);
-  }
-
-  /** Append an `h` event (an instance starts reading here); its id. */
-  async mark(origin: string): Promise<string> {
-    const id = await this.redis.call(
-      'XADD',
-      this.key,
-      'MAXLEN',
-      '~',
-      this.maxlen,
-      '*',
-      'op',
-      'h',
-      'o',
-      origin,
-    );
-    return String(id);
-  }
-
-  /** Up to `count` events after `last`, checked (READ_SCRIPT); undefined when some were lost. */
-  async after(
-    last: string,
-    count: number,
-  ): Promise<{ newest: string; events: FeedEvent[] } | undefined> {
-    const r = await this.scripts.run(READ_SCRIPT, [this.key], [last, count]);
-    if (!Array.isArray(r)) return undefined;
-    return { newest: String(r[0]), events: parseEntries(r[1]!) };
-  }
-}
-
-/** The ms part of a stream id. */
-function idMs(id: string): number {
-  return Number(id.slice(0, id.indexOf('-')));
-}
-
-/** XRANGE's reply as events. */
-export function parseEntries(reply: RedisValue): FeedEvent[] {
-  if (!Array.isArray(reply)) return [];
-  const out: FeedEvent[] = [];
-  for (const item of reply) {
-    if (!Array.isArray(item) || !Array.isArray(item[1])) continue;
-    const fields = item[1];
-    const e: FeedEvent = {
-      id: String(item[0]),
-      op: '',
-      key: undefined,
-      ns: undefined,
-      origin: '',
-    };
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const f = String(fields[i]);
-      const v = fields[i + 1];
-      if (f === 'op') e.op = String(v);
-      else if (f === 'key' && Buffer.isBuffer(v)) e.key = v;
-      else if (f === 'ns') e.ns = String(v);
-      else if (f === 'o') e.origin = String(v);
-    }
-    out.push(e);
-  }
-  return out;
 }

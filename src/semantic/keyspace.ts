@@ -3,8 +3,8 @@
  * eviction): Redis runs no script then, so the change feed cannot carry
  * them (docs/fleet.md). When Redis publishes keyspace notifications of those
  * events (notify-keyspace-events with E, and g, x, e or A), each instance
- * subscribes to __keyevent@<db>__:del, :expired and :evicted, on a
- * connection of its own, and drops the entries of those keys at once: it
+ * subscribes to __keyevent@<db>__:del, :expired and :evicted, on
+ * semcache's pub/sub connection (subscriber.ts), and drops the entries of those keys at once: it
  * removes their records (the removal script checks that the key is still
  * gone and writes a feed event only for a record it removed) and forgets
  * the entries. A key that is no cache entry costs a lookup in memory.
@@ -14,18 +14,16 @@
  * lookup finds it gone or when the sweep gets to it.
  */
 import type { Logger } from '../log.js';
-import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
+import type { RedisClient } from '../upstream/redis-client.js';
 import type { EntryTable } from './entries.js';
 import type { EntryStore } from './store.js';
-
-/** How often the subscription is checked (and made again after a lost connection), ms. */
-const CHECK_MS = 5000;
+import type { Subscriber } from './subscriber.js';
 
 export interface KeyspaceDeps {
   /** semcache's main connection (CONFIG GET). */
   redis: RedisClient;
-  /** A connection for SUBSCRIBE whose onMessage calls message(). */
-  subscriber: RedisClient;
+  /** semcache's pub/sub connection (subscriber.ts). */
+  subscriber: Subscriber;
   db: number;
   entries: EntryTable;
   store: EntryStore;
@@ -37,8 +35,6 @@ export class KeyspaceListener {
   private channels: string[] = [];
   private readonly pending = new Map<string, Buffer>();
   private flushing = false;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
   /** Entries dropped on a notification. */
   drops = 0;
 
@@ -73,36 +69,26 @@ export class KeyspaceListener {
       return;
     }
     this.channels = events.map((e) => `__keyevent@${this.d.db}__:${e}`);
-    await this.subscribe();
-    this.d.logger.info(`keyspace notifications: ${events.join(', ')} of db ${this.d.db}`);
-    this.timer = setInterval(() => void this.check(), CHECK_MS);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-  }
-
-  private async subscribe(): Promise<void> {
-    for (const channel of this.channels) await this.d.subscriber.call('SUBSCRIBE', channel);
-  }
-
-  /** A PING on the subscriber: when the connection was lost, subscribe again. */
-  private async check(): Promise<void> {
-    try {
-      await this.d.subscriber.call('PING');
-    } catch {
-      if (this.stopped) return;
-      // The call reconnects; notifications sent meanwhile are lost (the sweep finds those keys).
-      await this.subscribe().catch(() => {});
+    // Notifications sent while the connection is down are lost: the sweep finds those keys.
+    const live = await Promise.all(
+      this.channels.map((c) => this.d.subscriber.add(c, (key) => this.message(key))),
+    );
+    const refused = this.d.subscriber.refusal(this.channels[0]!);
+    if (refused !== undefined) {
+      this.channels = [];
+      this.d.logger.warn(
+        `keyspace notifications not used (SUBSCRIBE refused: ${refused}); entries of keys deleted by others are dropped on lookup and by the sweep`,
+      );
+      return;
     }
+    this.d.logger.info(
+      `keyspace notifications: ${events.join(', ')} of db ${this.d.db}${live.every(Boolean) ? '' : ' (subscribing once redis is reachable)'}`,
+    );
   }
 
   /** A message on one of the channels: its payload is the key. */
-  message(reply: RedisValue[]): void {
-    const key = reply[reply.length - 1];
-    if (!Buffer.isBuffer(key) || this.d.entries.entryOf(key) === undefined) return;
+  message(key: Buffer): void {
+    if (this.d.entries.entryOf(key) === undefined) return;
     this.pending.set(key.toString('latin1'), key);
     if (!this.flushing) {
       this.flushing = true;

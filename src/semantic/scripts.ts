@@ -12,6 +12,10 @@
  * The feed is trimmed as it grows (MAXLEN ~ n, --feed-maxlen). The stream
  * ID of a record's last change is kept in the record as `ver`: an instance
  * compares it with the one it indexed before answering from an entry.
+ *
+ * After appending, a script PUBLISHes on a channel named like the stream,
+ * which wakes the other instances' readers (feed.ts). redis.pcall: a user
+ * without the channel in its ACL loses the wake-ups, never the write.
  */
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
 import { RedisReplyError } from '../upstream/redis-client.js';
@@ -63,6 +67,7 @@ if ARGV[1] ~= '' and redis.sha1hex(redis.call('GET', key)) ~= ARGV[1] then retur
 local old = redis.call('HGET', rec, 'exact')
 if old and old ~= exact and redis.call('GET', old) == key then redis.call('DEL', old) end
 local ver = redis.call('XADD', feed, 'MAXLEN', '~', ARGV[10], '*', 'op', 's', 'key', key, 'o', ARGV[9])
+redis.pcall('PUBLISH', feed, ver)
 redis.call('DEL', rec)
 redis.call('HSET', rec, 'ns', ARGV[2], 'text', ARGV[3], 'vec', ARGV[4], 'model', ARGV[5],
   'exact', exact, 'ts', ARGV[7], 'ver', ver)
@@ -98,6 +103,7 @@ for i = 4, #ARGV do
     end
   end
 end
+if n > 0 then redis.pcall('PUBLISH', KEYS[1], 'd') end
 return n
 `;
 
@@ -112,7 +118,9 @@ if #ARGV > 3 then
 else
   redis.call('DEL', KEYS[1])
 end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'n', 'ns', ARGV[1], 'o', ARGV[2])
+local ver = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'n', 'ns', ARGV[1], 'o', ARGV[2])
+redis.pcall('PUBLISH', KEYS[2], ver)
+return ver
 `;
 
 /**

@@ -57,6 +57,8 @@ export interface RedisClientOptions {
    * waiting command: a connection that SUBSCRIBEs (semantic/keyspace.ts).
    */
   onMessage?: (reply: RedisValue[]) => void;
+  /** Told when the connection ends other than by close(): its subscriptions are gone. */
+  onLost?: () => void;
 }
 
 export class RedisClient {
@@ -271,6 +273,7 @@ export class RedisClient {
     this.out.clear();
     for (const p of this.pending) p.fail(err);
     this.pending.clear();
+    if (!this.closing) this.opts.onLost?.();
   }
 
   close(): void {

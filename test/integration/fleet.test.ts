@@ -236,3 +236,53 @@ describe('a fleet of three on one redis', () => {
     expect(a!.log()).toMatch(/keyspace notifications not used/);
   });
 });
+
+describe("a fleet's footprint on redis", () => {
+  const blocked = async (direct: Redis) =>
+    Number(/blocked_clients:(\d+)/.exec(await direct.info('clients'))![1]);
+
+  it('idle instances block no client, and a resync after FLUSHALL writes nothing', async () => {
+    const {
+      sidecars: [a, b],
+      direct,
+    } = await fleet(2);
+    await a!.client.call('SEMSET', 'f1', 'before the flush', 'v');
+    expect(await waitFor(() => semget(b!, 'before the flush'))).toBe('v');
+    // They wait for wake-ups on pub/sub, not in XREAD BLOCK (redis's own tests count blocked clients).
+    expect(await blocked(direct)).toBe(0);
+    expect(await direct.call('PUBSUB', 'NUMSUB', 'semcache:feed')).toEqual(['semcache:feed', 2]);
+    await direct.flushall();
+    // A wake-up, as any write would send: both find their position gone and resync.
+    await direct.publish('semcache:feed', 'x');
+    for (const s of [a!, b!]) {
+      expect(await waitFor(async () => (await info(s)).feed_resyncs === 1, 5000)).toBe(true);
+      expect(await waitFor(async () => (await info(s)).entries === 0, 5000)).toBe(true);
+    }
+    // Nothing was written back: no feed, no key at all (client tracking would see one).
+    expect(await direct.dbsize()).toBe(0);
+    expect(await blocked(direct)).toBe(0);
+    await b!.client.call('SEMSET', 'f2', 'after the flush', 'w');
+    expect(await waitFor(() => semget(a!, 'after the flush'))).toBe('w');
+  });
+
+  it("a user without the feed's channel still propagates, waiting in XREAD BLOCK", async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const direct = new Redis({ port: redis.port });
+    cleanups.push(() => direct.disconnect());
+    await direct.call(
+      'ACL',
+      ...['SETUSER', 'sc', 'on', '>pw', '~semcache:*', '%R~*', '+@all', 'resetchannels'],
+    );
+    const url = `redis://sc:pw@127.0.0.1:${redis.port}`;
+    const [a, b] = [await startSidecar(url), await startSidecar(url)];
+    cleanups.push(
+      () => a.kill(),
+      () => b.kill(),
+    );
+    await a.client.call('SEMSET', 'p1', 'no channel for me', 'v');
+    expect(await waitFor(() => semget(b, 'no channel for me'))).toBe('v');
+    expect(b.log()).toMatch(/SUBSCRIBE semcache:feed refused \(NOPERM/);
+    expect(await blocked(direct)).toBeGreaterThanOrEqual(1);
+  });
+});
