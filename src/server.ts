@@ -1,8 +1,8 @@
 /*
  * The listener: it owns the server socket and the set of client connections.
  * It starts from the upstream resolve.ts finds (given, or an embedded
- * redis-server), enforces
- * --max-clients the way Redis does (an error reply, then close), and shuts
+ * redis-server) and semcache's own connections to it (own-links.ts),
+ * enforces --max-clients the way Redis does (an error reply, then close), and shuts
  * down in order: stop accepting, let in-flight replies finish within
  * --shutdown-timeout, then close what is left and the embedded server.
  */
@@ -18,14 +18,14 @@ import { ClientConnection } from './proxy/connection.js';
 import { refuse } from './refuse.js';
 import { Router } from './router.js';
 import { createSemanticCache, type SemanticRuntime } from './semantic/create.js';
-import type { ConnectFn } from './semantic/subscriber.js';
 import type { Embedder } from './semantic/types.js';
 import { loadServerTls, TlsListener } from './tls.js';
 import { AuthState } from './upstream/auth-state.js';
-import { UpstreamLimits } from './upstream/limits.js';
+import type { UpstreamLimits } from './upstream/limits.js';
 import { ClientLinkLog, LinkLog } from './upstream/link-log.js';
 import { type Hidden, OwnConnections } from './upstream/own-connections.js';
-import { RedisClient } from './upstream/redis-client.js';
+import { openOwnLinks } from './upstream/own-links.js';
+import type { RedisClient } from './upstream/redis-client.js';
 import { resolveUpstream } from './upstream/resolve.js';
 import { SharedUpstream } from './upstream/shared-upstream.js';
 
@@ -104,22 +104,7 @@ export class SemcacheServer {
     const serverTls = loadServerTls(config, logger);
     const { address, embedded } = await resolveUpstream(config, logger);
     const upstream = { host: address.host, port: address.port, tls: address.tls };
-    const own = new RedisClient({
-      ...address,
-      connectTimeout: config.connectTimeout,
-      monitor: new LinkLog(logger, 'semcache connection'),
-    });
-    const limits = new UpstreamLimits(own, config.upstreamMaxBulkLen, logger);
-    // Only requests on shared connections are checked against them.
-    if (config.multiplex > 0) await limits.start();
-    // The change feed's reader and the pub/sub connection are connections of their own.
-    const connect: ConnectFn = (name, handlers) =>
-      new RedisClient({
-        ...address,
-        connectTimeout: config.connectTimeout,
-        monitor: new LinkLog(logger, name),
-        ...handlers,
-      });
+    const { own, limits, connect } = await openOwnLinks(config, address, logger);
     const semantic =
       opts.semantic === false
         ? undefined
