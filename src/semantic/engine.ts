@@ -6,10 +6,10 @@
  * - lookups.ts: SEMGET and SEMSEARCH; writes.ts: SEMSET, SEMINDEX, SEMDEL,
  *   SEMFLUSH, SEMNS SET and DEL. Both reach the client's keys only as the
  *   client (KeyAccess), and semcache's own records with its own connection.
- * This file holds the life cycle (load the model, rebuild from Redis, retry
- * while Redis is unreachable), the checks every command's text goes through,
- * and what SEMINFO and SEMNS GET report: commands ask the engine, they do not
- * read its parts.
+ * This file holds the life cycle (load the model, rebuild from Redis:
+ * rebuild.ts, retry while Redis is unreachable) and the checks every
+ * command's text goes through; reports.ts says what SEMINFO and SEMNS GET
+ * report. Commands ask the engine, they do not read its parts.
  */
 import { isUtf8 } from 'node:buffer';
 import type { CacheInfo, EngineOptions, NamespaceInfo, NamespaceSettings } from './engine-types.js';
@@ -17,7 +17,8 @@ import { EntryTable } from './entries.js';
 import { ChangeFeed } from './feed.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
 import { DEFAULT_NAMESPACE, type Entry, type Hit, type Namespace } from './namespace.js';
-import { rebuildFromRedis, storageError } from './rebuild.js';
+import { type RebuildDeps, rebuildFromRedis, resyncFromRedis, storageError } from './rebuild.js';
+import { cacheInfo, namespaceInfo, namespaceSettings } from './reports.js';
 import { since } from './stats.js';
 import type { IndexKind, KeyAccess } from './types.js';
 import {
@@ -50,7 +51,7 @@ export {
   UnknownNamespaceError,
 };
 
-/** Seconds between attempts to rebuild from Redis after semcache's own connection failed. */
+/** Milliseconds between attempts to rebuild from Redis after semcache's own connection failed. */
 const STORAGE_RETRY_MS = 5000;
 
 export class SemanticCache {
@@ -88,7 +89,7 @@ export class SemanticCache {
         entries: this.entries,
         modelId: this.modelId,
         logger: opts.logger,
-        resync: () => this.resync(),
+        resync: () => resyncFromRedis(this.rebuildDeps(), () => this.feed!.head()),
       });
   }
 
@@ -138,7 +139,7 @@ export class SemanticCache {
       try {
         // Changes made while the rebuild reads are applied after it, from here.
         head = (await this.feed?.head()) ?? head;
-        await this.rebuild();
+        await rebuildFromRedis(this.rebuildDeps());
         break;
       } catch (err) {
         this.fail(storageError(err as Error));
@@ -152,37 +153,14 @@ export class SemanticCache {
     this.feed?.start(head);
   }
 
-  private rebuild(): Promise<void> {
-    return rebuildFromRedis({
+  private rebuildDeps(): RebuildDeps {
+    return {
       store: this.opts.store,
       entries: this.entries,
       modelId: this.modelId,
       logger: this.opts.logger,
       reindex: (e) => this.writes.reindex(e),
-    });
-  }
-
-  /**
-   * Read every record again while answering from what is in memory (the
-   * feed was trimmed past this instance): records are mirrored as they are
-   * read, and entries whose record was not found are forgotten at the end.
-   * Resolves with the feed id the result covers.
-   */
-  private async resync(): Promise<string> {
-    // Marking starts before the head is read: a write of this instance that
-    // lands meanwhile counts as seen.
-    this.entries.beginResync();
-    let head: string;
-    try {
-      head = await this.feed!.head();
-      await this.rebuild();
-    } catch (err) {
-      this.entries.endResync(false);
-      throw err;
-    }
-    const gone = this.entries.endResync(true);
-    this.opts.logger.info(`resync: ${gone} entries whose record is gone forgotten`);
-    return head;
+    };
   }
 
   private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {
@@ -253,54 +231,17 @@ export class SemanticCache {
 
   /** SEMINFO */
   info(): CacheInfo {
-    const { embedder, threshold, embedStats } = this.opts;
-    return {
-      state: this.state,
-      embedder: embedder.kind,
-      model: this.modelId,
-      dimension: embedder.dim,
-      entries: this.entries.size,
-      defaultThreshold: threshold,
-      namespaces: [...this.namespaces.keys()],
-      embed: embedStats?.(),
-      instance: this.opts.feed?.origin,
-      feed: this.feed?.info(),
-      keyspace: this.keyspace && { on: this.keyspace.on, drops: this.keyspace.drops },
-    };
+    return cacheInfo(this);
   }
 
   /** SEMINFO NS ns */
   namespaceInfo(ns: string): NamespaceInfo {
-    const space = this.namespace(ns);
-    const index = space.index;
-    return {
-      name: space.name,
-      entries: space.entries.size,
-      dimension: this.opts.embedder.dim,
-      model: this.modelId,
-      index: index?.kind ?? 'none',
-      indexBuilding: index?.building ?? false,
-      indexTail: index?.tail ?? 0,
-      threshold: space.threshold ?? this.opts.threshold,
-      hits: space.hits,
-      exactHits: space.exactHits,
-      misses: space.misses,
-      exactScans: space.exactScans,
-      lookup: space.lookup.summary(),
-      embed: space.embedTime.summary(),
-      search: space.searchTime.summary(),
-    };
+    return namespaceInfo(this, ns);
   }
 
   /** SEMNS GET ns */
   namespaceSettings(ns: string): NamespaceSettings {
-    const space = this.namespace(ns);
-    return {
-      name: space.name,
-      threshold: space.threshold ?? this.opts.threshold,
-      index: space.indexKind ?? this.opts.indexKind,
-      entries: space.entries.size,
-    };
+    return namespaceSettings(this, ns);
   }
 
   /** The longest text the commands take, in bytes (--max-text-bytes). */

@@ -1,9 +1,11 @@
 /*
  * The rebuild on start: semcache's memory (entries.ts) is made again from
  * what Redis holds (store.ts), namespace settings first, then every record
- * in batches; records written with another model are embedded again. And
- * what to say when semcache's own connection to Redis fails, which the
- * engine retries (engine.ts).
+ * in batches; records written with another model are embedded again. The
+ * same read, while answering, is the full resync of an instance the change
+ * feed's record no longer covers (resyncFromRedis). And what to say when
+ * semcache's own connection to Redis fails, which the engine retries
+ * (engine.ts).
  */
 import type { Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
@@ -48,6 +50,32 @@ export async function rebuildFromRedis(d: RebuildDeps): Promise<void> {
   d.logger.info(
     `index rebuilt from redis: ${n} entries in ${ms.toFixed(0)} ms (${Math.round(n / Math.max(ms / 1000, 1e-3))}/s)`,
   );
+}
+
+/**
+ * Read every record again while answering from what is in memory (the feed
+ * was trimmed past this instance, or Redis lost it): records are mirrored
+ * as they are read, and entries neither read nor written meanwhile are
+ * forgotten at the end. Resolves with the feed id the result covers.
+ */
+export async function resyncFromRedis(
+  d: RebuildDeps,
+  head: () => Promise<string>,
+): Promise<string> {
+  // Marking starts before the head is read: a write of this instance that
+  // lands meanwhile counts as seen.
+  d.entries.beginResync();
+  let covered: string;
+  try {
+    covered = await head();
+    await rebuildFromRedis(d);
+  } catch (err) {
+    d.entries.endResync(false);
+    throw err;
+  }
+  const gone = d.entries.endResync(true);
+  d.logger.info(`resync: ${gone} entries whose record is gone forgotten`);
+  return covered;
 }
 
 /** semcache's own connection failed: name the cause and what to check. */
