@@ -4,24 +4,20 @@
  *
  * Model: a built segment and a tail (segment.ts: one FAISS index each, plus
  * the map between FAISS positions and the caller's ids, with tombstones).
- * This file decides; its parts do: tail.ts (the shards), build.ts (one
- * background build), options.ts (options, defaults, efSearch by size),
- * scan.ts (the exact JS scan behind a short approximate answer).
+ * This file keeps them in step; its parts do: tail.ts (the shards),
+ * build.ts (one background build), policy.ts (when a build is due, of what
+ * kind), search.ts (a search across segments), options.ts (options,
+ * defaults, efSearch by size), scan.ts (the exact JS scan behind a short
+ * approximate answer).
  * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
  *   there: a flat add is a copy, so a write never waits for a graph insert or
- *   a training run. A flat search costs about 0.2 ms per 1,000 vectors here,
- *   so searchYielding() yields to the event loop between shards once it has run
- *   for a millisecond: a large flat index (kind 'flat', or 'auto' right after
- *   a restart, before its first build) never stops the event loop for long.
+ *   a training run. A search yields to the event loop between shards.
  * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
  *   approximate), built from every live vector in a worker thread
  *   (builder.ts) and swapped in when ready. Neither removes: a removal
  *   is a tombstone.
  * - Search asks both and merges; an id lives in exactly one of them.
- * A build starts when the kind should change (an 'auto' index outgrowing
- * autoThreshold), when the tail outgrows tailMax (searching it costs like a
- * flat index of its size), or when tombstones pass maxDeadRatio of the main
- * segment. Ids added or removed while it runs are noted; at the swap they are
+ * Ids added or removed while a build runs are noted; at the swap they are
  * buried in the new segment and the live ones form the new tail. A build
  * costs the event loop a snapshot copied a few MB per turn; the built index
  * comes back by address, not serialized (builder.ts).
@@ -37,19 +33,14 @@
  * checked beforehand (validate.ts).
  */
 
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { IndexKind, SearchHit, VectorIndex } from '../types.js';
 import { buildSegment } from './build.js';
-import { patched } from './faiss.js';
-import {
-  IVF_MIN_VECTORS,
-  resolveOptions,
-  type Settings,
-  type VectorIndexOptions,
-} from './options.js';
+import { resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
+import { buildDue } from './policy.js';
 import { type ScanOptions, scanExact } from './scan.js';
+import { searchAll, searchYielding } from './search.js';
 import type { Segment } from './segment.js';
-import { FlatTail, merge } from './tail.js';
+import { FlatTail } from './tail.js';
 
 export type { BuildEvent } from '../types.js';
 export {
@@ -61,9 +52,6 @@ export {
 export { SHARD_SIZE } from './tail.js';
 
 import { checkId, checkK, intOption, unitCopy } from './validate.js';
-
-/** searchYielding() yields to the event loop once it has searched this long. */
-const YIELD_AFTER_MS = 1;
 
 interface Build {
   kind: IndexKind;
@@ -199,57 +187,29 @@ export class FaissVectorIndex implements VectorIndex {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
-    if (want === 0) return [];
-    let hits = this.#main?.search(q, want) ?? [];
-    for (const shard of this.#tail.shards) hits = merge(hits, shard.search(q, want), want);
-    return hits;
+    return want === 0 ? [] : searchAll(this.#main, this.#tail.shards, q, want);
   }
 
   /**
-   * The same as search(), but once it has run for YIELD_AFTER_MS it goes on
-   * after the event loop's next turn, between tail shards. The hits come back
-   * as they are when it never had to wait (the usual case: a built index and
-   * a short tail), and as a promise when it did. Writes may happen while it
-   * waits: what was removed by the end is left out, what was added may or may
-   * not be in.
+   * The same as search(), but between tail shards it may wait for the event
+   * loop's next turn (index/search.ts): the hits come back as they are when
+   * it never had to wait (the usual case: a built index and a short tail),
+   * and as a promise when it did. Writes may happen while it waits: what was
+   * removed by the end is left out, what was added may or may not be in.
    */
   searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]> {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
     if (want === 0) return [];
-    const t0 = performance.now();
-    let hits = this.#main?.search(q, want) ?? [];
-    const shards = this.#tail.shards;
-    for (let i = 0; i < shards.length; i++) {
-      if (performance.now() - t0 >= YIELD_AFTER_MS)
-        return this.#searchRest(q, want, hits, shards.slice(i));
-      hits = merge(hits, shards[i]!.search(q, want), want);
-    }
-    return hits;
-  }
-
-  /** The rest of searchYielding() after a wait: a turn of the event loop before each shard. */
-  async #searchRest(
-    q: Float32Array,
-    want: number,
-    hits: SearchHit[],
-    shards: Segment[],
-  ): Promise<SearchHit[]> {
-    let t0 = Number.NEGATIVE_INFINITY;
-    for (const shard of shards) {
-      if (performance.now() - t0 >= YIELD_AFTER_MS) {
-        await yieldToLoop();
-        t0 = performance.now();
-      }
-      // A build was swapped in meanwhile and freed this shard: its vectors are
-      // elsewhere now, so search everything as it is (rare; not yielding).
-      if (shard.disposed) return this.size === 0 ? [] : this.search(q, want);
-      hits = merge(hits, shard.search(q, want), want);
-    }
-    // An id removed, or moved to a shard searched before, while this one waited.
-    const seen = new Set<number>();
-    return hits.filter((h) => this.has(h.id) && !seen.has(h.id) && seen.add(h.id) !== undefined);
+    return searchYielding(
+      this.#main,
+      this.#tail.shards,
+      q,
+      want,
+      (id) => this.has(id),
+      () => (this.size === 0 ? [] : this.search(q, want)),
+    );
   }
 
   /**
@@ -297,38 +257,8 @@ export class FaissVectorIndex implements VectorIndex {
     this.#tail.tidy();
     if (this.#bulk || this.#build || performance.now() - this.#failedAt < this.#o.retryAfterMs)
       return;
-    const kind = this.#targetKind();
-    if (kind === 'flat' || this.size === 0) return;
-    const main = this.#main;
-    const due =
-      main === undefined ||
-      main.kind !== kind ||
-      this.tail > this.#maxTail() ||
-      main.dead > this.#o.maxDeadRatio * main.stored;
-    if (due) this.#startBuild(kind);
-  }
-
-  #targetKind(): IndexKind {
-    switch (this.#o.kind) {
-      case 'flat':
-        return 'flat';
-      case 'hnsw':
-        return 'hnsw';
-      case 'ivf':
-        // Too few vectors to train on: the tail (flat, exact) serves them.
-        return this.size >= IVF_MIN_VECTORS ? 'ivf' : 'flat';
-      case 'auto':
-        if (this.#main === undefined && this.size <= this.#o.autoThreshold) return 'flat';
-        // IVF in the meantime needs the patched addon (so does any off-thread build).
-        if (this.#main === undefined && this.size > this.#o.interimIvfAbove && patched()) {
-          return 'ivf';
-        }
-        return 'hnsw';
-    }
-  }
-
-  #maxTail(): number {
-    return this.#o.tailMax ?? Math.min(4096, Math.max(1024, Math.floor(this.size / 10)));
+    const kind = buildDue(this.#o, { size: this.size, tail: this.tail, main: this.#main });
+    if (kind !== undefined) this.#startBuild(kind);
   }
 
   #startBuild(kind: IndexKind): void {
