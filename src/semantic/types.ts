@@ -114,9 +114,21 @@ export interface VectorIndex {
   ): Promise<SearchHit[]>;
   /** On: no background build starts (the rebuild from Redis); off: one starts if due. */
   bulkLoad(on: boolean): void;
+  /** The built main segment, serialized (undefined without one, or not supported). */
+  exportMain?(): MainExport | undefined;
+  /** Make a serialized main segment this index's; returns the ids it covers. */
+  adoptMain?(m: MainExport): number;
   /** Resolves when no build runs (builds started meanwhile included). */
   settled(): Promise<void>;
   clear(): void;
+}
+
+/** A main segment as FAISS serializes it, with the id at each position (-1: dead). */
+export interface MainExport {
+  kind: IndexKind;
+  efSearch: number;
+  buffer: Buffer;
+  ids: number[];
 }
 
 /** A background index build that ended (error: it failed). */

@@ -602,3 +602,36 @@ describe('bad input never reaches FAISS', () => {
     }
   });
 });
+
+describe('a main segment shared between indexes (snapshots)', () => {
+  it('exported and adopted under other ids: the same answers, dead where the ids are not live, the rest in the tail', async () => {
+    const data = clusteredVectors(2000, 31);
+    const a = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    fill(a, data);
+    await a.settled();
+    const m = a.exportMain()!;
+    expect([m.kind, m.ids.length, m.buffer.length > 2000 * DIM * 4]).toEqual(['hnsw', 2000, true]);
+    // Another index numbers the same vectors otherwise (ids 10000 + position);
+    // position 0's entry is gone there, and 50 vectors are new.
+    const events: string[] = [];
+    const b = createVectorIndex({ dim: DIM, kind: 'auto', onBuild: (e) => events.push(e.kind) });
+    b.bulkLoad(true);
+    const live = new Map<number, Float32Array>();
+    m.ids.forEach((id, pos) => {
+      if (pos === 0) return;
+      live.set(10_000 + pos, data[(id - 1) / 3]!);
+    });
+    for (const [i, v] of clusteredVectors(50, 32).entries()) live.set(50_000 + i, v);
+    b.addBatch([...live.keys()], [...live.values()]);
+    const mapped = { ...m, ids: m.ids.map((_, pos) => 10_000 + pos) };
+    expect(b.adoptMain(mapped)).toBe(1999);
+    b.bulkLoad(false);
+    expect([b.kind, b.size, b.tail, b.dead]).toEqual(['hnsw', 2049, 50, 1]);
+    for (const [id, v] of [...live].slice(0, 200)) expect(b.search(v, 1)[0]?.id).toBe(id);
+    expect(recallAt10(b, live, clusteredVectors(50, 33))).toBeGreaterThanOrEqual(0.95);
+    await b.settled();
+    expect(events).toEqual([]); // nothing to build: the adopted graph serves
+    a.clear();
+    b.clear();
+  });
+});

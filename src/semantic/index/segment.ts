@@ -24,7 +24,8 @@
 import type { IndexKind, SearchHit } from '../types.js';
 import { type FaissIndex, patched } from './faiss.js';
 
-const DEAD = -1;
+/** The id of a dead slot. */
+export const DEAD = -1;
 /**
  * Vectors per faiss add() call, so that the temporary copy stays small (and,
  * without the patched addon, the number[] conversion stays fast).
@@ -44,7 +45,8 @@ export class Segment {
 
   /**
    * `faiss` holds, at positions 0.., the vectors of `ids` (none for a new
-   * index); an HNSW one was made with efSearch `efSearch`.
+   * index; DEAD, -1, for a dead slot); an HNSW one was made with efSearch
+   * `efSearch`.
    */
   constructor(
     readonly kind: IndexKind,
@@ -59,9 +61,19 @@ export class Segment {
     }
     this.#faiss = faiss;
     for (const id of ids) {
+      if (id === DEAD || this.#positions.has(id)) {
+        this.#slots.push(DEAD);
+        this.#dead++;
+        continue;
+      }
       this.#positions.set(id, this.#slots.length);
       this.#slots.push(id);
     }
+  }
+
+  /** FAISS's own serialization, and the id at each position (DEAD: none). */
+  serialize(): { buffer: Buffer; ids: number[] } {
+    return { buffer: this.#faiss.toBuffer(), ids: [...this.#slots] };
   }
 
   get dim(): number {

@@ -33,13 +33,14 @@
  * checked beforehand (validate.ts).
  */
 
-import type { IndexKind, SearchHit, VectorIndex } from '../types.js';
+import type { IndexKind, MainExport, SearchHit, VectorIndex } from '../types.js';
 import { buildSegment } from './build.js';
-import { resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
+import { FaissIndex, patched } from './faiss.js';
+import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
 import { buildDue } from './policy.js';
 import { type ScanOptions, scanExact } from './scan.js';
 import { searchAll, searchYielding } from './search.js';
-import type { Segment } from './segment.js';
+import { DEAD, Segment } from './segment.js';
 import { FlatTail } from './tail.js';
 
 export type { BuildEvent } from '../types.js';
@@ -226,6 +227,50 @@ export class FaissVectorIndex implements VectorIndex {
     const all = await this.searchYielding(q, this.size);
     const { accept, minScore = Number.NEGATIVE_INFINITY } = opts;
     return all.filter((h) => h.score >= minScore && (!accept || accept(h.id))).slice(0, k);
+  }
+
+  /**
+   * The main segment, serialized (snapshot.ts shares it with other
+   * instances): FAISS's bytes, the id at each position (-1: dead), its kind
+   * and base efSearch. Undefined without one.
+   */
+  exportMain(): MainExport | undefined {
+    const main = this.#main;
+    if (main === undefined) return undefined;
+    return { kind: main.kind, efSearch: this.#efSearchFor(main.live), ...main.serialize() };
+  }
+
+  /**
+   * Make a serialized segment (another instance's exportMain(), its ids
+   * mapped to this index's) the main one. A position whose id is not live
+   * here is dead; live ids it lacks go to the tail. A build running now is
+   * abandoned. Returns the ids it covers.
+   */
+  adoptMain(m: MainExport): number {
+    if (m.kind === 'flat' || this.#o.kind === 'flat')
+      throw new Error('only HNSW and IVF are adopted');
+    const faiss = FaissIndex.fromBuffer(m.buffer, this.dim);
+    // Saved as its last search left it: start from the base again.
+    if (m.kind === 'hnsw' && patched()) faiss.setParam('efSearch', m.efSearch);
+    const ids = m.ids.map((id) => (id >= 0 && this.#vectors.has(id) ? id : DEAD));
+    let segment: Segment;
+    try {
+      segment = new Segment(m.kind, faiss, ids, m.efSearch);
+    } catch (err) {
+      faiss.dispose();
+      throw err;
+    }
+    if (m.kind === 'ivf') segment.nprobe = this.#o.nprobe;
+    this.#generation++;
+    const dirty = new Set<number>();
+    for (const id of this.#vectors.keys()) if (!segment.has(id)) dirty.add(id);
+    this.#swap(segment, { kind: m.kind, dirty, done: Promise.resolve() });
+    this.#afterWrite();
+    return segment.live;
+  }
+
+  #efSearchFor(n: number): number {
+    return this.#o.efSearch ?? autoEfSearch(n);
   }
 
   /**
