@@ -87,7 +87,7 @@ export class SemanticCache {
         ...f,
         store: opts.store,
         entries: this.entries,
-        modelId: this.modelId,
+        modelId: () => this.modelId,
         logger: opts.logger,
         resync: () => resyncFromRedis(this.rebuildDeps(), () => this.feed!.head()),
       });

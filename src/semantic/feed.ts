@@ -58,7 +58,8 @@ export interface FeedDeps {
   entries: EntryTable;
   /** This instance's id: its own events are already applied. */
   origin: string;
-  modelId: string;
+  /** The model's id (known once it is loaded: a dimension comes with it). */
+  modelId: () => string;
   logger: Logger;
   /** Read everything again (the stream was trimmed past this instance). Resolves with the head it covers. */
   resync(): Promise<string>;
@@ -230,7 +231,7 @@ export class ChangeFeed {
     const fresh: StoredEntry[] = [];
     keys.forEach(({ key, id }, i) => {
       const r = records[i];
-      if (r !== undefined && r.model === this.d.modelId) fresh.push(r);
+      if (r !== undefined && r.model === this.d.modelId()) fresh.push(r);
       // Gone, or embedded by an instance with another model: not in this index.
       else this.d.entries.forgetOlder(key, compareVer(r?.ver ?? '', id) > 0 ? r!.ver! : id);
     });

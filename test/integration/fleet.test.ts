@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { type Sidecar, startSidecar } from '../helpers/fleet.js';
+import { ensureTinyModel } from '../helpers/model.js';
 import { sleep, waitFor } from '../helpers/proc.js';
 import { type RedisHandle, startRedis } from '../helpers/servers.js';
 
@@ -226,6 +227,16 @@ describe('a fleet of three on one redis', () => {
       expect((await info(s)).keyspace_drops as number).toBeGreaterThanOrEqual(1);
     }
     expect(await direct.exists('semcache:rec:gone', 'semcache:rec:brief')).toBe(0);
+  });
+
+  it('with the real transformers pipeline (its dimension known only once loaded), writes propagate', async () => {
+    const modelDir = await ensureTinyModel();
+    const {
+      sidecars: [a, b],
+    } = await fleet(2, ['--embedder', 'transformers', '--model-dir', modelDir]);
+    await a!.client.call('SEMSET', 't1', 'house near ostsee', 'v1');
+    expect(await waitFor(() => semget(b!, 'house near ostsee'), 10_000)).toBe('v1');
+    expect(await keysOf(b!, 'house near ostsee')).toEqual(['t1']);
   });
 
   it('without them (redis default), they are off and say so', async () => {
