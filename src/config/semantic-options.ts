@@ -161,4 +161,11 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     def: 'auto',
     help: 'auto: drop entries of deleted and expired keys at once when redis publishes keyspace notifications (it does not by default); off: never subscribe',
   },
+  {
+    key: 'snapshots',
+    flag: 'snapshots',
+    kind: { oneOf: ['redis', 'off'] },
+    def: 'redis',
+    help: 'redis: share built HNSW graphs with the other instances through redis, one builds while the others load (docs/fleet.md); off: each instance builds its own',
+  },
 ];

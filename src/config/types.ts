@@ -48,6 +48,7 @@ export interface Config {
   sweepInterval: number;
   feedMaxlen: number;
   keyspaceEvents: 'auto' | 'off';
+  snapshots: 'redis' | 'off';
   maxTextBytes: number;
 }
 

@@ -19,6 +19,7 @@ import { SemanticCache } from './engine.js';
 import { FeedStream } from './feed-stream.js';
 import { faissIndexFactory } from './index/factory.js';
 import { KeyspaceListener } from './keyspace.js';
+import { SnapshotStore } from './snapshot.js';
 import { SemanticStore } from './store.js';
 import { type ConnectFn, Subscriber } from './subscriber.js';
 import type { Embedder } from './types.js';
@@ -80,6 +81,9 @@ export function createSemanticCache(
     enabled: config.embedBatch > 1,
   });
   const chain = new CachedEmbedder(batching, { maxEntries: config.embedCache });
+  // Snapshots move tens of MB: a connection of their own keeps them off the hit path.
+  const snapshotLink =
+    config.snapshots === 'redis' ? connect?.('semcache snapshot connection') : undefined;
   const engine = new SemanticCache({
     store,
     feed: feedReader && {
@@ -88,6 +92,7 @@ export function createSemanticCache(
       stream: new FeedStream(feedReader, store.feedKey),
       origin,
     },
+    snapshots: snapshotLink && new SnapshotStore(snapshotLink, config.prefix, origin),
     db,
     embedder: chain,
     threshold: config.threshold,
@@ -146,6 +151,7 @@ export function createSemanticCache(
       if (timer) clearInterval(timer);
       engine.stop();
       feedReader?.close();
+      snapshotLink?.close();
       subscriber?.close();
       await embedder.close?.();
     },

@@ -3,10 +3,13 @@
  * data: the commands turn these into replies (commands/semantic/admin.ts,
  * semns.ts) and never read the engine's parts.
  */
+
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../upstream/redis-client.js';
 import type { FeedInfo } from './feed.js';
 import type { FeedStream } from './feed-stream.js';
+import type { SnapshotStore } from './snapshot.js';
+import type { SnapshotInfo } from './snapshot-sync.js';
 import type { LatencySummary } from './stats.js';
 import type { EntryStore } from './store.js';
 import type { Subscriber } from './subscriber.js';
@@ -37,6 +40,8 @@ export interface EngineOptions {
    * no one else's changes (unit tests).
    */
   feed?: { reader: RedisClient; subscriber?: Subscriber; stream: FeedStream; origin: string };
+  /** Where built HNSW graphs are shared with the fleet (snapshot.ts); none: not shared. */
+  snapshots?: SnapshotStore;
 }
 
 export interface EmbedStats {
@@ -64,6 +69,8 @@ export interface CacheInfo {
   feed: FeedInfo | undefined;
   /** Keyspace notifications: subscribed, and entries dropped on them (undefined: not tried). */
   keyspace: { on: boolean; drops: number } | undefined;
+  /** Shared graphs (snapshot-sync.ts; undefined: --snapshots off). */
+  snapshots: SnapshotInfo | undefined;
 }
 
 /** SEMINFO NS ns. */

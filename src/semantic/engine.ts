@@ -19,6 +19,7 @@ import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
 import { DEFAULT_NAMESPACE, type Entry, type Hit, type Namespace } from './namespace.js';
 import { type RebuildDeps, rebuildFromRedis, resyncFromRedis, storageError } from './rebuild.js';
 import { cacheInfo, namespaceInfo, namespaceSettings } from './reports.js';
+import { SnapshotSync } from './snapshot-sync.js';
 import { since } from './stats.js';
 import type { IndexKind, KeyAccess } from './types.js';
 import {
@@ -68,6 +69,8 @@ export class SemanticCache {
   keyspace: { readonly on: boolean; readonly drops: number } | undefined;
   private stopped = false;
   private readonly versionCheck: VersionCheck;
+  /** Built graphs shared with the fleet (snapshot-sync.ts); undefined: not shared. */
+  readonly snapshots: SnapshotSync | undefined;
 
   constructor(readonly opts: EngineOptions) {
     this.entries = new EntryTable({
@@ -80,6 +83,17 @@ export class SemanticCache {
       stopped: () => this.stopped,
     });
     this.versionCheck = new VersionCheck(opts.store, this.entries, () => this.feed);
+    this.snapshots =
+      opts.snapshots &&
+      new SnapshotSync({
+        store: opts.snapshots,
+        entries: this.entries,
+        modelId: () => this.modelId,
+        dim: () => opts.embedder.dim,
+        applied: () => this.feed?.applied ?? '0-0',
+        logger: opts.logger,
+      });
+    this.entries.hooks = this.snapshots;
     const f = opts.feed;
     this.feed =
       f &&
@@ -147,6 +161,8 @@ export class SemanticCache {
       }
     }
     if (this.stopped) return;
+    // Before any build may start: another instance's graph, where there is one.
+    await this.snapshots?.loadAll();
     this.state = 'ready';
     this.failure = undefined;
     for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
@@ -293,6 +309,7 @@ export class SemanticCache {
   stop(): void {
     this.stopped = true;
     this.feed?.stop();
+    this.snapshots?.stop();
   }
 
   /** Periodic sweep: drop up to `limit` entries whose key no longer exists. */

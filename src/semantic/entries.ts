@@ -20,7 +20,7 @@ import {
 } from './namespace.js';
 import { exactKey } from './normalize.js';
 import type { EntryStore, StoredEntry } from './store.js';
-import type { IndexFactory, IndexKind, VectorIndex } from './types.js';
+import type { BuildEvent, IndexFactory, IndexKind, VectorIndex } from './types.js';
 import { semError } from './types.js';
 
 /** Texts whose exact-match hash is remembered (oldest forgotten first). */
@@ -42,6 +42,12 @@ export interface EntryTableOptions {
   stopped: () => boolean;
 }
 
+/** Where a fleet shares built indexes (snapshot-sync.ts). */
+export interface BuildHooks {
+  mayBuild(space: Namespace, kind: IndexKind): boolean;
+  built(space: Namespace, event: BuildEvent): void;
+}
+
 export class EntryTable {
   readonly namespaces = new Map<string, Namespace>();
   readonly #byKey = new Map<string, Entry>();
@@ -50,6 +56,8 @@ export class EntryTable {
   #sweepCursor: Iterator<Entry> | undefined;
   /** Keys whose records were read since a full resync began (feed.ts). */
   #resyncSeen: Set<string> | undefined;
+  /** Set once by the engine when the fleet shares snapshots. */
+  hooks: BuildHooks | undefined;
 
   constructor(private readonly opts: EntryTableOptions) {
     this.namespaces.set(DEFAULT_NAMESPACE, new Namespace(DEFAULT_NAMESPACE));
@@ -154,8 +162,10 @@ export class EntryTable {
           logger.info(
             `namespace ${space.name}: ${kind} index of ${vectors} vectors built in ${(ms / 1000).toFixed(1)} s`,
           );
+          this.hooks?.built(space, { kind, vectors, ms });
         }
       },
+      mayBuild: (kind) => this.hooks?.mayBuild(space, kind) ?? true,
     });
     if (this.opts.loading()) index.bulkLoad(true);
     space.index = index;

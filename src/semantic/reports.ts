@@ -22,6 +22,7 @@ export function cacheInfo(cache: SemanticCache): CacheInfo {
     instance: cache.opts.feed?.origin,
     feed: cache.feed?.info(),
     keyspace: cache.keyspace && { on: cache.keyspace.on, drops: cache.keyspace.drops },
+    snapshots: cache.snapshots?.info(),
   };
 }
 

@@ -145,6 +145,8 @@ export interface IndexSpec {
   kind: IndexKind | 'auto';
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
+  /** Asked before an HNSW build starts (index/options.ts). */
+  mayBuild?: (kind: IndexKind) => boolean;
 }
 
 /** Makes a namespace's index (index/vector-index.ts by default; tests may pass their own). */

@@ -76,3 +76,14 @@ export async function startSidecar(
     stop: () => end('SIGTERM'),
   };
 }
+
+/** SEMINFO (or SEMINFO NS ns) of a sidecar, as an object. */
+export function seminfo(s: Sidecar, ns?: string): Promise<Record<string, unknown>> {
+  const args = ns === undefined ? [] : ['NS', ns];
+  return s.client.call('SEMINFO', ...args).then((r) => {
+    const a = r as unknown[];
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < a.length; i += 2) out[String(a[i])] = a[i + 1];
+    return out;
+  });
+}

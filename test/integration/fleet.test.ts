@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { stopAfterEach } from '../helpers/cleanup.js';
-import { type Sidecar, startSidecar } from '../helpers/fleet.js';
+import { type Sidecar, seminfo, startSidecar } from '../helpers/fleet.js';
 import { ensureTinyModel } from '../helpers/model.js';
 import { sleep, waitFor } from '../helpers/proc.js';
 import { type RedisHandle, startRedis } from '../helpers/servers.js';
@@ -33,15 +33,7 @@ async function fleet(n: number, args: string[] = [], redisArgs: string[] = []) {
   return { redis, sidecars, direct };
 }
 
-function info(s: Sidecar, ns?: string): Promise<Record<string, unknown>> {
-  const args = ns === undefined ? [] : ['NS', ns];
-  return s.client.call('SEMINFO', ...args).then((r) => {
-    const a = r as unknown[];
-    const out: Record<string, unknown> = {};
-    for (let i = 0; i + 1 < a.length; i += 2) out[String(a[i])] = a[i + 1];
-    return out;
-  });
-}
+const info = seminfo;
 
 const semget = (s: Sidecar, text: string, ...rest: string[]) =>
   s.client.call('SEMGET', text, ...rest) as Promise<string | null>;

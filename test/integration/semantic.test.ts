@@ -1220,6 +1220,10 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'feed_resyncs',
         'keyspace_events',
         'keyspace_drops',
+        'snapshot_loads',
+        'snapshot_saves',
+        'snapshot_leases',
+        'snapshot_waiting',
       ]);
       // This proxy is shared by the file's tests: relations, not counts.
       const calls = g.embed_model_calls as number;

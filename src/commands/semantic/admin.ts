@@ -135,6 +135,15 @@ function cacheInfo(i: CacheInfo): Reply {
         [R.bulk('keyspace_drops'), R.int(k.drops)],
       ]
     : [];
+  const s = i.snapshots;
+  const snapshotFields: Array<[Reply, Reply]> = s
+    ? [
+        [R.bulk('snapshot_loads'), R.int(s.loads)],
+        [R.bulk('snapshot_saves'), R.int(s.saves)],
+        [R.bulk('snapshot_leases'), R.int(s.leases)],
+        [R.bulk('snapshot_waiting'), R.int(s.waiting)],
+      ]
+    : [];
   return R.map([
     [R.bulk('state'), R.bulk(i.state)],
     [R.bulk('embedder'), R.bulk(i.embedder)],
@@ -146,6 +155,7 @@ function cacheInfo(i: CacheInfo): Reply {
     ...embedFields,
     ...feedFields,
     ...keyspaceFields,
+    ...snapshotFields,
   ]);
 }
 

@@ -19,7 +19,7 @@ export interface FaissFactoryOptions {
 
 export function faissIndexFactory(opts: FaissFactoryOptions): IndexFactory {
   let checked = false;
-  return ({ dim, kind, onBuild }) => {
+  return ({ dim, kind, onBuild, mayBuild }) => {
     if (!checked) {
       checked = true;
       if (!patched()) {
@@ -34,6 +34,7 @@ export function faissIndexFactory(opts: FaissFactoryOptions): IndexFactory {
       ...(opts.efSearch === undefined ? {} : { efSearch: opts.efSearch }),
       ...(opts.nprobe === undefined ? {} : { nprobe: opts.nprobe }),
       ...(onBuild === undefined ? {} : { onBuild }),
+      ...(mayBuild === undefined ? {} : { mayBuild }),
     });
   };
 }

@@ -31,6 +31,12 @@ export interface VectorIndexOptions {
   interimIvfAbove?: number;
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
+  /**
+   * Asked before an HNSW build starts; false: not now (another instance of
+   * the fleet builds it, snapshot-sync.ts), asked again on the next write or
+   * bulkLoad(false).
+   */
+  mayBuild?: (kind: IndexKind) => boolean;
   /** After a failed build, no new one starts for this long; default 60 s. */
   retryAfterMs?: number;
   /** Builds an index off the event loop; default index/builder.ts (tests inject faults). */
@@ -72,6 +78,7 @@ export interface Settings {
   tailMax: number | undefined;
   interimIvfAbove: number;
   onBuild: ((e: BuildEvent) => void) | undefined;
+  mayBuild: ((kind: IndexKind) => boolean) | undefined;
   retryAfterMs: number;
   builder: (input: BuildInput) => Promise<FaissIndex>;
 }
@@ -114,6 +121,7 @@ export function resolveOptions(opts: VectorIndexOptions): Settings {
       MAX,
     ),
     onBuild: opts.onBuild,
+    mayBuild: opts.mayBuild,
     retryAfterMs: intOption('retryAfterMs', opts.retryAfterMs, DEFAULT_RETRY_AFTER_MS, 0, MAX),
     builder: opts.builder ?? buildIndex,
   };

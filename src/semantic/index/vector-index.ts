@@ -80,6 +80,8 @@ export class FaissVectorIndex implements VectorIndex {
   #failedAt = Number.NEGATIVE_INFINITY;
   /** While bulk loading (the rebuild from Redis), no build starts. */
   #bulk = false;
+  /** A build is due but mayBuild said not now (another instance builds it). */
+  #deferred = false;
 
   constructor(opts: VectorIndexOptions) {
     this.#o = resolveOptions(opts);
@@ -139,9 +141,9 @@ export class FaissVectorIndex implements VectorIndex {
     }
   }
 
-  /** True while a background build runs. */
+  /** True while a background build runs, or one is due and waits for mayBuild to allow it. */
   get building(): boolean {
-    return this.#build !== undefined;
+    return this.#build !== undefined || this.#deferred;
   }
 
   /** Resolves when no build runs (builds started meanwhile included). */
@@ -262,6 +264,7 @@ export class FaissVectorIndex implements VectorIndex {
     }
     if (m.kind === 'ivf') segment.nprobe = this.#o.nprobe;
     this.#generation++;
+    this.#deferred = false;
     const dirty = new Set<number>();
     for (const id of this.#vectors.keys()) if (!segment.has(id)) dirty.add(id);
     this.#swap(segment, { kind: m.kind, dirty, done: Promise.resolve() });
@@ -289,6 +292,7 @@ export class FaissVectorIndex implements VectorIndex {
     this.#main = undefined;
     this.#vectors.clear();
     this.#build = undefined;
+    this.#deferred = false;
     this.#failedAt = Number.NEGATIVE_INFINITY;
   }
 
@@ -303,7 +307,10 @@ export class FaissVectorIndex implements VectorIndex {
     if (this.#bulk || this.#build || performance.now() - this.#failedAt < this.#o.retryAfterMs)
       return;
     const kind = buildDue(this.#o, { size: this.size, tail: this.tail, main: this.#main });
-    if (kind !== undefined) this.#startBuild(kind);
+    this.#deferred = false;
+    if (kind === undefined) return;
+    this.#deferred = kind === 'hnsw' && this.#o.mayBuild?.(kind) === false;
+    if (!this.#deferred) this.#startBuild(kind);
   }
 
   #startBuild(kind: IndexKind): void {

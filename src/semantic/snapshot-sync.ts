@@ -1,0 +1,225 @@
+/*
+ * How the instances of a fleet share built HNSW graphs (docs/fleet.md,
+ * "Snapshots"; the Redis side is snapshot.ts):
+ *
+ * - On start, after the rebuild from Redis has read every record and before
+ *   any build may start, each namespace's snapshot is loaded and adopted:
+ *   a position is used for the entry held here at the version the snapshot
+ *   indexed, every other entry goes to the flat tail. A snapshot that would
+ *   cover less than half of the namespace's entries is not used.
+ * - Before an HNSW build starts (index/options.ts mayBuild), the instance
+ *   takes the namespace's lease. Holding it, it builds, saves the graph as
+ *   the new snapshot, and renews the lease every RENEW_MS. Without it, it
+ *   serves from its tail (or an interim IVF) and polls the manifest every
+ *   POLL_MS until a newer snapshot comes, which it adopts; if the holder
+ *   goes away, its lease runs out (LEASE_MS) and the next instance that
+ *   wants a build takes it.
+ * - When Redis refuses the lease (an error, not a lease held elsewhere), the
+ *   instance builds on its own, as without snapshots.
+ */
+import type { Logger } from '../log.js';
+import type { BuildHooks, EntryTable } from './entries.js';
+import type { Namespace } from './namespace.js';
+import type { SnapshotManifest, SnapshotStore } from './snapshot.js';
+import type { BuildEvent, IndexKind } from './types.js';
+
+/** How long a lease lasts unless renewed (ms). */
+export const LEASE_MS = 60_000;
+/** How often a held lease is renewed, and a lost one tried again (ms). */
+const RENEW_MS = 20_000;
+/** How often an instance waiting for another's graph looks for it (ms). */
+const POLL_MS = 2_000;
+
+export interface SnapshotSyncDeps {
+  store: SnapshotStore;
+  entries: EntryTable;
+  /** Known once the model is loaded. */
+  modelId: () => string;
+  dim: () => number;
+  /** The last feed event applied here, written into the manifest. */
+  applied: () => string;
+  logger: Logger;
+}
+
+export interface SnapshotInfo {
+  loads: number;
+  saves: number;
+  /** Namespaces whose lease this instance holds. */
+  leases: number;
+  /** Namespaces waiting for another instance's graph. */
+  waiting: number;
+}
+
+export class SnapshotSync implements BuildHooks {
+  /** The generation adopted or saved here, per namespace. */
+  private readonly gens = new Map<string, string>();
+  private readonly held = new Set<string>();
+  private readonly waiting = new Set<string>();
+  private readonly asking = new Set<string>();
+  private loads = 0;
+  private saves = 0;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+
+  constructor(private readonly d: SnapshotSyncDeps) {}
+
+  /** Adopt every namespace's snapshot (at start, while the indexes bulk load). */
+  async loadAll(): Promise<void> {
+    for (const space of this.d.entries.namespaces.values()) {
+      if (space.entries.size === 0) continue;
+      try {
+        await this.load(space);
+      } catch (err) {
+        this.d.logger.warn(
+          `namespace ${space.name}: snapshot not loaded: ${(err as Error).message}`,
+        );
+      }
+    }
+    this.timers.push(
+      setInterval(() => void this.poll(), POLL_MS).unref(),
+      setInterval(() => void this.renew(), RENEW_MS).unref(),
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  info(): SnapshotInfo {
+    return {
+      loads: this.loads,
+      saves: this.saves,
+      leases: this.held.size,
+      waiting: this.waiting.size,
+    };
+  }
+
+  mayBuild(space: Namespace, kind: IndexKind): boolean {
+    if (kind !== 'hnsw' || this.held.has(space.name)) return true;
+    this.ask(space);
+    return false;
+  }
+
+  built(space: Namespace, event: BuildEvent): void {
+    if (event.kind !== 'hnsw' || !this.held.has(space.name) || this.stopped) return;
+    this.save(space).catch((err: Error) =>
+      this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
+    );
+  }
+
+  /** Take the lease (in the background); holding it, poke the index to build. */
+  private ask(space: Namespace): void {
+    const name = space.name;
+    if (this.asking.has(name) || this.stopped) return;
+    this.asking.add(name);
+    this.d.store.lease(name, LEASE_MS).then(
+      (ok) => {
+        this.asking.delete(name);
+        if (!ok) {
+          this.waiting.add(name);
+          return;
+        }
+        this.held.add(name);
+        this.waiting.delete(name);
+        space.index?.bulkLoad(false); // runs the build check again
+      },
+      (err: Error) => {
+        this.asking.delete(name);
+        this.d.logger.warn(
+          `namespace ${name}: snapshot lease unavailable (${err.message}): building here`,
+        );
+        this.held.add(name);
+        space.index?.bulkLoad(false);
+      },
+    );
+  }
+
+  private async load(space: Namespace, known?: SnapshotManifest): Promise<boolean> {
+    const t0 = performance.now();
+    const snap = await this.d.store.load(space.name, known);
+    if (snap === undefined) return false;
+    const m = snap.manifest;
+    if (m.model !== this.d.modelId() || m.dim !== this.d.dim() || m.kind !== 'hnsw') {
+      this.d.logger.info(
+        `namespace ${space.name}: snapshot of ${m.model} (${m.kind}, dim ${m.dim}) not used by ${this.d.modelId()}`,
+      );
+      return false;
+    }
+    const index = this.d.entries.indexOf(space);
+    if (index.adoptMain === undefined) return false;
+    const ids = snap.slots.map((s) => {
+      if (s === undefined) return -1;
+      const e = this.d.entries.entryOf(s.key);
+      return e !== undefined && e.ns === space && e.ver === s.ver ? e.id : -1;
+    });
+    const used = ids.reduce((n, id) => n + (id >= 0 ? 1 : 0), 0);
+    if (used < space.entries.size / 2) {
+      this.d.logger.info(
+        `namespace ${space.name}: snapshot covers ${used} of ${space.entries.size} entries: not used`,
+      );
+      return false;
+    }
+    index.adoptMain({ kind: m.kind, efSearch: snap.efSearch, buffer: snap.buffer, ids });
+    this.gens.set(space.name, m.gen);
+    this.loads++;
+    this.d.logger.info(
+      `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB in ${(performance.now() - t0).toFixed(0)} ms`,
+    );
+    return true;
+  }
+
+  private async save(space: Namespace): Promise<void> {
+    const t0 = performance.now();
+    const m = space.index?.exportMain?.();
+    if (m === undefined || m.kind !== 'hnsw') return;
+    const slots = m.ids.map((id) => {
+      const e = space.entries.get(id);
+      return e === undefined ? undefined : { key: e.key, ver: e.ver };
+    });
+    const manifest = await this.d.store.save(space.name, m, slots, {
+      model: this.d.modelId(),
+      dim: this.d.dim(),
+      feed: this.d.applied(),
+    });
+    this.gens.set(space.name, manifest.gen);
+    this.saves++;
+    this.d.logger.info(
+      `namespace ${space.name}: hnsw snapshot saved, ${slots.length} positions, ${(manifest.bytes / 1e6).toFixed(1)} MB in ${(performance.now() - t0).toFixed(0)} ms`,
+    );
+  }
+
+  /** Waiting namespaces: adopt a newer snapshot when one came. */
+  private async poll(): Promise<void> {
+    for (const name of [...this.waiting]) {
+      const space = this.d.entries.namespaces.get(name);
+      if (space === undefined || this.stopped) {
+        this.waiting.delete(name);
+        continue;
+      }
+      try {
+        const m = await this.d.store.manifest(name);
+        if (m === undefined || m.gen === this.gens.get(name)) continue;
+        if (await this.load(space, m)) this.waiting.delete(name);
+        else this.gens.set(name, m.gen); // not usable: wait for the next one
+      } catch (err) {
+        this.d.logger.warn(`namespace ${name}: snapshot poll: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Renew held leases; try again for namespaces still waiting (a holder may be gone). */
+  private async renew(): Promise<void> {
+    for (const name of [...this.held]) {
+      try {
+        if (!(await this.d.store.lease(name, LEASE_MS))) this.held.delete(name);
+      } catch {
+        // Redis unreachable: keep building here; the lease runs out elsewhere.
+      }
+    }
+    for (const name of [...this.waiting]) {
+      const space = this.d.entries.namespaces.get(name);
+      if (space !== undefined) this.ask(space);
+    }
+  }
+}

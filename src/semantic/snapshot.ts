@@ -1,0 +1,255 @@
+/*
+ * Shared index snapshots (docs/fleet.md, "Snapshots"): the built main
+ * segment of a namespace's index (HNSW or IVF, FAISS's own serialization),
+ * kept in Redis so that an instance that starts or joins loads it instead of
+ * building a graph for minutes. Layout, with P the prefix and N the
+ * namespace:
+ *
+ *   P snap:N             HASH    gen, model, kind, dim, ef, vectors, chunks,
+ *                                bytes, feed, origin, ts: the manifest
+ *   P snapchunk:<gen>:i  STRING  chunk i of the payload, CHUNK_BYTES each
+ *   P snaplease:N        STRING  the instance that builds N's graph now
+ *
+ * The payload names the entry at each FAISS position by its key and the
+ * version (`ver`) its vector was indexed from; a loader uses a position only
+ * for an entry it holds at that same version, so a snapshot older than the
+ * records, or written while writes raced with it, costs tail entries, never
+ * a wrong answer. Chunks are written first, under a generation of their
+ * own; the manifest then points at them (SWAP_SCRIPT) and the previous
+ * generation's chunks are deleted. A loader that finds a chunk missing (a
+ * newer snapshot replaced it meanwhile) gives up and keeps what it has.
+ *
+ * The lease (SET NX PX, renewed while the build runs) decides which instance
+ * builds a namespace's graph when several start at once; the others serve
+ * from their flat tail or interim IVF and adopt the snapshot when it comes.
+ */
+import type { RedisClient } from '../upstream/redis-client.js';
+import { ScriptRunner } from './scripts.js';
+import type { IndexKind, MainExport } from './types.js';
+
+/** Bytes per chunk: far below Redis's proto-max-bulk-len (512 MB by default). */
+export const CHUNK_BYTES = 8 << 20;
+const DEAD_KEY = 0xffff_ffff;
+
+/** An entry at a position of a snapshot: its key and the version indexed. */
+export interface SlotEntry {
+  key: Buffer;
+  ver: string;
+}
+
+export interface SnapshotManifest {
+  gen: string;
+  model: string;
+  kind: IndexKind;
+  dim: number;
+  efSearch: number;
+  vectors: number;
+  chunks: number;
+  bytes: number;
+  /** The newest feed event applied by the instance when it saved. */
+  feed: string;
+  origin: string;
+  ts: number;
+}
+
+export interface Snapshot {
+  manifest: SnapshotManifest;
+  kind: IndexKind;
+  efSearch: number;
+  buffer: Buffer;
+  /** The entry at each position; undefined: dead. */
+  slots: (SlotEntry | undefined)[];
+}
+
+/** Point the manifest at a new generation; returns the old gen and chunk count. */
+const SWAP_SCRIPT = `
+local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return old
+`;
+
+/** Take the lease (KEYS[1]) for ARGV[1], or renew it if it holds it; PX ARGV[2]. */
+const LEASE_SCRIPT = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** The payload: the slots, then FAISS's bytes. */
+export function encodePayload(slots: (SlotEntry | undefined)[], faiss: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(slots.length);
+  parts.push(head);
+  for (const s of slots) {
+    const len = Buffer.alloc(4);
+    if (s === undefined) {
+      len.writeUInt32LE(DEAD_KEY);
+      parts.push(len);
+      continue;
+    }
+    len.writeUInt32LE(s.key.length);
+    const ver = Buffer.from(s.ver, 'latin1');
+    parts.push(len, s.key, Buffer.from([ver.length]), ver);
+  }
+  parts.push(faiss);
+  return Buffer.concat(parts);
+}
+
+/** encodePayload()'s inverse; throws on a malformed payload. */
+export function decodePayload(p: Buffer): { slots: (SlotEntry | undefined)[]; faiss: Buffer } {
+  const need = (at: number, n: number) => {
+    if (at + n > p.length) throw new Error('snapshot payload truncated');
+  };
+  need(0, 4);
+  const n = p.readUInt32LE(0);
+  const slots: (SlotEntry | undefined)[] = [];
+  let at = 4;
+  for (let i = 0; i < n; i++) {
+    need(at, 4);
+    const len = p.readUInt32LE(at);
+    at += 4;
+    if (len === DEAD_KEY) {
+      slots.push(undefined);
+      continue;
+    }
+    need(at, len + 1);
+    const key = p.subarray(at, at + len);
+    at += len;
+    const vlen = p[at]!;
+    at += 1;
+    need(at, vlen);
+    slots.push({ key: Buffer.from(key), ver: p.toString('latin1', at, at + vlen) });
+    at += vlen;
+  }
+  return { slots, faiss: p.subarray(at) };
+}
+
+export class SnapshotStore {
+  private readonly scripts: ScriptRunner;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly origin: string,
+  ) {
+    this.scripts = new ScriptRunner(redis);
+  }
+
+  manifestKey(ns: string): string {
+    return `${this.prefix}snap:${ns}`;
+  }
+
+  private chunkKey(gen: string, i: number): string {
+    return `${this.prefix}snapchunk:${gen}:${i}`;
+  }
+
+  private leaseKey(ns: string): string {
+    return `${this.prefix}snaplease:${ns}`;
+  }
+
+  /** The manifest of `ns`'s snapshot, or undefined. */
+  async manifest(ns: string): Promise<SnapshotManifest | undefined> {
+    const r = (await this.redis.call('HGETALL', this.manifestKey(ns))) as Buffer[];
+    if (!Array.isArray(r) || r.length === 0) return undefined;
+    const h: Record<string, string> = {};
+    for (let i = 0; i + 1 < r.length; i += 2) h[String(r[i])] = String(r[i + 1]);
+    const num = (k: string) => Number(h[k]);
+    if (h.gen === undefined || !Number.isInteger(num('chunks'))) return undefined;
+    return {
+      gen: h.gen,
+      model: h.model ?? '',
+      kind: h.kind as IndexKind,
+      dim: num('dim'),
+      efSearch: num('ef'),
+      vectors: num('vectors'),
+      chunks: num('chunks'),
+      bytes: num('bytes'),
+      feed: h.feed ?? '0-0',
+      origin: h.origin ?? '',
+      ts: num('ts'),
+    };
+  }
+
+  /** Write `ns`'s snapshot: chunks first, then the manifest; the old chunks go. */
+  async save(
+    ns: string,
+    m: MainExport,
+    slots: (SlotEntry | undefined)[],
+    meta: { model: string; dim: number; feed: string },
+  ): Promise<SnapshotManifest> {
+    const payload = encodePayload(slots, m.buffer);
+    const gen = `${this.origin}-${Date.now().toString(36)}`;
+    const chunks = Math.max(1, Math.ceil(payload.length / CHUNK_BYTES));
+    for (let i = 0; i < chunks; i++) {
+      await this.redis.call(
+        'SET',
+        this.chunkKey(gen, i),
+        payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+      );
+    }
+    const manifest: SnapshotManifest = {
+      gen,
+      model: meta.model,
+      kind: m.kind,
+      dim: meta.dim,
+      efSearch: m.efSearch,
+      vectors: slots.length,
+      chunks,
+      bytes: payload.length,
+      feed: meta.feed,
+      origin: this.origin,
+      ts: Date.now(),
+    };
+    const fields = Object.entries({ ...manifest, ef: manifest.efSearch, efSearch: undefined })
+      .filter(([, v]) => v !== undefined)
+      .flatMap(([k, v]) => [k, String(v)]);
+    const old = (await this.scripts.run(
+      SWAP_SCRIPT,
+      [this.manifestKey(ns)],
+      fields,
+    )) as (Buffer | null)[];
+    const [oldGen, oldChunks] = [old?.[0], Number(old?.[1])];
+    if (oldGen && oldGen.toString() !== gen) await this.dropChunks(oldGen.toString(), oldChunks);
+    return manifest;
+  }
+
+  /** `ns`'s snapshot, or undefined when there is none or it changed while read. */
+  async load(ns: string, m?: SnapshotManifest): Promise<Snapshot | undefined> {
+    const manifest = m ?? (await this.manifest(ns));
+    if (manifest === undefined) return undefined;
+    const parts: Buffer[] = [];
+    for (let i = 0; i < manifest.chunks; i++) {
+      const c = await this.redis.call('GET', this.chunkKey(manifest.gen, i));
+      if (!Buffer.isBuffer(c)) return undefined; // replaced meanwhile
+      parts.push(c);
+    }
+    const payload = Buffer.concat(parts);
+    if (payload.length !== manifest.bytes) return undefined;
+    const { slots, faiss } = decodePayload(payload);
+    return { manifest, kind: manifest.kind, efSearch: manifest.efSearch, buffer: faiss, slots };
+  }
+
+  /** Remove `ns`'s snapshot (SEMFLUSH, SEMNS DEL). */
+  async drop(ns: string): Promise<void> {
+    const m = await this.manifest(ns);
+    await this.redis.call('DEL', this.manifestKey(ns));
+    if (m !== undefined) await this.dropChunks(m.gen, m.chunks);
+  }
+
+  /** Take or renew the lease on building `ns`'s graph for `ms`; true when this instance holds it. */
+  async lease(ns: string, ms: number): Promise<boolean> {
+    return (await this.scripts.run(LEASE_SCRIPT, [this.leaseKey(ns)], [this.origin, ms])) === 1;
+  }
+
+  private async dropChunks(gen: string, chunks: number): Promise<void> {
+    const keys = Array.from({ length: Number.isInteger(chunks) ? chunks : 0 }, (_, i) =>
+      this.chunkKey(gen, i),
+    );
+    if (keys.length > 0) await this.redis.call('DEL', ...keys);
+  }
+}

@@ -1,0 +1,121 @@
+/*
+ * Shared HNSW graphs (docs/fleet.md, "Snapshots"), with real semcache
+ * processes on one real redis-server and the real faiss-node addon: an
+ * instance that starts beside a saved graph loads it instead of building;
+ * two that start at once build once (the lease), the other adopts the
+ * graph when it is saved; a snapshot adopted while writes race with it
+ * loses none of them. `--index hnsw` makes every namespace a graph from
+ * the first entry, so a few thousand entries are enough.
+ */
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { stopAfterEach } from '../helpers/cleanup.js';
+import { type Sidecar, seminfo, startSidecar } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/proc.js';
+import { startRedis } from '../helpers/servers.js';
+
+const cleanups = stopAfterEach();
+const N = 3000;
+const HNSW = ['--index', 'hnsw'];
+
+async function setup() {
+  const redis = await startRedis();
+  cleanups.push(() => redis.stop());
+  const direct = new Redis({ port: redis.port });
+  cleanups.push(() => direct.disconnect());
+  const start = async (args: string[] = HNSW, opts?: { ready?: boolean }) => {
+    const s = await startSidecar(redis.url, args, opts);
+    cleanups.push(() => s.kill());
+    return s;
+  };
+  return { redis, direct, start };
+}
+
+const info = seminfo;
+
+const text = (i: number) => `note ${i} on topic ${(i * 7919) % 1009} and place ${i % 97}`;
+
+async function fill(s: Sidecar, from: number, to: number, value = (i: number) => `v${i}`) {
+  const pipe = s.client.pipeline();
+  for (let i = from; i < to; i++) pipe.call('SEMSET', `e:${i}`, text(i), value(i));
+  const r = (await pipe.exec())!;
+  for (const [err] of r) expect(err).toBe(null);
+}
+
+/** A graph that answers: the index is HNSW, nothing builds, and near texts find their entries. */
+async function servesFromGraph(s: Sidecar, sample: number[], value = (i: number) => `v${i}`) {
+  const ns = await info(s, 'default');
+  expect(ns.index).toBe('hnsw');
+  for (const i of sample) {
+    // Not the exact text: the vector index answers.
+    const got = await s.client.call('SEMGET', `${text(i)} please`, 'THRESHOLD', '0.5');
+    expect(got).toBe(value(i));
+  }
+}
+
+describe('shared HNSW snapshots', () => {
+  it('an instance that starts beside a saved graph loads it instead of building', async () => {
+    const { start } = await setup();
+    const a = await start();
+    await fill(a, 0, N);
+    expect(await waitFor(async () => ((await info(a)).snapshot_saves as number) >= 1, 30_000)).toBe(
+      true,
+    );
+    await a.stop();
+    const b = await start();
+    expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
+    const log = b.log();
+    expect(log).toMatch(/hnsw snapshot loaded, \d+ of \d+ positions used \(3000 entries\)/);
+    expect(log).not.toMatch(/hnsw index of \d+ vectors built/);
+    expect((await info(b)).snapshot_loads).toBe(1);
+    await servesFromGraph(b, [0, 1, 500, 1999, 2500, 2999]);
+  });
+
+  it('two instances starting at once build once; the other adopts the graph when saved', async () => {
+    const { start } = await setup();
+    const seed = await start(['--index', 'flat', '--snapshots', 'off']);
+    await fill(seed, 0, N);
+    await seed.stop();
+    const [a, b] = await Promise.all([start(), start()]);
+    const built = (s: Sidecar) => /hnsw index of \d+ vectors built/.test(s.log());
+    const loaded = (s: Sidecar) => /hnsw snapshot loaded/.test(s.log());
+    expect(
+      await waitFor(async () => (built(a) && loaded(b)) || (built(b) && loaded(a)), 60_000),
+    ).toBe(true);
+    // Exactly one built, exactly one waited and loaded.
+    expect([built(a), built(b)].filter(Boolean).length).toBe(1);
+    const [holder, other] = built(a) ? [a, b] : [b, a];
+    expect((await info(holder)).snapshot_leases).toBe(1);
+    expect((await info(other)).snapshot_waiting).toBe(0);
+    for (const s of [holder, other]) await servesFromGraph(s, [3, 1500, 2998]);
+  });
+
+  it('a snapshot adopted while writes race with it loses none of them', async () => {
+    const { start } = await setup();
+    const a = await start();
+    await fill(a, 0, N);
+    expect(await waitFor(async () => ((await info(a)).snapshot_saves as number) >= 1, 30_000)).toBe(
+      true,
+    );
+    // B starts and loads the snapshot while A re-sets entries it covers and
+    // adds new ones, in small batches, until B has loaded it.
+    let b: Sidecar | undefined;
+    const joining = start().then((s) => {
+      b = s;
+    });
+    const moved = (i: number) => (i < 100 ? `w${i}` : `v${i}`);
+    await fill(a, 0, 100, moved); // same texts, new values: new versions
+    let added = N;
+    while (b === undefined || !/hnsw snapshot loaded/.test(b.log())) {
+      await fill(a, added, added + 20);
+      added += 20;
+      if (added > N + 20_000) throw new Error('B never loaded the snapshot');
+    }
+    await joining;
+    await fill(a, added, added + 20); // and after
+    added += 20;
+    expect(await waitFor(async () => (await info(b!)).entries === added, 15_000)).toBe(true);
+    expect(await waitFor(async () => (await info(b!)).feed_lag_ms === 0)).toBe(true);
+    await servesFromGraph(b!, [0, 50, 99, 100, 2000, N + 1, added - 30, added - 1], moved);
+  });
+});
