@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { stopAfterEach } from '../helpers/cleanup.js';
 import { type Sidecar, seminfo, startSidecar } from '../helpers/fleet.js';
-import { waitFor } from '../helpers/proc.js';
+import { sleep, waitFor } from '../helpers/proc.js';
 import { startRedis } from '../helpers/servers.js';
 
 const cleanups = stopAfterEach();
@@ -32,6 +32,9 @@ async function setup() {
 }
 
 const info = seminfo;
+
+/** Positions in the default namespace's saved snapshot (null: none yet). */
+const saved = (direct: Redis) => direct.hget('semcache:snap:default', 'vectors');
 
 const text = (i: number) => `note ${i} on topic ${(i * 7919) % 1009} and place ${i % 97}`;
 
@@ -55,12 +58,11 @@ async function servesFromGraph(s: Sidecar, sample: number[], value = (i: number)
 
 describe('shared HNSW snapshots', () => {
   it('an instance that starts beside a saved graph loads it instead of building', async () => {
-    const { start } = await setup();
+    const { start, direct } = await setup();
     const a = await start();
     await fill(a, 0, N);
-    expect(await waitFor(async () => ((await info(a)).snapshot_saves as number) >= 1, 30_000)).toBe(
-      true,
-    );
+    // A saves after every graph it builds; wait for one of most of the entries.
+    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
     await a.stop();
     const b = await start();
     expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
@@ -91,12 +93,11 @@ describe('shared HNSW snapshots', () => {
   });
 
   it('a snapshot adopted while writes race with it loses none of them', async () => {
-    const { start } = await setup();
+    const { start, direct } = await setup();
     const a = await start();
     await fill(a, 0, N);
-    expect(await waitFor(async () => ((await info(a)).snapshot_saves as number) >= 1, 30_000)).toBe(
-      true,
-    );
+    // A saves after every graph it builds; wait for one of most of the entries.
+    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
     // B starts and loads the snapshot while A re-sets entries it covers and
     // adds new ones, in small batches, until B has loaded it.
     let b: Sidecar | undefined;
@@ -107,9 +108,12 @@ describe('shared HNSW snapshots', () => {
     await fill(a, 0, 100, moved); // same texts, new values: new versions
     let added = N;
     while (b === undefined || !/hnsw snapshot loaded/.test(b.log())) {
+      // About 1,000 writes/s: a writer far faster than its graph builds
+      // leaves snapshots covering too little to be used (docs/fleet.md).
       await fill(a, added, added + 20);
       added += 20;
-      if (added > N + 20_000) throw new Error('B never loaded the snapshot');
+      await sleep(20);
+      if (added > N + 20_000) throw new Error(`B never loaded the snapshot:\n${b?.log()}`);
     }
     await joining;
     await fill(a, added, added + 20); // and after
