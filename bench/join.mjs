@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// bench/join.mjs — how long until a sidecar that joins a fleet serves from a full HNSW graph?
+//
+// --entries records (random unit vectors, 384-d, written straight into redis-server in
+// semcache's layout, --embedder hash's model id) are put in Redis. Instance A starts on
+// them with the defaults (--index auto: IVF first, then the HNSW graph built in a worker)
+// and, holding the lease, saves its graph as the namespace's snapshot: A's time to a full
+// graph is the reference, what every instance paid before snapshots. Then instance B
+// starts beside it and loads the snapshot: B's time to a full graph, from spawn, is the
+// join time. Both are checked with SEMSEARCH FP32 <a record's vector> COUNT 1, which must
+// find that record (--probes of them).
+//
+//   npm run build && node bench/join.mjs [--entries 100000] [--probes 200]
+import path from 'node:path';
+import {
+  fmt,
+  fmt1,
+  freePort,
+  installCleanup,
+  loadavg,
+  machineInfo,
+  mdTable,
+  pairs,
+  parseFlags,
+  RespConn,
+  ROOT,
+  respOnce,
+  runMain,
+  startRedis,
+  startServer,
+  waitForPing,
+  writeEntries,
+} from './lib.mjs';
+
+const OPTS = { entries: 100_000, probes: 200 };
+const MODEL = 'hash:hash-v1-384:384';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startSidecar(name, redisPort) {
+  const port = await freePort();
+  const t0 = performance.now();
+  const child = startServer(name, process.execPath, [
+    path.join(ROOT, 'dist', 'cli.js'),
+    ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
+    ...['--embedder', 'hash'],
+  ]);
+  await waitForPing(name, port, child, 60_000);
+  return { child, port, t0 };
+}
+
+/** ms from spawn until SEMINFO says ready, and until the namespace answers from a built graph. */
+async function timeline(s, limitMs) {
+  let ready;
+  for (;;) {
+    const now = performance.now() - s.t0;
+    if (now > limitMs) throw new Error(`no full graph after ${limitMs} ms:\n${s.child.log()}`);
+    const info = pairs(await respOnce(s.port, ['SEMINFO'], 10_000));
+    if (info.state === 'ready') {
+      ready ??= now;
+      const ns = pairs(await respOnce(s.port, ['SEMINFO', 'NS', 'default'], 10_000));
+      if (ns.index === 'hnsw' && Number(ns.index_building) === 0) return { ready, graph: now, ns };
+    }
+    await sleep(20);
+  }
+}
+
+/** Self-recall through the graph: each probed record's own vector finds it first. */
+async function selfRecall(port, redisPort, probes, n) {
+  const c = await RespConn.connect(port);
+  const r = await RespConn.connect(redisPort);
+  let found = 0;
+  for (let i = 0; i < probes; i++) {
+    const key = `bench:sem:${Math.floor((i * n) / probes)}`;
+    const vec = await r.call('HGET', `semcache:rec:${key}`, 'vec');
+    const hits = await c.call('SEMSEARCH', 'FP32', vec, 'COUNT', '1');
+    if (Array.isArray(hits) && String(hits[0]) === key) found++;
+  }
+  c.close();
+  r.close();
+  return found / probes;
+}
+
+async function snapshotBytes(redisPort) {
+  const m = pairs(await respOnce(redisPort, ['HGETALL', 'semcache:snap:default']));
+  let mem = 0;
+  for (let i = 0; i < Number(m.chunks); i++) {
+    mem += Number(
+      await respOnce(redisPort, ['MEMORY', 'USAGE', `semcache:snapchunk:${m.gen}:${i}`]),
+    );
+  }
+  return { payload: Number(m.bytes), memory: mem, positions: Number(m.vectors) };
+}
+
+async function main() {
+  const o = parseFlags(OPTS);
+  installCleanup();
+  console.log(machineInfo());
+  const redis = await startRedis();
+  const writeMs = await writeEntries(redis.port, o.entries, { modelId: MODEL, dim: 384 });
+  console.log(`${fmt(o.entries)} records written in ${fmt(writeMs)} ms; load ${loadavg()}`);
+
+  const a = await startSidecar('semcache-a', redis.port);
+  const ta = await timeline(a, 3_600_000);
+  // The graph is saved right after it is built.
+  for (let i = 0; i < 600; i++) {
+    const info = pairs(await respOnce(a.port, ['SEMINFO']));
+    if (Number(info.snapshot_saves) >= 1) break;
+    await sleep(100);
+  }
+  const snap = await snapshotBytes(redis.port);
+  const ra = await selfRecall(a.port, redis.port, o.probes, o.entries);
+
+  const b = await startSidecar('semcache-b', redis.port);
+  const tb = await timeline(b, 600_000);
+  const rb = await selfRecall(b.port, redis.port, o.probes, o.entries);
+  const loaded = /snapshot loaded.*/.exec(b.child.log())?.[0] ?? '(no snapshot loaded)';
+  const rebuilt = /index rebuilt from redis.*/.exec(b.child.log())?.[0] ?? '';
+
+  console.log(`\n${fmt(o.entries)} entries, 384-d, --index auto; load after ${loadavg()}\n`);
+  console.log(
+    mdTable(
+      ['instance', 'ready (s)', 'full HNSW graph (s)', `self-recall@1 (${o.probes} probes)`],
+      [
+        [
+          'A: builds the graph (as every instance did before)',
+          fmt1(ta.ready / 1000),
+          fmt1(ta.graph / 1000),
+          ra.toFixed(3),
+        ],
+        [
+          'B: joins, loads the snapshot',
+          fmt1(tb.ready / 1000),
+          fmt1(tb.graph / 1000),
+          rb.toFixed(3),
+        ],
+      ],
+      ['l', 'r', 'r', 'r'],
+    ),
+  );
+  console.log(
+    `\njoin to a full graph: ${(ta.graph / tb.graph).toFixed(1)}x faster than building it`,
+  );
+  console.log(`B: ${rebuilt}`);
+  console.log(`B: ${loaded}`);
+  console.log(
+    `snapshot in redis: ${fmt(snap.positions)} positions, payload ${fmt1(snap.payload / 1e6)} MB, MEMORY USAGE ${fmt1(snap.memory / 1e6)} MB (${fmt(snap.memory / snap.positions)} B per entry)`,
+  );
+}
+
+runMain(main);
