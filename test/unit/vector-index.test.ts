@@ -634,4 +634,23 @@ describe('a main segment shared between indexes (snapshots)', () => {
     a.clear();
     b.clear();
   });
+
+  it('refuses a segment of another dimension, a garbled one, or one whose ids do not match, and stays as it was', async () => {
+    const a = createVectorIndex({ dim: 64, kind: 'hnsw' });
+    a.addBatch(
+      [1, 2, 3],
+      [0, 1, 2].map((i) => Float32Array.from({ length: 64 }, (_, j) => (j === i ? 1 : 0))),
+    );
+    await a.settled();
+    const m = a.exportMain()!;
+    const b = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    const live = fill(b, clusteredVectors(10, 41));
+    expect(() => b.adoptMain(m)).toThrow(/dimension 64, 384 expected/);
+    expect(() => b.adoptMain({ ...m, buffer: Buffer.from('not a faiss index') })).toThrow();
+    const c = createVectorIndex({ dim: 64, kind: 'hnsw' });
+    expect(() => c.adoptMain({ ...m, ids: [1, 2] })).toThrow(/3 vectors, 2 ids/);
+    expect(b.size).toBe(10);
+    for (const [id, v] of live) expect(b.search(v, 1)[0]?.id).toBe(id);
+    for (const x of [a, b, c]) x.clear();
+  });
 });

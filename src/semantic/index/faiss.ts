@@ -37,6 +37,7 @@ export interface FaissSearchResult {
 /** The binding's index object; methods take number[] always, Float32Array when patched. */
 interface RawIndex {
   ntotal(): number;
+  getDimension(): number;
   add(x: number[] | Float32Array): void;
   train(x: number[] | Float32Array): void;
   search(x: number[] | Float32Array, k: number): FaissSearchResult;
@@ -158,8 +159,15 @@ export class FaissIndex {
     return new FaissIndex(adopt(address), dim);
   }
 
+  /** An index FAISS serialized; an error unless it has `dim` dimensions. */
   static fromBuffer(buf: Buffer, dim: number): FaissIndex {
-    return new FaissIndex(load().Index.fromBuffer(buf), dim);
+    const index = new FaissIndex(load().Index.fromBuffer(buf), dim);
+    const d = index.#index.getDimension();
+    if (d !== dim) {
+      index.dispose();
+      throw new Error(`FAISS index of dimension ${d}, ${dim} expected`);
+    }
+    return index;
   }
 }
 
