@@ -251,6 +251,9 @@ export class FaissVectorIndex implements VectorIndex {
   adoptMain(m: MainExport): number {
     if (m.kind === 'flat' || this.#o.kind === 'flat')
       throw new Error('only HNSW and IVF are adopted');
+    // Unpatched, a FAISS exception on bytes it cannot read would abort the process.
+    if (!patched())
+      throw new Error("loading a snapshot needs faiss-node built with semcache's patch");
     const faiss = FaissIndex.fromBuffer(m.buffer, this.dim);
     // Saved as its last search left it: start from the base again.
     if (m.kind === 'hnsw' && patched()) faiss.setParam('efSearch', m.efSearch);
