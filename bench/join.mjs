@@ -52,12 +52,14 @@ async function startSidecar(name, redisPort) {
 async function timeline(s, limitMs) {
   let ready;
   for (;;) {
-    const now = performance.now() - s.t0;
-    if (now > limitMs) throw new Error(`no full graph after ${limitMs} ms:\n${s.child.log()}`);
-    const info = pairs(await respOnce(s.port, ['SEMINFO'], 10_000));
+    if (performance.now() - s.t0 > limitMs)
+      throw new Error(`no full graph after ${limitMs} ms:\n${s.child.log()}`);
+    // Times are taken when the answer arrives: a busy event loop answers late.
+    const info = pairs(await respOnce(s.port, ['SEMINFO'], 60_000));
     if (info.state === 'ready') {
-      ready ??= now;
-      const ns = pairs(await respOnce(s.port, ['SEMINFO', 'NS', 'default'], 10_000));
+      ready ??= performance.now() - s.t0;
+      const ns = pairs(await respOnce(s.port, ['SEMINFO', 'NS', 'default'], 60_000));
+      const now = performance.now() - s.t0;
       if (ns.index === 'hnsw' && Number(ns.index_building) === 0) return { ready, graph: now, ns };
     }
     await sleep(20);

@@ -95,6 +95,17 @@ export class SnapshotSync implements BuildHooks {
     };
   }
 
+  /** The namespace was emptied (SEMFLUSH, SEMNS DEL): its snapshot goes too. */
+  async drop(ns: string): Promise<void> {
+    this.gens.delete(ns);
+    this.waiting.delete(ns);
+    try {
+      await this.d.store.drop(ns);
+    } catch (err) {
+      this.d.logger.warn(`namespace ${ns}: snapshot not removed: ${(err as Error).message}`);
+    }
+  }
+
   mayBuild(space: Namespace, kind: IndexKind): boolean {
     if (kind !== 'hnsw' || this.held.has(space.name)) return true;
     this.ask(space);

@@ -179,6 +179,7 @@ export class Writes {
     for (const space of spaces) {
       if (space.entries.size > 0) continue;
       space.index?.clear();
+      await cache.snapshots?.drop(space.name);
       if (space.name !== DEFAULT_NAMESPACE && !space.declared)
         cache.entries.namespaces.delete(space.name);
     }

@@ -71,6 +71,10 @@ describe('shared HNSW snapshots', () => {
     expect(log).not.toMatch(/hnsw index of \d+ vectors built/);
     expect((await info(b)).snapshot_loads).toBe(1);
     await servesFromGraph(b, [0, 1, 500, 1999, 2500, 2999]);
+    // SEMFLUSH empties the namespace: its snapshot goes with it.
+    expect(await b.client.call('SEMFLUSH')).toBe(N);
+    expect(await direct.keys('semcache:snap:*')).toEqual([]);
+    expect(await direct.keys('semcache:snapchunk:*')).toEqual([]);
   });
 
   it('two instances starting at once build once; the other adopts the graph when saved', async () => {
