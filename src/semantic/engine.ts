@@ -148,6 +148,7 @@ export class SemanticCache {
       return;
     }
     this.loadingWhat = 'the index from redis';
+    this.snapshots?.prefetch();
     let head = '0-0';
     while (!this.stopped) {
       try {

@@ -20,7 +20,7 @@
 import type { Logger } from '../log.js';
 import type { BuildHooks, EntryTable } from './entries.js';
 import type { Namespace } from './namespace.js';
-import type { SnapshotManifest, SnapshotStore } from './snapshot.js';
+import type { Snapshot, SnapshotManifest, SnapshotStore } from './snapshot.js';
 import type { BuildEvent, IndexKind } from './types.js';
 
 /** How long a lease lasts unless renewed (ms). */
@@ -59,22 +59,53 @@ export class SnapshotSync implements BuildHooks {
   private loads = 0;
   private saves = 0;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Snapshots being fetched since prefetch(), by namespace. */
+  private readonly fetched = new Map<string, Promise<Snapshot | undefined>>();
+  private readonly fetchMs = new Map<string, number>();
+  private fetching: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly d: SnapshotSyncDeps) {}
 
+  /**
+   * Start fetching every namespace's snapshot, at start, while the records
+   * are read (on another connection): loadAll() then only adopts them.
+   * Holds each payload in memory until then.
+   */
+  prefetch(): void {
+    this.fetching = this.d.store.list().then(
+      (names) => {
+        for (const ns of names) {
+          const t0 = performance.now();
+          const p = this.d.store.load(ns).then((snap) => {
+            this.fetchMs.set(ns, performance.now() - t0);
+            return snap;
+          });
+          p.catch(() => {}); // reported when adopted
+          this.fetched.set(ns, p);
+        }
+      },
+      (err: Error) => this.d.logger.warn(`snapshots not listed: ${err.message}`),
+    );
+  }
+
   /** Adopt every namespace's snapshot (at start, while the indexes bulk load). */
   async loadAll(): Promise<void> {
+    await this.fetching;
     for (const space of this.d.entries.namespaces.values()) {
+      const fetched = this.fetched.get(space.name);
+      this.fetched.delete(space.name);
       if (space.entries.size === 0) continue;
       try {
-        await this.load(space);
+        if (fetched !== undefined) this.adopt(space, await fetched);
+        else if (this.fetching === undefined) await this.load(space);
       } catch (err) {
         this.d.logger.warn(
           `namespace ${space.name}: snapshot not loaded: ${(err as Error).message}`,
         );
       }
     }
+    this.fetched.clear();
     this.timers.push(
       setInterval(() => void this.poll(), POLL_MS).unref(),
       setInterval(() => void this.renew(), RENEW_MS).unref(),
@@ -149,6 +180,13 @@ export class SnapshotSync implements BuildHooks {
   private async load(space: Namespace, known?: SnapshotManifest): Promise<boolean> {
     const t0 = performance.now();
     const snap = await this.d.store.load(space.name, known);
+    this.fetchMs.set(space.name, performance.now() - t0);
+    return this.adopt(space, snap);
+  }
+
+  /** Adopt a fetched snapshot, if it fits (model, dimension, coverage). */
+  private adopt(space: Namespace, snap: Snapshot | undefined): boolean {
+    const t0 = performance.now();
     if (snap === undefined) return false;
     const m = snap.manifest;
     if (m.model !== this.d.modelId() || m.dim !== this.d.dim() || m.kind !== 'hnsw') {
@@ -175,7 +213,7 @@ export class SnapshotSync implements BuildHooks {
     this.gens.set(space.name, m.gen);
     this.loads++;
     this.d.logger.info(
-      `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB in ${(performance.now() - t0).toFixed(0)} ms`,
+      `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB fetched in ${(this.fetchMs.get(space.name) ?? 0).toFixed(0)} ms, adopted in ${(performance.now() - t0).toFixed(0)} ms`,
     );
     return true;
   }

@@ -218,17 +218,37 @@ export class SnapshotStore {
     return manifest;
   }
 
+  /** The namespaces that have a snapshot. */
+  async list(): Promise<string[]> {
+    const head = `${this.prefix}snap:`;
+    const pattern = `${head.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const out: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.redis.call(
+        'SCAN',
+        cursor,
+        'MATCH',
+        pattern,
+        'COUNT',
+        1000,
+      )) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      for (const k of keys) out.push(k.toString().slice(head.length));
+    } while (cursor !== '0');
+    return out;
+  }
+
   /** `ns`'s snapshot, or undefined when there is none or it changed while read. */
   async load(ns: string, m?: SnapshotManifest): Promise<Snapshot | undefined> {
     const manifest = m ?? (await this.manifest(ns));
     if (manifest === undefined) return undefined;
-    const parts: Buffer[] = [];
-    for (let i = 0; i < manifest.chunks; i++) {
-      const c = await this.redis.call('GET', this.chunkKey(manifest.gen, i));
-      if (!Buffer.isBuffer(c)) return undefined; // replaced meanwhile
-      parts.push(c);
-    }
-    const payload = Buffer.concat(parts);
+    // Pipelined: the chunks stream back to back.
+    const parts = await this.redis.pipeline(
+      Array.from({ length: manifest.chunks }, (_, i) => ['GET', this.chunkKey(manifest.gen, i)]),
+    );
+    if (!parts.every((c) => Buffer.isBuffer(c))) return undefined; // replaced meanwhile
+    const payload = Buffer.concat(parts as Buffer[]);
     if (payload.length !== manifest.bytes) return undefined;
     const { slots, faiss } = decodePayload(payload);
     return { manifest, kind: manifest.kind, efSearch: manifest.efSearch, buffer: faiss, slots };
