@@ -168,4 +168,12 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     def: 'redis',
     help: 'redis: share built HNSW graphs with the other instances through redis, one builds while the others load (docs/fleet.md); off: each instance builds its own',
   },
+  {
+    key: 'snapshotMinEntries',
+    flag: 'snapshot-min-entries',
+    kind: 'int',
+    def: 10_000,
+    min: 1,
+    help: 'namespaces with fewer entries build their own graphs (seconds) instead of sharing one (docs/fleet.md)',
+  },
 ];

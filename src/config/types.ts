@@ -49,6 +49,7 @@ export interface Config {
   feedMaxlen: number;
   keyspaceEvents: 'auto' | 'off';
   snapshots: 'redis' | 'off';
+  snapshotMinEntries: number;
   maxTextBytes: number;
 }
 

@@ -92,7 +92,10 @@ export function createSemanticCache(
       stream: new FeedStream(feedReader, store.feedKey),
       origin,
     },
-    snapshots: snapshotLink && new SnapshotStore(snapshotLink, config.prefix, origin),
+    snapshots: snapshotLink && {
+      store: new SnapshotStore(snapshotLink, config.prefix, origin),
+      minEntries: config.snapshotMinEntries,
+    },
     db,
     embedder: chain,
     threshold: config.threshold,

@@ -41,7 +41,7 @@ export interface EngineOptions {
    */
   feed?: { reader: RedisClient; subscriber?: Subscriber; stream: FeedStream; origin: string };
   /** Where built HNSW graphs are shared with the fleet (snapshot.ts); none: not shared. */
-  snapshots?: SnapshotStore;
+  snapshots?: { store: SnapshotStore; minEntries: number };
 }
 
 export interface EmbedStats {

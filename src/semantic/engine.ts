@@ -86,7 +86,7 @@ export class SemanticCache {
     this.snapshots =
       opts.snapshots &&
       new SnapshotSync({
-        store: opts.snapshots,
+        ...opts.snapshots,
         entries: this.entries,
         modelId: () => this.modelId,
         dim: () => opts.embedder.dim,

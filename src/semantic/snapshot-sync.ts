@@ -7,8 +7,9 @@
  *   a position is used for the entry held here at the version the snapshot
  *   indexed, every other entry goes to the flat tail. A snapshot that would
  *   cover less than half of the namespace's entries is not used.
- * - Before an HNSW build starts (index/options.ts mayBuild), the instance
- *   takes the namespace's lease. Holding it, it builds, saves the graph as
+ * - Before an HNSW build of a namespace of minEntries or more starts
+ *   (index/options.ts mayBuild), the instance takes the namespace's lease;
+ *   smaller ones build their own graphs, in seconds at most. Holding it, it builds, saves the graph as
  *   the new snapshot, and renews the lease every RENEW_MS. Without it, it
  *   serves from its tail (or an interim IVF) and polls the manifest every
  *   POLL_MS until a newer snapshot comes, which it adopts; if the holder
@@ -32,6 +33,8 @@ const POLL_MS = 2_000;
 
 export interface SnapshotSyncDeps {
   store: SnapshotStore;
+  /** Smaller namespaces build their own graphs (a few seconds at most). */
+  minEntries: number;
   entries: EntryTable;
   /** Known once the model is loaded. */
   modelId: () => string;
@@ -139,12 +142,14 @@ export class SnapshotSync implements BuildHooks {
 
   mayBuild(space: Namespace, kind: IndexKind): boolean {
     if (kind !== 'hnsw' || this.held.has(space.name)) return true;
+    if (space.entries.size < this.d.minEntries) return true;
     this.ask(space);
     return false;
   }
 
   built(space: Namespace, event: BuildEvent): void {
     if (event.kind !== 'hnsw' || !this.held.has(space.name) || this.stopped) return;
+    if (event.vectors < this.d.minEntries) return;
     this.save(space).catch((err: Error) =>
       this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
     );

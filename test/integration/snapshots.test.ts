@@ -16,7 +16,8 @@ import { startRedis } from '../helpers/servers.js';
 
 const cleanups = stopAfterEach();
 const N = 3000;
-const HNSW = ['--index', 'hnsw'];
+// Namespaces of 1,000 entries or more share their graph (10,000 by default).
+const HNSW = ['--index', 'hnsw', '--snapshot-min-entries', '1000'];
 
 async function setup() {
   const redis = await startRedis();
@@ -94,6 +95,24 @@ describe('shared HNSW snapshots', () => {
     expect((await info(holder)).snapshot_leases).toBe(1);
     expect((await info(other)).snapshot_waiting).toBe(0);
     for (const s of [holder, other]) await servesFromGraph(s, [3, 1500, 2998]);
+  });
+
+  it('below --snapshot-min-entries, each instance builds its own graph and nobody waits', async () => {
+    const { start, direct } = await setup();
+    const [a, b] = [await start(['--index', 'hnsw']), await start(['--index', 'hnsw'])];
+    await fill(a, 0, 50);
+    for (const s of [a, b]) {
+      expect(
+        await waitFor(async () => {
+          const ns = await info(s, 'default');
+          return ns.entries === 50 && ns.index === 'hnsw' && ns.index_building === 0;
+        }, 15_000),
+      ).toBe(true);
+      const i = await info(s);
+      expect([i.snapshot_leases, i.snapshot_waiting, i.snapshot_saves]).toEqual([0, 0, 0]);
+    }
+    expect(await direct.keys('semcache:snap*')).toEqual([]);
+    await servesFromGraph(b, [0, 25, 49]);
   });
 
   it('a snapshot adopted while writes race with it loses none of them', async () => {
