@@ -154,6 +154,8 @@ export function createSemanticCache(
       if (timer) clearInterval(timer);
       engine.stop();
       feedReader?.close();
+      // The next instance that wants a build need not wait for the leases to run out.
+      await engine.snapshots?.release();
       snapshotLink?.close();
       subscriber?.close();
       await embedder.close?.();

@@ -14,7 +14,7 @@
  *   serves from its tail (or an interim IVF) and polls the manifest every
  *   POLL_MS until a newer snapshot comes, which it adopts; if the holder
  *   goes away, its lease runs out (LEASE_MS) and the next instance that
- *   wants a build takes it.
+ *   wants a build takes it; one that stops gracefully gives it up at once.
  * - When Redis refuses the lease (an error, not a lease held elsewhere), the
  *   instance builds on its own, as without snapshots.
  */
@@ -28,6 +28,8 @@ import type { BuildEvent, IndexKind } from './types.js';
 export const LEASE_MS = 60_000;
 /** How often a held lease is renewed, and a lost one tried again (ms). */
 const RENEW_MS = 20_000;
+/** How long a graceful stop waits for its leases to be given up (ms). */
+const RELEASE_WAIT_MS = 500;
 /** How often an instance waiting for another's graph looks for it (ms). */
 const POLL_MS = 2_000;
 
@@ -118,6 +120,15 @@ export class SnapshotSync implements BuildHooks {
   stop(): void {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+  }
+
+  /** Give up the leases held (on a graceful stop), waiting RELEASE_WAIT_MS at most. */
+  async release(): Promise<void> {
+    const names = [...this.held];
+    this.held.clear();
+    if (names.length === 0) return;
+    const done = Promise.allSettled(names.map((ns) => this.d.store.release(ns)));
+    await Promise.race([done, new Promise((r) => setTimeout(r, RELEASE_WAIT_MS).unref())]);
   }
 
   info(): SnapshotInfo {

@@ -69,6 +69,12 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return old
 `;
 
+/** Delete the lease KEYS[1] if ARGV[1] holds it. */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 /** Take the lease (KEYS[1]) for ARGV[1], or renew it if it holds it; PX ARGV[2]. */
 const LEASE_SCRIPT = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
@@ -264,6 +270,11 @@ export class SnapshotStore {
   /** Take or renew the lease on building `ns`'s graph for `ms`; true when this instance holds it. */
   async lease(ns: string, ms: number): Promise<boolean> {
     return (await this.scripts.run(LEASE_SCRIPT, [this.leaseKey(ns)], [this.origin, ms])) === 1;
+  }
+
+  /** Give the lease on `ns` up, if this instance holds it. */
+  async release(ns: string): Promise<void> {
+    await this.scripts.run(RELEASE_SCRIPT, [this.leaseKey(ns)], [this.origin]);
   }
 
   private async dropChunks(gen: string, chunks: number): Promise<void> {

@@ -79,7 +79,7 @@ describe('shared HNSW snapshots', () => {
   });
 
   it('two instances starting at once build once; the other adopts the graph when saved', async () => {
-    const { start } = await setup();
+    const { start, direct } = await setup();
     const seed = await start(['--index', 'flat', '--snapshots', 'off']);
     await fill(seed, 0, N);
     await seed.stop();
@@ -95,6 +95,12 @@ describe('shared HNSW snapshots', () => {
     expect((await info(holder)).snapshot_leases).toBe(1);
     expect((await info(other)).snapshot_waiting).toBe(0);
     for (const s of [holder, other]) await servesFromGraph(s, [3, 1500, 2998]);
+    // A graceful stop gives the lease up at once (else it runs out in 60 s).
+    expect(await direct.get('semcache:snaplease:default')).toBe(
+      String((await info(holder)).instance_id),
+    );
+    await holder.stop();
+    expect(await direct.exists('semcache:snaplease:default')).toBe(0);
   });
 
   it('below --snapshot-min-entries, each instance builds its own graph and nobody waits', async () => {
