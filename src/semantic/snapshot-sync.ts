@@ -205,6 +205,8 @@ export class SnapshotSync implements BuildHooks {
     const t0 = performance.now();
     if (snap === undefined) return false;
     const m = snap.manifest;
+    // Seen, used or not: the poll waits for a newer generation.
+    this.gens.set(space.name, m.gen);
     if (m.model !== this.d.modelId() || m.dim !== this.d.dim() || m.kind !== 'hnsw') {
       this.d.logger.info(
         `namespace ${space.name}: snapshot of ${m.model} (${m.kind}, dim ${m.dim}) not used by ${this.d.modelId()}`,
@@ -226,7 +228,6 @@ export class SnapshotSync implements BuildHooks {
       return false;
     }
     index.adoptMain({ kind: m.kind, efSearch: snap.efSearch, buffer: snap.buffer, ids });
-    this.gens.set(space.name, m.gen);
     this.loads++;
     this.d.logger.info(
       `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB fetched in ${(this.fetchMs.get(space.name) ?? 0).toFixed(0)} ms, adopted in ${(performance.now() - t0).toFixed(0)} ms`,
@@ -266,7 +267,6 @@ export class SnapshotSync implements BuildHooks {
         const m = await this.d.store.manifest(name);
         if (m === undefined || m.gen === this.gens.get(name)) continue;
         if (await this.load(space, m)) this.waiting.delete(name);
-        else this.gens.set(name, m.gen); // not usable: wait for the next one
       } catch (err) {
         this.d.logger.warn(`namespace ${name}: snapshot poll: ${(err as Error).message}`);
       }
