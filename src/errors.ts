@@ -87,8 +87,8 @@ export const SemErr = {
   NAMESPACE_NOT_EMPTY: (ns: string, entries: number) =>
     `namespace '${ns}' has ${entries} ${entries === 1 ? 'entry' : 'entries'} (SEMNS DEL ${ns} FLUSH deletes ${entries === 1 ? 'it' : 'them'} too)`,
   NAMESPACE_CHANGED: (ns: string) => `namespace '${ns}' has new entries; try again`,
-  INDEX_CHANGE_NOT_EMPTY: (ns: string) =>
-    `cannot change the INDEX of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
+  INDEX_CHANGE_NOT_EMPTY: (ns: string, what: 'INDEX' | 'QUANT') =>
+    `cannot change the ${what} of namespace '${ns}' while it has entries (SEMFLUSH NS ${ns} first)`,
   ATTRS_JSON: (why: string) => `invalid JSON in ATTRS: ${why}`,
   ATTRS_NOT_OBJECT: () => 'ATTRS must be a JSON object',
   VECTOR_DIM: (got: number, want: number) => `vector has ${got} dimensions, the index has ${want}`,

@@ -73,6 +73,13 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     help: 'vector index: flat (exact), hnsw (approximate, fastest search), ivf (approximate, fastest to build) or auto (flat, then hnsw past 2048 entries)',
   },
   {
+    key: 'quant',
+    flag: 'quant',
+    kind: { oneOf: ['fp32', 'q8'] },
+    def: 'fp32',
+    help: 'how HNSW and IVF indexes hold vectors: fp32, or q8 (8-bit scalar quantization, about 4x smaller; docs/index.md); SEMNS SET QUANT per namespace',
+  },
+  {
     key: 'efSearch',
     flag: 'ef-search',
     kind: 'int',

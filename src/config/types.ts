@@ -38,6 +38,7 @@ export interface Config {
   embedKeyEnv: string;
   threshold: number;
   index: 'flat' | 'hnsw' | 'ivf' | 'auto';
+  quant: 'fp32' | 'q8';
   prefix: string;
   efSearch: number;
   nprobe: number;

@@ -100,6 +100,7 @@ export function createSemanticCache(
     embedder: chain,
     threshold: config.threshold,
     indexKind: config.index,
+    quant: config.quant,
     indexFactory: faissIndexFactory({
       efSearch: config.efSearch > 0 ? config.efSearch : undefined,
       nprobe: config.nprobe,

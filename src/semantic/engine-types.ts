@@ -13,7 +13,7 @@ import type { SnapshotInfo } from './snapshot-sync.js';
 import type { LatencySummary } from './stats.js';
 import type { EntryStore } from './store.js';
 import type { Subscriber } from './subscriber.js';
-import type { Embedder, IndexFactory, IndexKind } from './types.js';
+import type { Embedder, IndexFactory, IndexKind, Quant } from './types.js';
 
 export interface SourcedEmbedder extends Embedder {
   embedWithSource(texts: string[]): Promise<{ vector: Float32Array; cached: boolean }[]>;
@@ -26,6 +26,8 @@ export interface EngineOptions {
   embedder: SourcedEmbedder;
   threshold: number;
   indexKind: IndexKind | 'auto';
+  /** How HNSW and IVF indexes hold vectors unless SEMNS SET QUANT chose (--quant). */
+  quant: Quant;
   /** Makes each namespace's vector index (index/factory.ts). */
   indexFactory: IndexFactory;
   /** The longest text the commands take, in bytes (default 16384). */
@@ -81,6 +83,7 @@ export interface NamespaceInfo {
   model: string;
   /** The kind answering now ('none' before the first entry). */
   index: string;
+  quant: Quant;
   indexBuilding: boolean;
   indexTail: number;
   threshold: number;
@@ -98,5 +101,13 @@ export interface NamespaceSettings {
   name: string;
   threshold: number;
   index: IndexKind | 'auto';
+  quant: Quant;
   entries: number;
+}
+
+/** SEMNS SET's settings (undefined: unchanged). */
+export interface NamespaceConfig {
+  threshold?: number | undefined;
+  index?: IndexKind | 'auto' | undefined;
+  quant?: Quant | undefined;
 }

@@ -12,7 +12,13 @@
  * report. Commands ask the engine, they do not read its parts.
  */
 import { isUtf8 } from 'node:buffer';
-import type { CacheInfo, EngineOptions, NamespaceInfo, NamespaceSettings } from './engine-types.js';
+import type {
+  CacheInfo,
+  EngineOptions,
+  NamespaceConfig,
+  NamespaceInfo,
+  NamespaceSettings,
+} from './engine-types.js';
 import { EntryTable } from './entries.js';
 import { ChangeFeed } from './feed.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
@@ -21,7 +27,7 @@ import { type RebuildDeps, rebuildFromRedis, resyncFromRedis, storageError } fro
 import { cacheInfo, namespaceInfo, namespaceSettings } from './reports.js';
 import { SnapshotSync } from './snapshot-sync.js';
 import { since } from './stats.js';
-import type { IndexKind, KeyAccess } from './types.js';
+import type { KeyAccess } from './types.js';
 import {
   EmbedderUnavailableError,
   InvalidInputError,
@@ -77,6 +83,7 @@ export class SemanticCache {
       store: opts.store,
       dim: () => opts.embedder.dim,
       indexKind: opts.indexKind,
+      quant: opts.quant,
       indexFactory: opts.indexFactory,
       logger: opts.logger,
       loading: () => this.state === 'loading',
@@ -231,11 +238,7 @@ export class SemanticCache {
   }
 
   /** SEMNS SET */
-  configure(
-    ns: string,
-    settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },
-    access: KeyAccess,
-  ): Promise<void> {
+  configure(ns: string, settings: NamespaceConfig, access: KeyAccess): Promise<void> {
     return this.writes.configure(ns, settings, access);
   }
 

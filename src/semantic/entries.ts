@@ -20,7 +20,7 @@ import {
 } from './namespace.js';
 import { exactKey } from './normalize.js';
 import type { EntryStore, StoredEntry } from './store.js';
-import type { BuildEvent, IndexFactory, IndexKind, VectorIndex } from './types.js';
+import type { BuildEvent, IndexFactory, IndexKind, Quant, VectorIndex } from './types.js';
 import { semError } from './types.js';
 
 /** Texts whose exact-match hash is remembered (oldest forgotten first). */
@@ -34,6 +34,7 @@ export interface EntryTableOptions {
   dim: () => number;
   /** The kind of a namespace's index unless SEMNS SET INDEX chose one. */
   indexKind: IndexKind | 'auto';
+  quant: Quant;
   indexFactory: IndexFactory;
   logger: Logger;
   /** True while the engine rebuilds from Redis: new indexes bulk load meanwhile. */
@@ -152,6 +153,7 @@ export class EntryTable {
     const index = this.opts.indexFactory({
       dim: this.opts.dim(),
       kind: space.indexKind ?? this.opts.indexKind,
+      quant: space.quant ?? this.opts.quant,
       onBuild: ({ kind, vectors, ms, error }) => {
         if (this.opts.stopped()) return;
         if (error) {

@@ -243,10 +243,11 @@ export class ChangeFeed {
     const entries = this.d.entries;
     if (settings !== undefined) {
       const space = entries.namespace(ns, true);
-      const kind = space.indexKind;
+      const { indexKind, quant } = space;
       applySettings(space, settings);
       // An index of another kind is made on next use (only an empty namespace changes kind).
-      if (space.indexKind !== kind && space.entries.size === 0) space.index = undefined;
+      const changed = space.indexKind !== indexKind || space.quant !== quant;
+      if (changed && space.entries.size === 0) space.index = undefined;
       return;
     }
     const space = entries.namespaces.get(ns);

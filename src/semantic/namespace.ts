@@ -6,8 +6,7 @@
  * its settings and counters.
  */
 import { LatencyStats } from './stats.js';
-import type { IndexKind, VectorIndex } from './types.js';
-import { semError } from './types.js';
+import { type IndexKind, QUANTS, type Quant, semError, type VectorIndex } from './types.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const MAX_NAMESPACE_LENGTH = 256;
@@ -37,6 +36,7 @@ export class Namespace {
   readonly exact = new Map<string, Entry>();
   threshold: number | undefined;
   indexKind: IndexKind | 'auto' | undefined;
+  quant: Quant | undefined;
   /** Created by SEMNS SET (its settings are kept in Redis): SEMFLUSH keeps it, SEMNS DEL drops it. */
   declared = false;
   hits = 0;
@@ -85,6 +85,7 @@ export function applySettings(space: Namespace, settings: Record<string, string>
   const kind = settings.index;
   space.indexKind =
     kind === 'flat' || kind === 'hnsw' || kind === 'ivf' || kind === 'auto' ? kind : undefined;
+  space.quant = QUANTS.find((q) => q === settings.quant);
 }
 
 /** Its settings were deleted (SEMNS DEL, here or on another instance): defaults again. */
@@ -92,6 +93,7 @@ export function clearSettings(space: Namespace): void {
   space.declared = false;
   space.threshold = undefined;
   space.indexKind = undefined;
+  space.quant = undefined;
 }
 
 /** Compares two feed ids ("ms-seq"; '' before any): negative, 0 or positive. */

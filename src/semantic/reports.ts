@@ -36,6 +36,7 @@ export function namespaceInfo(cache: SemanticCache, ns: string): NamespaceInfo {
     dimension: cache.opts.embedder.dim,
     model: cache.modelId,
     index: index?.kind ?? 'none',
+    quant: space.quant ?? cache.opts.quant,
     indexBuilding: index?.building ?? false,
     indexTail: index?.tail ?? 0,
     threshold: space.threshold ?? cache.opts.threshold,
@@ -56,6 +57,7 @@ export function namespaceSettings(cache: SemanticCache, ns: string): NamespaceSe
     name: space.name,
     threshold: space.threshold ?? cache.opts.threshold,
     index: space.indexKind ?? cache.opts.indexKind,
+    quant: space.quant ?? cache.opts.quant,
     entries: space.entries.size,
   };
 }

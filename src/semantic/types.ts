@@ -80,6 +80,10 @@ export interface SearchHit {
 
 export type IndexKind = 'flat' | 'hnsw' | 'ivf';
 
+/** How HNSW and IVF segments hold vectors: float32, or 8-bit scalar quantized (FAISS SQ8). */
+export type Quant = 'fp32' | 'q8';
+export const QUANTS: readonly Quant[] = ['fp32', 'q8'];
+
 /**
  * A vector index keyed by the caller's own integer ids (FAISS renumbers on
  * removal and HNSW cannot remove; implementations hide both). Every method
@@ -143,6 +147,7 @@ export interface BuildEvent {
 export interface IndexSpec {
   dim: number;
   kind: IndexKind | 'auto';
+  quant?: Quant;
   /** Told about every background build, for the log. */
   onBuild?: (event: BuildEvent) => void;
   /** Asked before an HNSW build starts (index/options.ts). */

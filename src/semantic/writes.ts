@@ -20,6 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SemanticCache } from './engine.js';
+import type { NamespaceConfig } from './engine-types.js';
 import {
   checkNamespaceName,
   clearSettings,
@@ -28,7 +29,7 @@ import {
   parseAttrs,
 } from './namespace.js';
 import type { TtlMode } from './store.js';
-import type { IndexKind, KeyAccess } from './types.js';
+import type { KeyAccess } from './types.js';
 import { semError } from './types.js';
 
 /** Keys per record-removal script call. */
@@ -233,33 +234,39 @@ export class Writes {
    * Changing them changes every entry's lookups: the client must be one that
    * could delete every key of the namespace.
    */
-  async configure(
-    ns: string,
-    settings: { threshold?: number | undefined; index?: IndexKind | 'auto' | undefined },
-    access: KeyAccess,
-  ): Promise<void> {
+  async configure(ns: string, settings: NamespaceConfig, access: KeyAccess): Promise<void> {
     const cache = this.cache;
     cache.ready();
     const existing = cache.namespaces.get(ns);
     await access.mayDelAll(existing ? [...existing.entries.values()].map((e) => e.key) : []);
     const space = cache.namespace(ns, true);
-    if (
-      settings.index !== undefined &&
-      settings.index !== (space.indexKind ?? cache.opts.indexKind)
-    ) {
-      if (space.entries.size > 0) {
-        throw semError('INDEX_CHANGE_NOT_EMPTY', ns);
-      }
+    // The kind or the quantization of an index changes only while it is empty.
+    const changes: ['INDEX' | 'QUANT', boolean][] = [
+      [
+        'INDEX',
+        settings.index !== undefined &&
+          settings.index !== (space.indexKind ?? cache.opts.indexKind),
+      ],
+      [
+        'QUANT',
+        settings.quant !== undefined && settings.quant !== (space.quant ?? cache.opts.quant),
+      ],
+    ];
+    for (const [what, changed] of changes) {
+      if (!changed) continue;
+      if (space.entries.size > 0) throw semError('INDEX_CHANGE_NOT_EMPTY', ns, what);
       space.index = undefined;
     }
     const saved: Record<string, string> = {};
     if (settings.threshold !== undefined) saved.threshold = String(settings.threshold);
     if (settings.index !== undefined) saved.index = settings.index;
+    if (settings.quant !== undefined) saved.quant = settings.quant;
     saved.created = String(Date.now());
     await cache.opts.store.saveNamespace(ns, saved);
     space.declared = true;
     if (settings.threshold !== undefined) space.threshold = settings.threshold;
     if (settings.index !== undefined) space.indexKind = settings.index;
+    if (settings.quant !== undefined) space.quant = settings.quant;
   }
 }
 

@@ -69,6 +69,13 @@ describe('a fleet of three on one redis', () => {
       };
       expect(await waitFor(async () => (await threshold()) === 0.55)).toBe(true);
     }
+    // A new namespace's index settings through A: seen by C, whose index there is q8.
+    await a!.client.call('SEMNS', 'SET', 'small', 'INDEX', 'HNSW', 'QUANT', 'Q8');
+    const quantOf = async () => {
+      const r = (await c!.client.call('SEMNS', 'GET', 'small').catch(() => [])) as unknown[];
+      return r[r.indexOf('quant') + 1];
+    };
+    expect(await waitFor(async () => (await quantOf()) === 'q8')).toBe(true);
     // SEMINDEX through C of a key another client wrote: found through A.
     await direct.set('k3', 'written by someone else');
     expect(await c!.client.call('SEMINDEX', 'k3', 'bread baking at home')).toBe(1);

@@ -42,6 +42,8 @@ describe('SEMNS', () => {
       '0.40000000000000002',
       'index',
       'auto',
+      'quant',
+      'fp32',
       'entries',
       1,
     ]);
@@ -71,12 +73,53 @@ describe('SEMNS', () => {
     );
   });
 
+  it('QUANT q8: the graph holds 8-bit codes and answers near texts; a full namespace keeps its QUANT', async () => {
+    expect(await c.call('SEMNS', 'SET', 'small', 'INDEX', 'HNSW', 'QUANT', 'Q8')).toBe('OK');
+    const texts = ['house near ostsee', 'how to bake bread', 'stock market crash', 'cheap flights'];
+    for (const [i, t] of texts.entries())
+      await c.call('SEMSET', `ns:q${i}`, t, `v${i}`, 'NS', 'small');
+    let info: unknown[] = [];
+    for (let i = 0; i < 100; i++) {
+      info = (await c.call('SEMINFO', 'NS', 'small')) as unknown[];
+      if (info[info.indexOf('index_building') + 1] === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const field = (name: string) => info[info.indexOf(name) + 1];
+    // The graph was built from the first entry; the other three wait in the (float) tail.
+    expect([field('index'), field('quant'), field('index_tail')]).toEqual(['hnsw', 'q8', 3]);
+    // Near, not exact: answered by the SQ8 graph, with a score a little off the float one.
+    const near = (await c.call(
+      'SEMGET',
+      'a house near the ostsee',
+      'NS',
+      'small',
+      'THRESHOLD',
+      '0.5',
+      'WITHSCORE',
+    )) as string[];
+    expect(near[near.indexOf('value') + 1]).toBe('v0');
+    const score = Number(near[near.indexOf('score') + 1]);
+    expect(score).toBeGreaterThan(0.5);
+    expect(score).toBeLessThan(1);
+    await expect(c.call('SEMNS', 'SET', 'small', 'QUANT', 'FP32')).rejects.toThrow(
+      "cannot change the QUANT of namespace 'small' while it has entries",
+    );
+    expect(await c.call('SEMNS', 'SET', 'small', 'QUANT', 'q8', 'THRESHOLD', '0.6')).toBe('OK');
+    expect(await c.call('SEMFLUSH', 'NS', 'small')).toBe(4);
+    expect(await c.call('SEMNS', 'SET', 'small', 'QUANT', 'FP32')).toBe('OK');
+    const got = (await c.call('SEMNS', 'GET', 'small')) as unknown[];
+    expect(got.slice(got.indexOf('quant'), got.indexOf('quant') + 2)).toEqual(['quant', 'fp32']);
+  });
+
   it('errors in Redis style', async () => {
     await expect(c.call('SEMNS', 'GET', 'nosuch')).rejects.toThrow(
       "ERR unknown namespace 'nosuch'",
     );
     await expect(c.call('SEMNS', 'SET', 'x', 'INDEX', 'ivfpq')).rejects.toThrow(
       "ERR syntax error near 'ivfpq'",
+    );
+    await expect(c.call('SEMNS', 'SET', 'x', 'QUANT', 'q4')).rejects.toThrow(
+      "ERR syntax error near 'q4'",
     );
     await expect(c.call('SEMNS', 'SET', 'x', 'THRESHOLD', '2')).rejects.toThrow(
       'ERR THRESHOLD must be between -1 and 1',
@@ -90,12 +133,23 @@ describe('SEMNS', () => {
   it('SEMFLUSH NS deletes the entries and keeps the settings, also across a restart', async () => {
     const direct = new Redis({ port: redis.port });
     try {
-      await c.call('SEMNS', 'SET', 'kept', 'THRESHOLD', '0.5', 'INDEX', 'FLAT');
+      await c.call('SEMNS', 'SET', 'kept', 'THRESHOLD', '0.5', 'INDEX', 'FLAT', 'QUANT', 'Q8');
       await c.call('SEMSET', 'ns:kept1', 't one', 'v', 'NS', 'kept');
       await c.call('SEMSET', 'ns:kept2', 't two', 'v', 'NS', 'kept');
       expect(await c.call('SEMFLUSH', 'NS', 'kept')).toBe(2);
       expect(await direct.exists('ns:kept1', 'ns:kept2')).toBe(0);
-      const settings = ['namespace', 'kept', 'threshold', '0.5', 'index', 'flat', 'entries', 0];
+      const settings = [
+        'namespace',
+        'kept',
+        'threshold',
+        '0.5',
+        'index',
+        'flat',
+        'quant',
+        'q8',
+        'entries',
+        0,
+      ];
       expect(await c.call('SEMNS', 'GET', 'kept')).toEqual(settings);
       // SEMFLUSH of every namespace keeps every namespace's settings too.
       await c.call('SEMSET', 'ns:kept3', 't three', 'v', 'NS', 'kept');
@@ -149,6 +203,8 @@ describe('SEMNS', () => {
         '0.90000000000000002', // the default 0.9, as a RESP2 double (%.17g)
         'index',
         'auto',
+        'quant',
+        'fp32',
         'entries',
         1,
       ]);

@@ -20,6 +20,7 @@ function table(): EntryTable {
     store: { remove: async () => 0 } as unknown as EntryStore,
     dim: () => DIM,
     indexKind: 'flat',
+    quant: 'fp32',
     indexFactory: faissIndexFactory({ logger: silentLogger }),
     logger: silentLogger,
     loading: () => false,

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { scanExact } from '../../src/semantic/index/scan.js';
+import { VectorStore } from '../../src/semantic/index/vector-store.js';
 
 function vectors(n: number, dim: number, seed: number): [number, Float32Array][] {
   let s = seed >>> 0;
@@ -18,6 +19,12 @@ function vectors(n: number, dim: number, seed: number): [number, Float32Array][]
     const norm = Math.hypot(...v);
     return [i * 5 + 2, v.map((x) => x / norm)];
   });
+}
+
+function store(vs: [number, Float32Array][], dim: number): VectorStore {
+  const st = new VectorStore(dim, 'fp32');
+  for (const [id, v] of vs) st.set(id, v);
+  return st;
 }
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);
@@ -41,7 +48,7 @@ describe('scanExact', () => {
             .filter((h) => h.score >= minScore)
             .sort((a, b) => b.score - a.score)
             .slice(0, k);
-          const got = await scanExact(vs, q, k, { accept, minScore });
+          const got = await scanExact(store(vs, 8), q, k, { accept, minScore });
           expect(got.map((h) => h.score)).toEqual(want.map((h) => expect.closeTo(h.score, 5)));
           expect(new Set(got.map((h) => h.id))).toEqual(new Set(want.map((h) => h.id)));
         },
@@ -55,7 +62,7 @@ describe('scanExact', () => {
     let turns = 0;
     const tick = setInterval(() => turns++, 0);
     const t0 = performance.now();
-    const got = await scanExact(vs, vs[0]![1], 10);
+    const got = await scanExact(store(vs, 384), vs[0]![1], 10);
     const ms = performance.now() - t0;
     clearInterval(tick);
     expect(got[0]!.id).toBe(vs[0]![0]); // unit vectors: the query is its own best

@@ -23,7 +23,7 @@ const SAMPLES: { [C in SemErrCode]: Parameters<(typeof SemErr)[C]> } = {
   UNKNOWN_NAMESPACE: ['faq'],
   NAMESPACE_NOT_EMPTY: ['faq', 12],
   NAMESPACE_CHANGED: ['faq'],
-  INDEX_CHANGE_NOT_EMPTY: ['faq'],
+  INDEX_CHANGE_NOT_EMPTY: ['faq', 'QUANT'],
   ATTRS_JSON: ['Unexpected end of JSON input'],
   ATTRS_NOT_OBJECT: [],
   VECTOR_DIM: [3, 384],

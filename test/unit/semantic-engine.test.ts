@@ -197,6 +197,7 @@ async function engineWith(
     embedder,
     threshold: opts.threshold ?? 0.9,
     indexKind: 'flat',
+    quant: 'fp32',
     indexFactory: faissIndexFactory({ logger: silentLogger }),
     logger: silentLogger,
   });

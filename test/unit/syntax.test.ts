@@ -46,7 +46,7 @@ describe('syntax lines', () => {
       /^SEMSEARCH <TEXT text \| FP32 blob \| VALUES num value \[value \.\.\.\]> \[NS namespace\]/,
     );
     expect(syntaxLines(specs.find((s) => s.name === 'semns')!)).toEqual([
-      'SEMNS SET namespace [THRESHOLD similarity] [INDEX <FLAT | HNSW | IVF | AUTO>]',
+      'SEMNS SET namespace [THRESHOLD similarity] [INDEX <FLAT | HNSW | IVF | AUTO>] [QUANT <FP32 | Q8>]',
       'SEMNS GET namespace',
       'SEMNS DEL namespace [FLUSH]',
       'SEMNS LIST',

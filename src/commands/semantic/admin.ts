@@ -87,6 +87,7 @@ function namespaceInfo(i: NamespaceInfo): Reply {
     [R.bulk('dimension'), R.int(i.dimension)],
     [R.bulk('model'), R.bulk(i.model)],
     [R.bulk('index'), R.bulk(i.index)],
+    [R.bulk('quant'), R.bulk(i.quant)],
     // 1 while an index is built in a worker thread (index_tail: entries added since the last build).
     [R.bulk('index_building'), R.int(i.indexBuilding ? 1 : 0)],
     [R.bulk('index_tail'), R.int(i.indexTail)],

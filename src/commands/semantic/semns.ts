@@ -1,5 +1,6 @@
 /*
  * SEMNS SET namespace [THRESHOLD similarity] [INDEX <FLAT | HNSW | IVF | AUTO>]
+ *   [QUANT <FP32 | Q8>]
  * SEMNS GET namespace
  * SEMNS DEL namespace [FLUSH]
  * SEMNS LIST
@@ -13,6 +14,7 @@ import { accessOf, nsArg, spec, THRESHOLD_ARG } from './common.js';
 import { guarded } from './errors.js';
 
 const KINDS = ['flat', 'hnsw', 'ivf', 'auto'] as const;
+const QUANTS = ['fp32', 'q8'] as const;
 
 /** SEMNS SET's options, after the namespace. */
 const SET_OPTIONS: ArgDoc[] = [
@@ -27,6 +29,19 @@ const SET_OPTIONS: ArgDoc[] = [
         name: 'kind',
         type: 'oneof',
         arguments: KINDS.map((k) => ({ name: k, type: 'pure-token', token: k.toUpperCase() })),
+      },
+    ],
+  },
+  {
+    name: 'quant',
+    type: 'block',
+    token: 'QUANT',
+    optional: true,
+    arguments: [
+      {
+        name: 'quant',
+        type: 'oneof',
+        arguments: QUANTS.map((q) => ({ name: q, type: 'pure-token', token: q.toUpperCase() })),
       },
     ],
   },
@@ -45,7 +60,7 @@ export const semns = (engine: SemanticCache) =>
       // of the namespace?) is a MULTI of its own: not inside the client's.
       flags: ['write', 'no-multi'],
       summary:
-        'Create a namespace or set its default threshold and index kind (SET), show them (GET), drop a namespace and its settings (DEL), list namespaces (LIST).',
+        'Create a namespace or set its default threshold, index kind and quantization (SET), show them (GET), drop a namespace and its settings (DEL), list namespaces (LIST).',
       complexity: 'O(1), LIST O(number of namespaces), DEL ... FLUSH O(entries of the namespace)',
       arguments: [
         {
@@ -100,6 +115,7 @@ export const semns = (engine: SemanticCache) =>
             [R.bulk('namespace'), R.bulk(s.name)],
             [R.bulk('threshold'), R.double(s.threshold)],
             [R.bulk('index'), R.bulk(s.index)],
+            [R.bulk('quant'), R.bulk(s.quant)],
             [R.bulk('entries'), R.int(s.entries)],
           ]);
         }
@@ -113,7 +129,8 @@ export const semns = (engine: SemanticCache) =>
         const o = parseOptions(args, 3, SET_OPTIONS);
         const threshold = o.number('similarity');
         const index = o.string('index') as (typeof KINDS)[number] | undefined;
-        await engine.configure(ns, { threshold, index }, access);
+        const quant = o.string('quant') as (typeof QUANTS)[number] | undefined;
+        await engine.configure(ns, { threshold, index, quant }, access);
         return R.ok;
       }),
   );

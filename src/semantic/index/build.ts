@@ -3,7 +3,9 @@
  * decides when): a snapshot of the live vectors, copied SNAPSHOT_CHUNK at a
  * time with a turn of the event loop between chunks (100k vectors are
  * 150 MB); an empty FAISS index of the kind (HNSW with its efSearch, IVF
- * with nlist = sqrt(n) and a strided training sample); the build itself in
+ * with nlist = sqrt(n) and a strided training sample; with quant q8, SQ8
+ * storage, whose per-dimension ranges are trained on such a sample too,
+ * HNSW's included); the build itself in
  * a worker thread (builder.ts); and the segment that maps FAISS positions
  * back to ids. The caller buries what changed meanwhile at the swap.
  */
@@ -13,16 +15,19 @@ import type { IndexKind } from '../types.js';
 import { type FaissIndex, newHnswIP, newIvfIP } from './faiss.js';
 import { autoEfSearch, IVF_TRAIN_PER_LIST, type Settings } from './options.js';
 import { Segment } from './segment.js';
+import type { VectorStore } from './vector-store.js';
 
 /** Vectors copied into a build's snapshot per turn of the event loop. */
 const SNAPSHOT_CHUNK = 4096;
+/** Vectors SQ8 learns its per-dimension ranges from (HNSW; IVF trains on its own sample). */
+const SQ_TRAIN = 65_536;
 
 export interface BuildRequest {
   kind: IndexKind;
   /** The ids to build from, in the order their vectors go to FAISS. */
   ids: number[];
   /** Live vectors by id (read while the snapshot is copied). */
-  vectors: ReadonlyMap<number, Float32Array>;
+  vectors: VectorStore;
   settings: Settings;
   /** False once the index was cleared: the build is thrown away. */
   alive: () => boolean;
@@ -40,10 +45,11 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
   let train: Float32Array | undefined;
   if (kind === 'ivf') {
     const nlist = Math.max(1, Math.min(o.nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)));
-    template = newIvfIP(dim, { nlist, nprobe: o.nprobe });
-    train = sample(xs, dim, Math.min(n, nlist * IVF_TRAIN_PER_LIST));
+    template = newIvfIP(dim, { nlist, nprobe: o.nprobe }, o.quant);
+    train = sample(xs, dim, Math.min(n, Math.max(nlist * IVF_TRAIN_PER_LIST, sqTrain(o))));
   } else {
-    template = newHnswIP(dim, { ...o.hnsw, efSearch });
+    template = newHnswIP(dim, { ...o.hnsw, efSearch }, o.quant);
+    if (o.quant === 'q8') train = sample(xs, dim, Math.min(n, SQ_TRAIN));
   }
   const faiss = await o.builder({ template, vectors: xs, train });
   if (!req.alive()) {
@@ -69,12 +75,13 @@ async function snapshot(req: BuildRequest): Promise<Float32Array | undefined> {
       if (!req.alive()) return undefined;
     }
     const end = Math.min(ids.length, at + SNAPSHOT_CHUNK);
-    for (let i = at; i < end; i++) {
-      const v = vectors.get(ids[i]!);
-      if (v !== undefined) xs.set(v, i * dim);
-    }
+    for (let i = at; i < end; i++) vectors.read(ids[i]!, xs, i * dim);
   }
   return xs;
+}
+
+function sqTrain(o: Settings): number {
+  return o.quant === 'q8' ? SQ_TRAIN : 0;
 }
 
 /** About `count` vectors of `xs`, evenly strided, in a fresh array. */

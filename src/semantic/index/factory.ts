@@ -19,7 +19,7 @@ export interface FaissFactoryOptions {
 
 export function faissIndexFactory(opts: FaissFactoryOptions): IndexFactory {
   let checked = false;
-  return ({ dim, kind, onBuild, mayBuild }) => {
+  return ({ dim, kind, quant, onBuild, mayBuild }) => {
     if (!checked) {
       checked = true;
       if (!patched()) {
@@ -31,6 +31,7 @@ export function faissIndexFactory(opts: FaissFactoryOptions): IndexFactory {
     return createVectorIndex({
       dim,
       kind,
+      ...(quant === undefined ? {} : { quant }),
       ...(opts.efSearch === undefined ? {} : { efSearch: opts.efSearch }),
       ...(opts.nprobe === undefined ? {} : { nprobe: opts.nprobe }),
       ...(onBuild === undefined ? {} : { onBuild }),

@@ -182,13 +182,20 @@ export interface HnswParams {
   efSearch: number;
 }
 
+/** FAISS's storage for a quantization: flat float32, or 8-bit scalar codes (trained). */
+function storage(quant: 'fp32' | 'q8'): string {
+  return quant === 'q8' ? 'SQ8' : 'Flat';
+}
+
 /**
- * HNSW graph over flat storage with the inner-product metric: FAISS negates
- * the similarity internally and hands back inner products, largest first.
+ * HNSW graph over flat or SQ8 storage (SQ8 needs training) with the
+ * inner-product metric: FAISS negates the similarity internally and hands
+ * back inner products, largest first.
  */
-export function newHnswIP(dim: number, p: HnswParams): FaissIndex {
+export function newHnswIP(dim: number, p: HnswParams, quant: 'fp32' | 'q8' = 'fp32'): FaissIndex {
   const f = load();
-  const empty = f.Index.fromFactory(dim, `HNSW${p.m}`, f.MetricType.METRIC_INNER_PRODUCT);
+  const desc = quant === 'q8' ? `HNSW${p.m},SQ8` : `HNSW${p.m}`;
+  const empty = f.Index.fromFactory(dim, desc, f.MetricType.METRIC_INNER_PRODUCT);
   return FaissIndex.fromBuffer(setHnswParams(empty.toBuffer(), p.efConstruction, p.efSearch), dim);
 }
 
@@ -197,8 +204,8 @@ export interface IvfParams {
   nprobe: number;
 }
 
-/** Inverted lists over flat storage (untrained), inner-product metric; needs the patch. */
-export function newIvfIP(dim: number, p: IvfParams): FaissIndex {
+/** Inverted lists over flat or SQ8 storage (untrained), inner-product metric; needs the patch. */
+export function newIvfIP(dim: number, p: IvfParams, quant: 'fp32' | 'q8' = 'fp32'): FaissIndex {
   const f = load();
   if (!patched()) {
     throw new Error(
@@ -206,7 +213,7 @@ export function newIvfIP(dim: number, p: IvfParams): FaissIndex {
     );
   }
   const index = new FaissIndex(
-    f.Index.fromFactory(dim, `IVF${p.nlist},Flat`, f.MetricType.METRIC_INNER_PRODUCT),
+    f.Index.fromFactory(dim, `IVF${p.nlist},${storage(quant)}`, f.MetricType.METRIC_INNER_PRODUCT),
     dim,
   );
   index.setParam('nprobe', Math.min(p.nprobe, p.nlist));

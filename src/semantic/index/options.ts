@@ -3,7 +3,7 @@
  * the efSearch HNSW gets when none is set. docs/index.md has the
  * measurements behind the defaults.
  */
-import type { BuildEvent, IndexKind } from '../types.js';
+import { type BuildEvent, type IndexKind, QUANTS, type Quant } from '../types.js';
 import { type BuildInput, buildIndex } from './builder.js';
 import { type FaissIndex, type HnswParams, patched } from './faiss.js';
 import { intOption } from './validate.js';
@@ -11,6 +11,11 @@ import { intOption } from './validate.js';
 export interface VectorIndexOptions {
   dim: number;
   kind: IndexKind | 'auto';
+  /**
+   * How HNSW and IVF segments and the JS copy hold vectors: float32, or 8-bit
+   * scalar quantized (FAISS SQ8); default fp32. The flat tail is float32 always.
+   */
+  quant?: Quant;
   /** HNSW graph degree (FAISS's M); default 16. */
   hnswM?: number;
   /** Candidate list size while searching HNSW; default autoEfSearch() of the vectors built. */
@@ -67,6 +72,7 @@ export function autoEfSearch(vectors: number): number {
 export interface Settings {
   dim: number;
   kind: IndexKind | 'auto';
+  quant: Quant;
   /** HNSW's M and efConstruction (efSearch below). */
   hnsw: Omit<HnswParams, 'efSearch'>;
   /** Set by the caller, or undefined: autoEfSearch() of each build. */
@@ -98,10 +104,15 @@ export function resolveOptions(opts: VectorIndexOptions): Settings {
       "index kind ivf needs faiss-node built with semcache's patch (bash scripts/build-faiss.sh)",
     );
   }
+  const quant = opts.quant ?? 'fp32';
+  if (!QUANTS.includes(quant)) {
+    throw new RangeError(`quant must be ${QUANTS.join(' or ')}, got ${String(quant)}`);
+  }
   const MAX = Number.MAX_SAFE_INTEGER;
   return {
     dim: intOption('dim', opts.dim ?? Number.NaN, 0, 1, 65536),
     kind,
+    quant,
     hnsw: {
       m: intOption('hnswM', opts.hnswM, 16, 2, 256),
       efConstruction: intOption('efConstruction', opts.efConstruction, 40, 1, 100_000),

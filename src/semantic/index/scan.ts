@@ -4,8 +4,8 @@
  * approximate search (HNSW, IVF) came back short of what was asked and the
  * namespace is small enough (docs/index.md, "How many hits a search returns").
  *
- * Cost: one 384-d dot product per vector that `accept` lets through, about
- * 0.35 us here, so 35-40 ms of CPU at 100k vectors. It yields to the event
+ * Cost: one 384-d dot product per vector that `accept` lets through
+ * (vector-store.ts: float32 or 8-bit codes), about 0.35 us here, so 35-40 ms of CPU at 100k vectors. It yields to the event
  * loop after each YIELD_AFTER_MS of work, so no other client waits behind it
  * for longer than that. Vectors added or removed while it waits may or may
  * not be seen; the caller confirms every hit against its own state.
@@ -13,8 +13,8 @@
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
-import { dot } from '../dot.js';
 import type { SearchHit } from '../types.js';
+import type { VectorStore } from './vector-store.js';
 
 const YIELD_AFTER_MS = 1;
 /** Vectors compared between two looks at the clock. */
@@ -29,7 +29,7 @@ export interface ScanOptions {
 
 /** The best k of `vectors` by inner product with `q`, best first. */
 export async function scanExact(
-  vectors: Iterable<[number, Float32Array]>,
+  vectors: VectorStore,
   q: Float32Array,
   k: number,
   opts: ScanOptions = {},
@@ -39,13 +39,13 @@ export async function scanExact(
   const minScore = opts.minScore ?? Number.NEGATIVE_INFINITY;
   let t0 = performance.now();
   let n = 0;
-  for (const [id, v] of vectors) {
+  for (const id of vectors.keys()) {
     if (++n % CLOCK_EVERY === 0 && performance.now() - t0 >= YIELD_AFTER_MS) {
       await yieldToLoop();
       t0 = performance.now();
     }
     if (accept !== undefined && !accept(id)) continue;
-    const s = dot(q, v);
+    const s = vectors.dot(id, q) ?? Number.NEGATIVE_INFINITY;
     if (s >= minScore) heap.offer(id, Math.max(-1, Math.min(1, s)));
   }
   return heap.sorted();

@@ -42,6 +42,7 @@ import { type ScanOptions, scanExact } from './scan.js';
 import { searchAll, searchYielding } from './search.js';
 import { DEAD, Segment } from './segment.js';
 import { FlatTail } from './tail.js';
+import { type Quant, VectorStore } from './vector-store.js';
 
 export type { BuildEvent } from '../types.js';
 export {
@@ -69,8 +70,8 @@ export class FaissVectorIndex implements VectorIndex {
   readonly dim: number;
   /** The options, checked and with their defaults (index/options.ts). */
   readonly #o: Settings;
-  /** Live vectors by id, for builds; stays empty for kind 'flat'. */
-  readonly #vectors = new Map<number, Float32Array>();
+  /** Live vectors by id, for builds (vector-store.ts); stays empty for kind 'flat'. */
+  readonly #vectors: VectorStore;
   #main: Segment | undefined;
   /** Where every add goes (index/tail.ts). */
   readonly #tail: FlatTail;
@@ -87,6 +88,12 @@ export class FaissVectorIndex implements VectorIndex {
     this.#o = resolveOptions(opts);
     this.dim = this.#o.dim;
     this.#tail = new FlatTail(this.dim, this.#o.maxDeadRatio);
+    this.#vectors = new VectorStore(this.dim, this.#o.quant);
+  }
+
+  /** How HNSW and IVF segments hold vectors (the tail is float32 always). */
+  get quant(): Quant {
+    return this.#o.quant;
   }
 
   /** The kind of the main segment (the tail is always flat). */
@@ -254,6 +261,11 @@ export class FaissVectorIndex implements VectorIndex {
     // Unpatched, a FAISS exception on bytes it cannot read would abort the process.
     if (!patched())
       throw new Error("loading a snapshot needs faiss-node built with semcache's patch");
+    const want = { hnsw: ['IHNf', 'IHNs'], ivf: ['IwFl', 'IwSq'] }[m.kind][
+      this.quant === 'q8' ? 1 : 0
+    ];
+    if (m.buffer.toString('latin1', 0, 4) !== want)
+      throw new Error(`not a ${this.quant} ${m.kind} index (FAISS ${want} expected)`);
     const faiss = FaissIndex.fromBuffer(m.buffer, this.dim);
     // Saved as its last search left it: start from the base again.
     if (m.kind === 'hnsw' && patched()) faiss.setParam('efSearch', m.efSearch);
