@@ -73,7 +73,7 @@ describe('VectorStore', () => {
 });
 
 describe.each(['hnsw', 'ivf'] as const)('%s with quant q8, 20k clustered vectors', (kind) => {
-  it('has recall@10 >= 0.95 against exact search, scores within 0.02, and a smaller serialization', async () => {
+  it('has recall@10 >= 0.95 against exact search, scores within 0.005 (scored again from the JS codes), and a smaller serialization', async () => {
     const index = createVectorIndex({ dim: DIM, kind, quant: 'q8' });
     const live = fill(index, clusteredVectors(20_000, 61));
     await index.settled();
@@ -82,7 +82,7 @@ describe.each(['hnsw', 'ivf'] as const)('%s with quant q8, 20k clustered vectors
     expect(recallAt10(index, live, queries)).toBeGreaterThanOrEqual(0.95);
     for (const q of queries.slice(0, 10)) {
       for (const h of index.search(q, 10))
-        expect(Math.abs(h.score - dot(live.get(h.id)!, q))).toBeLessThan(0.02);
+        expect(Math.abs(h.score - dot(live.get(h.id)!, q))).toBeLessThan(0.005);
     }
     // Every vector finds itself.
     for (const [id, v] of [...live].slice(0, 200)) expect(index.search(v, 1)[0]?.id).toBe(id);

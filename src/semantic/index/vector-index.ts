@@ -34,13 +34,13 @@
  */
 
 import type { IndexKind, MainExport, SearchHit, VectorIndex } from '../types.js';
+import { segmentFromExport } from './adopt.js';
 import { buildSegment } from './build.js';
-import { FaissIndex, patched } from './faiss.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
 import { buildDue } from './policy.js';
 import { type ScanOptions, scanExact } from './scan.js';
-import { searchAll, searchYielding } from './search.js';
-import { DEAD, Segment } from './segment.js';
+import { RERANK_EXTRA, rerank, searchAll, searchYielding } from './search.js';
+import type { Segment } from './segment.js';
 import { FlatTail } from './tail.js';
 import { type Quant, VectorStore } from './vector-store.js';
 
@@ -197,7 +197,19 @@ export class FaissVectorIndex implements VectorIndex {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
-    return want === 0 ? [] : searchAll(this.#main, this.#tail.shards, q, want);
+    if (want === 0) return [];
+    const fetch = this.#fetch(want);
+    const hits = searchAll(this.#main, this.#tail.shards, q, fetch);
+    return fetch === want ? hits : this.#rerank(hits, q, want);
+  }
+
+  /** Hits to ask for: more than wanted when a q8 segment's are scored again (search.ts). */
+  #fetch(want: number): number {
+    return this.#main && this.#o.quant === 'q8' ? Math.min(this.size, want + RERANK_EXTRA) : want;
+  }
+
+  #rerank(hits: SearchHit[], q: Float32Array, want: number): SearchHit[] {
+    return rerank(hits, want, (id) => this.#vectors.dot(id, q));
   }
 
   /**
@@ -212,14 +224,19 @@ export class FaissVectorIndex implements VectorIndex {
     const q = unitCopy(query, this.dim, 'query');
     const want = Math.min(k, this.size);
     if (want === 0) return [];
-    return searchYielding(
+    const fetch = this.#fetch(want);
+    const hits = searchYielding(
       this.#main,
       this.#tail.shards,
       q,
-      want,
+      fetch,
       (id) => this.has(id),
-      () => (this.size === 0 ? [] : this.search(q, want)),
+      () => (this.size === 0 ? [] : this.search(q, fetch)),
     );
+    if (fetch === want) return hits;
+    return hits instanceof Promise
+      ? hits.then((h) => this.#rerank(h, q, want))
+      : this.#rerank(hits, q, want);
   }
 
   /**
@@ -256,28 +273,8 @@ export class FaissVectorIndex implements VectorIndex {
    * abandoned. Returns the ids it covers.
    */
   adoptMain(m: MainExport): number {
-    if (m.kind === 'flat' || this.#o.kind === 'flat')
-      throw new Error('only HNSW and IVF are adopted');
-    // Unpatched, a FAISS exception on bytes it cannot read would abort the process.
-    if (!patched())
-      throw new Error("loading a snapshot needs faiss-node built with semcache's patch");
-    const want = { hnsw: ['IHNf', 'IHNs'], ivf: ['IwFl', 'IwSq'] }[m.kind][
-      this.quant === 'q8' ? 1 : 0
-    ];
-    if (m.buffer.toString('latin1', 0, 4) !== want)
-      throw new Error(`not a ${this.quant} ${m.kind} index (FAISS ${want} expected)`);
-    const faiss = FaissIndex.fromBuffer(m.buffer, this.dim);
-    // Saved as its last search left it: start from the base again.
-    if (m.kind === 'hnsw' && patched()) faiss.setParam('efSearch', m.efSearch);
-    const ids = m.ids.map((id) => (id >= 0 && this.#vectors.has(id) ? id : DEAD));
-    let segment: Segment;
-    try {
-      segment = new Segment(m.kind, faiss, ids, m.efSearch);
-    } catch (err) {
-      faiss.dispose();
-      throw err;
-    }
-    if (m.kind === 'ivf') segment.nprobe = this.#o.nprobe;
+    if (this.#o.kind === 'flat') throw new Error('only HNSW and IVF are adopted');
+    const segment = segmentFromExport(m, this.#o, (id) => this.#vectors.has(id));
     this.#generation++;
     this.#deferred = false;
     const dirty = new Set<number>();

@@ -1,0 +1,40 @@
+/*
+ * A main segment another index serialized (exportMain(), snapshot.ts shares
+ * them across a fleet), read back as a Segment of this index: checked to be
+ * of the kind, quantization and dimension expected before FAISS reads it
+ * (FAISS's four-character code says which index class wrote the bytes),
+ * with a position whose id is not live here made dead.
+ */
+import type { MainExport, Quant } from '../types.js';
+import { FaissIndex, patched } from './faiss.js';
+import { DEAD, Segment } from './segment.js';
+
+/** The four-character code FAISS writes first, per kind and quantization. */
+const FOURCC = { hnsw: { fp32: 'IHNf', q8: 'IHNs' }, ivf: { fp32: 'IwFl', q8: 'IwSq' } } as const;
+
+export function segmentFromExport(
+  m: MainExport,
+  o: { dim: number; quant: Quant; nprobe: number },
+  live: (id: number) => boolean,
+): Segment {
+  if (m.kind === 'flat') throw new Error('only HNSW and IVF are adopted');
+  // Unpatched, a FAISS exception on bytes it cannot read would abort the process.
+  if (!patched())
+    throw new Error("loading a snapshot needs faiss-node built with semcache's patch");
+  const want = FOURCC[m.kind][o.quant];
+  if (m.buffer.toString('latin1', 0, 4) !== want)
+    throw new Error(`not a ${o.quant} ${m.kind} index (FAISS ${want} expected)`);
+  const faiss = FaissIndex.fromBuffer(m.buffer, o.dim);
+  // Saved as its last search left it: start from the base again.
+  if (m.kind === 'hnsw') faiss.setParam('efSearch', m.efSearch);
+  const ids = m.ids.map((id) => (id >= 0 && live(id) ? id : DEAD));
+  let segment: Segment;
+  try {
+    segment = new Segment(m.kind, faiss, ids, m.efSearch);
+  } catch (err) {
+    faiss.dispose();
+    throw err;
+  }
+  if (m.kind === 'ivf') segment.nprobe = o.nprobe;
+  return segment;
+}
