@@ -10,7 +10,8 @@
 // join time. Both are checked with SEMSEARCH FP32 <a record's vector> COUNT 1, which must
 // find that record (--probes of them).
 //
-//   npm run build && node bench/join.mjs [--entries 100000] [--probes 200]
+//   npm run build && node bench/join.mjs [--entries 100000] [--probes 200] [--data random|clustered]
+// (clustered: points around 100 centres, whose graph builds several times faster)
 import path from 'node:path';
 import {
   fmt,
@@ -32,7 +33,7 @@ import {
   writeEntries,
 } from './lib.mjs';
 
-const OPTS = { entries: 100_000, probes: 200 };
+const OPTS = { entries: 100_000, probes: 200, data: 'random' };
 const MODEL = 'hash:hash-v1-384:384';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,7 +99,11 @@ async function main() {
   installCleanup();
   console.log(machineInfo());
   const redis = await startRedis();
-  const writeMs = await writeEntries(redis.port, o.entries, { modelId: MODEL, dim: 384 });
+  const writeMs = await writeEntries(redis.port, o.entries, {
+    modelId: MODEL,
+    dim: 384,
+    data: o.data,
+  });
   console.log(`${fmt(o.entries)} records written in ${fmt(writeMs)} ms; load ${loadavg()}`);
 
   const a = await startSidecar('semcache-a', redis.port);

@@ -606,12 +606,13 @@ export function syntheticVectors(
  * FLUSHALL, then write `n` entries in semcache's storage layout, as SEMSET would:
  * the value at `bench:sem:<i>`, the record hash `<prefix>rec:<key>` (ns default,
  * text, vec = a random unit vector of `dim` float32 LE, model = `modelId`, exact,
- * ts) and the exact-match key. Pipelined, 1000 entries per round trip. Returns ms.
+ * ts) and the exact-match key. `data: 'clustered'`: the vectors are points around 100
+ * random centres (spread 0.05), like syntheticVectors' clustered set. Pipelined, 1000 entries per round trip. Returns ms.
  */
 export async function writeEntries(
   redisPort,
   n,
-  { modelId, dim, words = 12, prefix = 'semcache:', seed = 12345 },
+  { modelId, dim, words = 12, prefix = 'semcache:', seed = 12345, data = 'random' },
 ) {
   const { pathToFileURL } = await import('node:url');
   const { exactKey } = await import(
@@ -623,6 +624,14 @@ export async function writeEntries(
   const t0 = performance.now();
   const CHUNK = 1000;
   const vec = new Float32Array(dim);
+  if (data !== 'random' && data !== 'clustered') die(`data: random or clustered, not ${data}`);
+  const crand = mulberry32(7);
+  const centres =
+    data === 'clustered'
+      ? Array.from({ length: 100 }, () =>
+          unit(Float32Array.from({ length: dim }, () => gaussian(crand))),
+        )
+      : undefined;
   for (let start = 0; start < n; start += CHUNK) {
     const parts = [];
     const end = Math.min(n, start + CHUNK);
@@ -630,8 +639,9 @@ export async function writeEntries(
       const key = `bench:sem:${i}`;
       const text = `stored ${textFor(777, i, words)}`;
       let s = 0;
+      const c = centres?.[Math.floor(rand() * centres.length)];
       for (let j = 0; j < dim; j++) {
-        vec[j] = gaussian(rand);
+        vec[j] = c ? c[j] + 0.05 * gaussian(rand) : gaussian(rand);
         s += vec[j] * vec[j];
       }
       const norm = Math.sqrt(s);

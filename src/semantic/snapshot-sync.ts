@@ -20,6 +20,7 @@
  */
 import type { Logger } from '../log.js';
 import type { BuildHooks, EntryTable } from './entries.js';
+import { quantOf } from './index/adopt.js';
 import type { Namespace } from './namespace.js';
 import type { Snapshot, SnapshotManifest, SnapshotStore } from './snapshot.js';
 import type { BuildEvent, IndexKind } from './types.js';
@@ -215,6 +216,17 @@ export class SnapshotSync implements BuildHooks {
     }
     const index = this.d.entries.indexOf(space);
     if (index.adoptMain === undefined) return false;
+    const quant = index.quant ?? 'fp32';
+    if (quantOf(snap.buffer) !== quant) {
+      // Instances started with another --quant: this one builds its own graph.
+      this.d.logger.warn(
+        `namespace ${space.name}: snapshot is not ${quant} (another --quant?): building here`,
+      );
+      this.held.add(space.name);
+      this.waiting.delete(space.name);
+      index.bulkLoad(false); // runs the build check again
+      return false;
+    }
     const ids = snap.slots.map((s) => {
       if (s === undefined) return -1;
       const e = this.d.entries.entryOf(s.key);

@@ -93,6 +93,8 @@ export interface VectorIndex {
   readonly dim: number;
   /** The kind answering now (flat until an HNSW or IVF build is swapped in). */
   readonly kind: IndexKind;
+  /** How its HNSW and IVF segments hold vectors (fp32 when it does not say). */
+  readonly quant?: Quant;
   /** Live vectors. */
   readonly size: number;
   /** True when search() may miss vectors (HNSW, IVF); scan() is then exact. */

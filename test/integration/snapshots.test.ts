@@ -103,6 +103,25 @@ describe('shared HNSW snapshots', () => {
     expect(await direct.exists('semcache:snaplease:default')).toBe(0);
   });
 
+  it('a q8 graph is loaded by a q8 instance; one started with --quant fp32 refuses it and builds its own', async () => {
+    const { start, direct } = await setup();
+    const Q8 = [...HNSW, '--quant', 'q8'];
+    const a = await start(Q8);
+    await fill(a, 0, N);
+    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
+    await a.stop();
+    const b = await start(Q8);
+    expect(await waitFor(() => /hnsw snapshot loaded/.test(b.log()), 15_000)).toBe(true);
+    expect(await info(b, 'default')).toMatchObject({ index: 'hnsw', quant: 'q8' });
+    await servesFromGraph(b, [0, 1500, 2999]);
+    const c = await start(); // fp32
+    expect(await waitFor(() => /hnsw index of \d+ vectors built/.test(c.log()), 60_000)).toBe(true);
+    expect(c.log()).toMatch(/snapshot is not fp32 \(another --quant\?\): building here/);
+    expect((await info(c)).snapshot_loads).toBe(0);
+    expect(await info(c, 'default')).toMatchObject({ index: 'hnsw', quant: 'fp32' });
+    await servesFromGraph(c, [0, 1500, 2999]);
+  });
+
   it('below --snapshot-min-entries, each instance builds its own graph and nobody waits', async () => {
     const { start, direct } = await setup();
     const [a, b] = [await start(['--index', 'hnsw']), await start(['--index', 'hnsw'])];

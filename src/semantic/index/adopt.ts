@@ -12,6 +12,14 @@ import { DEAD, Segment } from './segment.js';
 /** The four-character code FAISS writes first, per kind and quantization. */
 const FOURCC = { hnsw: { fp32: 'IHNf', q8: 'IHNs' }, ivf: { fp32: 'IwFl', q8: 'IwSq' } } as const;
 
+/** The quantization of a serialized HNSW or IVF index, from its four-character code. */
+export function quantOf(buffer: Buffer): Quant | undefined {
+  const code = buffer.toString('latin1', 0, 4);
+  if (code === 'IHNf' || code === 'IwFl') return 'fp32';
+  if (code === 'IHNs' || code === 'IwSq') return 'q8';
+  return undefined;
+}
+
 export function segmentFromExport(
   m: MainExport,
   o: { dim: number; quant: Quant; nprobe: number },
