@@ -35,6 +35,47 @@ export function rerank(
   return out.sort((a, b) => b.score - a.score).slice(0, k);
 }
 
+/** What a search of a vector index reads. */
+export interface Parts {
+  main: Segment | undefined;
+  shards: readonly Segment[];
+  /** Live vectors in all. */
+  size: number;
+  /** Set for q8: an id's score from the JS copy (undefined: gone). */
+  rescore: ((id: number, q: Float32Array) => number | undefined) | undefined;
+}
+
+/** Hits to ask for: RERANK_EXTRA more when a q8 main segment's hits are scored again. */
+function fetchFor(p: Parts, want: number): number {
+  return p.main && p.rescore ? Math.min(p.size, want + RERANK_EXTRA) : want;
+}
+
+/** The best k of a vector index's parts for unit query q, in one go. */
+export function searchParts(p: Parts, q: Float32Array, k: number): SearchHit[] {
+  const want = Math.min(k, p.size);
+  if (want === 0) return [];
+  const fetch = fetchFor(p, want);
+  const hits = searchAll(p.main, p.shards, q, fetch);
+  return fetch === want ? hits : rerank(hits, want, (id) => p.rescore!(id, q));
+}
+
+/** searchParts() through searchYielding(); `again(n)` searches everything anew. */
+export function searchPartsYielding(
+  p: Parts,
+  q: Float32Array,
+  k: number,
+  live: (id: number) => boolean,
+  again: (n: number) => SearchHit[],
+): SearchHit[] | Promise<SearchHit[]> {
+  const want = Math.min(k, p.size);
+  if (want === 0) return [];
+  const fetch = fetchFor(p, want);
+  const hits = searchYielding(p.main, p.shards, q, fetch, live, () => again(fetch));
+  if (fetch === want) return hits;
+  const best = (h: SearchHit[]) => rerank(h, want, (id) => p.rescore!(id, q));
+  return hits instanceof Promise ? hits.then(best) : best(hits);
+}
+
 /** searchYielding() yields to the event loop once it has searched this long. */
 const YIELD_AFTER_MS = 1;
 

@@ -39,7 +39,7 @@ import { buildSegment } from './build.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
 import { buildDue } from './policy.js';
 import { type ScanOptions, scanExact } from './scan.js';
-import { RERANK_EXTRA, rerank, searchAll, searchYielding } from './search.js';
+import { type Parts, searchParts, searchPartsYielding } from './search.js';
 import type { Segment } from './segment.js';
 import { FlatTail } from './tail.js';
 import { type Quant, VectorStore } from './vector-store.js';
@@ -195,21 +195,7 @@ export class FaissVectorIndex implements VectorIndex {
   /** Up to k live hits, best first, in one go (however long the tail). */
   search(query: Float32Array, k: number): SearchHit[] {
     checkK(k);
-    const q = unitCopy(query, this.dim, 'query');
-    const want = Math.min(k, this.size);
-    if (want === 0) return [];
-    const fetch = this.#fetch(want);
-    const hits = searchAll(this.#main, this.#tail.shards, q, fetch);
-    return fetch === want ? hits : this.#rerank(hits, q, want);
-  }
-
-  /** Hits to ask for: more than wanted when a q8 segment's are scored again (search.ts). */
-  #fetch(want: number): number {
-    return this.#main && this.#o.quant === 'q8' ? Math.min(this.size, want + RERANK_EXTRA) : want;
-  }
-
-  #rerank(hits: SearchHit[], q: Float32Array, want: number): SearchHit[] {
-    return rerank(hits, want, (id) => this.#vectors.dot(id, q));
+    return searchParts(this.#parts(), unitCopy(query, this.dim, 'query'), k);
   }
 
   /**
@@ -222,21 +208,23 @@ export class FaissVectorIndex implements VectorIndex {
   searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]> {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
-    const want = Math.min(k, this.size);
-    if (want === 0) return [];
-    const fetch = this.#fetch(want);
-    const hits = searchYielding(
-      this.#main,
-      this.#tail.shards,
+    return searchPartsYielding(
+      this.#parts(),
       q,
-      fetch,
+      k,
       (id) => this.has(id),
-      () => (this.size === 0 ? [] : this.search(q, fetch)),
+      (n) => (this.size === 0 ? [] : this.search(q, n)),
     );
-    if (fetch === want) return hits;
-    return hits instanceof Promise
-      ? hits.then((h) => this.#rerank(h, q, want))
-      : this.#rerank(hits, q, want);
+  }
+
+  /** What a search reads (search.ts); q8 hits are scored again from the JS codes. */
+  #parts(): Parts {
+    return {
+      main: this.#main,
+      shards: this.#tail.shards,
+      size: this.size,
+      rescore: this.#o.quant === 'q8' ? (id, q) => this.#vectors.dot(id, q) : undefined,
+    };
   }
 
   /**
