@@ -5,6 +5,8 @@
  * recall floor is the issue's (recall@10 >= 0.95 against exact search).
  */
 import { describe, expect, it } from 'vitest';
+import { FaissIndex, newHnswIP, newSq8IP } from '../../src/semantic/index/faiss.js';
+import { quantizedGraph } from '../../src/semantic/index/quantized-graph.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/index/vector-index.js';
 import { SLAB_SLOTS, VectorStore } from '../../src/semantic/index/vector-store.js';
 import { bruteForce, clusteredVectors, DIM, dot, randomVectors } from '../helpers/vectors.js';
@@ -97,6 +99,41 @@ describe.each(['hnsw', 'ivf'] as const)('%s with quant q8, 20k clustered vectors
     expect(m.buffer.length).toBeLessThan(20_000 * (DIM + (kind === 'hnsw' ? 200 : 40)));
     index.clear();
   }, 120_000);
+});
+
+describe('quantizedGraph (a graph built on float32, stored in SQ8)', () => {
+  it('reads back as an IndexHNSWSQ holding the same vectors at the same positions', () => {
+    const data = clusteredVectors(2000, 81);
+    const xs = new Float32Array(data.length * DIM);
+    for (const [i, v] of data.entries()) xs.set(v, i * DIM);
+    const graph = newHnswIP(DIM, { m: 16, efConstruction: 40, efSearch: 64 });
+    const g = quantizedGraph(
+      (b) => FaissIndex.fromBuffer(b, DIM),
+      graph,
+      newSq8IP(DIM),
+      xs,
+      undefined,
+    );
+    expect(g.toBuffer().toString('latin1', 0, 4)).toBe('IHNs');
+    expect(g.ntotal()).toBe(2000);
+    let self = 0;
+    for (const i of [0, 1, 500, 1999]) {
+      const r = g.search(data[i]!, 1);
+      if (Number(r.labels[0]) === i) self++;
+      expect(r.distances[0]).toBeCloseTo(1, 1);
+    }
+    expect(self).toBe(4);
+    expect(() =>
+      quantizedGraph(
+        (b) => FaissIndex.fromBuffer(b, DIM),
+        newHnswIP(DIM, { m: 8, efConstruction: 40, efSearch: 16 }),
+        newHnswIP(DIM, { m: 8, efConstruction: 40, efSearch: 16 }),
+        xs,
+        undefined,
+      ),
+    ).toThrow(/needs an IHNf graph and an IxSQ storage/);
+    g.dispose();
+  });
 });
 
 describe('snapshots and quantization', () => {

@@ -12,7 +12,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 import type { IndexKind } from '../types.js';
-import { type FaissIndex, newHnswIP, newIvfIP } from './faiss.js';
+import { type FaissIndex, newHnswIP, newIvfIP, newSq8IP } from './faiss.js';
 import { autoEfSearch, IVF_TRAIN_PER_LIST, type Settings } from './options.js';
 import { Segment } from './segment.js';
 import type { VectorStore } from './vector-store.js';
@@ -43,15 +43,22 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
   const efSearch = o.efSearch ?? autoEfSearch(n);
   let template: FaissIndex;
   let train: Float32Array | undefined;
+  let storage: Buffer | undefined;
   if (kind === 'ivf') {
     const nlist = Math.max(1, Math.min(o.nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)));
     template = newIvfIP(dim, { nlist, nprobe: o.nprobe }, o.quant);
     train = sample(xs, dim, Math.min(n, Math.max(nlist * IVF_TRAIN_PER_LIST, sqTrain(o))));
   } else {
-    template = newHnswIP(dim, { ...o.hnsw, efSearch }, o.quant);
-    if (o.quant === 'q8') train = sample(xs, dim, Math.min(n, SQ_TRAIN));
+    // q8: the graph is built on the float32 vectors, then stored in SQ8 (builder.ts).
+    template = newHnswIP(dim, { ...o.hnsw, efSearch });
+    if (o.quant === 'q8') {
+      train = sample(xs, dim, Math.min(n, SQ_TRAIN));
+      const sq = newSq8IP(dim);
+      storage = sq.toBuffer();
+      sq.dispose();
+    }
   }
-  const faiss = await o.builder({ template, vectors: xs, train });
+  const faiss = await o.builder({ template, vectors: xs, train, storage });
   if (!req.alive()) {
     faiss.dispose();
     return undefined;

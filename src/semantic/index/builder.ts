@@ -19,14 +19,23 @@
 
 import { Worker } from 'node:worker_threads';
 import { addonPath, FaissIndex, patched } from './faiss.js';
+import { QUANTIZED_GRAPH_SOURCE, quantizedGraph } from './quantized-graph.js';
 
 export interface BuildInput {
   /** Empty index of the wanted kind and parameters (untrained for IVF). */
   template: FaissIndex;
   /** The vectors, one after the other (length = n * dim); transferred to the worker. */
   vectors: Float32Array;
-  /** Training sample for indexes that need one (IVF), else undefined. */
+  /** Training sample for indexes that need one (IVF, SQ8), else undefined. */
   train?: Float32Array | undefined;
+  /**
+   * An empty scalar quantizer (SQ8), serialized: the HNSW template's graph
+   * is built on the float32 vectors, then its storage is replaced by this
+   * quantizer, trained on `train` and holding the same vectors (QUANT q8:
+   * the graph's links come from exact distances; built on SQ8 distances
+   * it found 0.936 of the true top 10 at 100k clustered vectors).
+   */
+  storage?: Buffer | undefined;
 }
 
 const WORKER_SOURCE = `
@@ -43,11 +52,16 @@ try {
     require('node:child_process').spawnSync('chrt', ['-i', '-p', '0', String(tid)], { stdio: 'ignore' });
   }
 } catch {}
-parentPort.once('message', ({ template, vectors, train }) => {
+${QUANTIZED_GRAPH_SOURCE}
+const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+parentPort.once('message', ({ template, vectors, train, storage }) => {
   try {
-    const index = faiss.Index.fromBuffer(Buffer.from(template.buffer, template.byteOffset, template.byteLength));
-    if (train) index.train(train);
-    if (vectors.length > 0) index.add(vectors);
+    let index = faiss.Index.fromBuffer(view(template));
+    if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), vectors, train);
+    else {
+      if (train) index.train(train);
+      if (vectors.length > 0) index.add(vectors);
+    }
     // Hand the index itself over (same process, same heap): no serialization.
     parentPort.postMessage({ address: index.release() });
   } catch (err) {
@@ -95,12 +109,24 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
     );
     const transfer = [vectors.buffer as ArrayBuffer];
     if (train && train.buffer !== vectors.buffer) transfer.push(train.buffer as ArrayBuffer);
-    worker.postMessage({ template: template.toBuffer(), vectors, train }, transfer);
+    worker.postMessage(
+      { template: template.toBuffer(), vectors, train, storage: input.storage },
+      transfer,
+    );
     template.dispose(); // the worker has its own copy
   });
 }
 
-function buildInline({ template, vectors, train }: BuildInput): FaissIndex {
+function buildInline({ template, vectors, train, storage }: BuildInput): FaissIndex {
+  if (storage) {
+    return quantizedGraph(
+      (b) => FaissIndex.fromBuffer(b, template.dim),
+      template,
+      FaissIndex.fromBuffer(storage, template.dim),
+      vectors,
+      train,
+    );
+  }
   if (train) template.train(train);
   if (vectors.length > 0) template.add(vectors);
   return template;

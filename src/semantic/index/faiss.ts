@@ -188,15 +188,21 @@ function storage(quant: 'fp32' | 'q8'): string {
 }
 
 /**
- * HNSW graph over flat or SQ8 storage (SQ8 needs training) with the
- * inner-product metric: FAISS negates the similarity internally and hands
- * back inner products, largest first.
+ * HNSW graph over flat storage with the inner-product metric: FAISS negates
+ * the similarity internally and hands back inner products, largest first.
+ * (QUANT q8 swaps the built graph's storage for SQ8 codes: builder.ts.)
  */
-export function newHnswIP(dim: number, p: HnswParams, quant: 'fp32' | 'q8' = 'fp32'): FaissIndex {
+export function newHnswIP(dim: number, p: HnswParams): FaissIndex {
   const f = load();
-  const desc = quant === 'q8' ? `HNSW${p.m},SQ8` : `HNSW${p.m}`;
+  const desc = `HNSW${p.m}`;
   const empty = f.Index.fromFactory(dim, desc, f.MetricType.METRIC_INNER_PRODUCT);
   return FaissIndex.fromBuffer(setHnswParams(empty.toBuffer(), p.efConstruction, p.efSearch), dim);
+}
+
+/** An empty 8-bit scalar quantizer (flat, untrained), inner-product metric: a q8 graph's storage. */
+export function newSq8IP(dim: number): FaissIndex {
+  const f = load();
+  return new FaissIndex(f.Index.fromFactory(dim, 'SQ8', f.MetricType.METRIC_INNER_PRODUCT), dim);
 }
 
 export interface IvfParams {
