@@ -1162,6 +1162,7 @@ describe.each([2, 3] as const)('RESP%i', (p) => {
         'dimension',
         'model',
         'index',
+        'quant',
         'index_building',
         'index_tail',
         'threshold',
