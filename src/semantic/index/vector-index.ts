@@ -29,6 +29,11 @@
  * no graph yet and more than interimIvfAbove vectors (a restart, a bulk
  * load), it builds IVF first and serves from it while the graph is built.
  *
+ * quant 'q8' (docs/index.md, "Quantization"): the JS copy of the vectors
+ * (vector-store.ts) holds 8-bit codes, HNSW and IVF segments SQ8 codes
+ * (build.ts, quantized-graph.ts), and hits are scored again from the JS
+ * codes (search.ts); the tail stays float32.
+ *
  * Every FAISS call is synchronous on the caller's thread and gets only input
  * checked beforehand (validate.ts).
  */
