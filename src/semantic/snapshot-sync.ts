@@ -219,9 +219,8 @@ export class SnapshotSync implements BuildHooks {
     const quant = index.quant ?? 'fp32';
     if (quantOf(snap.buffer) !== quant) {
       // Instances started with another --quant: this one builds its own graph.
-      this.d.logger.warn(
-        `namespace ${space.name}: snapshot is not ${quant} (another --quant?): building here`,
-      );
+      const why = `snapshot is not ${quant} (another --quant?): building here`;
+      this.d.logger.warn(`namespace ${space.name}: ${why}`);
       this.held.add(space.name);
       this.waiting.delete(space.name);
       index.bulkLoad(false); // runs the build check again

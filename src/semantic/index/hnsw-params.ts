@@ -6,9 +6,9 @@
  * make up for it: in 1.7.3 the stopping rule of the graph walk uses the
  * index's efSearch, whatever k is.
  *
- * Layout, from faiss/impl/index_write.cpp (write_index for IndexHNSWFlat and
- * IndexHNSWSQ, write_index_header, write_HNSW), little-endian:
- *   "IHNf" (flat storage) or "IHNs" (SQ8)  d:i32  ntotal:i64  dummy:i64  dummy:i64  is_trained:u8  metric:i32
+ * Layout, from faiss/impl/index_write.cpp (write_index for IndexHNSWFlat,
+ * write_index_header, write_HNSW), little-endian:
+ *   "IHNf"  d:i32  ntotal:i64  dummy:i64  dummy:i64  is_trained:u8  metric:i32
  *   [metric_arg:f32 when metric > 1]
  *   five vectors, each size:u64 then items: assign_probas (f64),
  *   cum_nneighbor_per_level (i32), levels (i32), offsets (u64), neighbors (i32)
@@ -18,13 +18,12 @@
 
 const VECTOR_ITEM_BYTES = [8, 4, 4, 8, 4] as const;
 
-/** Returns `buf` with efConstruction and efSearch set; throws if `buf` is not an empty IHNf or IHNs. */
+/** Returns `buf` with efConstruction and efSearch set; throws if `buf` is not an empty IHNf. */
 export function setHnswParams(buf: Buffer, efConstruction: number, efSearch: number): Buffer {
   const fail = (why: string): never => {
     throw new Error(`unexpected FAISS HNSW serialization (${why}); cannot set efSearch`);
   };
-  const fourcc = buf.length < 33 ? '' : buf.toString('latin1', 0, 4);
-  if (fourcc !== 'IHNf' && fourcc !== 'IHNs') fail('not IndexHNSWFlat or IndexHNSWSQ');
+  if (buf.length < 33 || buf.toString('latin1', 0, 4) !== 'IHNf') fail('not IndexHNSWFlat');
   if (buf.readBigInt64LE(8) !== 0n) fail('index not empty');
   let off = 4 + 4 + 8 + 8 + 8 + 1;
   const metric = buf.readInt32LE(off);
