@@ -103,7 +103,7 @@ export class SnapshotSync implements BuildHooks {
       this.fetched.delete(space.name);
       if (space.entries.size === 0) continue;
       try {
-        if (fetched !== undefined) this.adopt(space, await fetched);
+        if (fetched !== undefined) await this.adopt(space, await fetched);
         else if (this.fetching === undefined) await this.load(space);
       } catch (err) {
         this.d.logger.warn(
@@ -201,8 +201,11 @@ export class SnapshotSync implements BuildHooks {
     return this.adopt(space, snap);
   }
 
-  /** Adopt a fetched snapshot, if it fits (model, dimension, coverage). */
-  private adopt(space: Namespace, snap: Snapshot | undefined): boolean {
+  /**
+   * Adopt a fetched snapshot, if it fits (model, dimension, coverage); FAISS
+   * reads it in a worker thread (index/adopt.ts), the payload moved there.
+   */
+  private async adopt(space: Namespace, snap: Snapshot | undefined): Promise<boolean> {
     const t0 = performance.now();
     if (snap === undefined) return false;
     const m = snap.manifest;
@@ -238,7 +241,10 @@ export class SnapshotSync implements BuildHooks {
       );
       return false;
     }
-    index.adoptMain({ kind: m.kind, efSearch: snap.efSearch, buffer: snap.buffer, ids });
+    await index.adoptMain(
+      { kind: m.kind, efSearch: snap.efSearch, buffer: snap.buffer, ids },
+      true,
+    );
     this.loads++;
     this.d.logger.info(
       `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB fetched in ${(this.fetchMs.get(space.name) ?? 0).toFixed(0)} ms, adopted in ${(performance.now() - t0).toFixed(0)} ms`,

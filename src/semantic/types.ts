@@ -122,8 +122,11 @@ export interface VectorIndex {
   bulkLoad(on: boolean): void;
   /** The built main segment, serialized (undefined without one, or not supported). */
   exportMain?(): MainExport | undefined;
-  /** Make a serialized main segment this index's; returns the ids it covers. */
-  adoptMain?(m: MainExport): number;
+  /**
+   * Make a serialized main segment this index's, read off the event loop;
+   * resolves to the ids it covers. `transfer`: m.buffer may be moved away.
+   */
+  adoptMain?(m: MainExport, transfer?: boolean): Promise<number>;
   /** Resolves when no build runs (builds started meanwhile included). */
   settled(): Promise<void>;
   clear(): void;

@@ -153,11 +153,11 @@ describe('snapshots and quantization', () => {
       return x;
     };
     const a = to('fp32');
-    expect(() => a.adoptMain(mq)).toThrow(/not a fp32 hnsw index/);
-    expect(a.adoptMain(mf)).toBe(3000);
+    await expect(a.adoptMain(mq)).rejects.toThrow(/not a fp32 hnsw index/);
+    expect(await a.adoptMain(mf)).toBe(3000);
     const b = to('q8');
-    expect(() => b.adoptMain(mf)).toThrow(/not a q8 hnsw index/);
-    expect(b.adoptMain(mq)).toBe(3000);
+    await expect(b.adoptMain(mf)).rejects.toThrow(/not a q8 hnsw index/);
+    expect(await b.adoptMain(mq)).toBe(3000);
     expect([b.kind, b.tail]).toEqual(['hnsw', 0]);
     for (const [i, v] of data.slice(0, 100).entries())
       expect(b.search(v, 1)[0]?.id).toBe(i * 7 + 3);

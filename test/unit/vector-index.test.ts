@@ -574,7 +574,7 @@ describe('a main segment shared between indexes (snapshots)', () => {
     for (const [i, v] of clusteredVectors(50, 32).entries()) live.set(50_000 + i, v);
     b.addBatch([...live.keys()], [...live.values()]);
     const mapped = { ...m, ids: m.ids.map((_, pos) => 10_000 + pos) };
-    expect(b.adoptMain(mapped)).toBe(1999);
+    expect(await b.adoptMain(mapped)).toBe(1999);
     b.bulkLoad(false);
     expect([b.kind, b.size, b.tail, b.dead]).toEqual(['hnsw', 2049, 50, 1]);
     for (const [id, v] of [...live].slice(0, 200)) expect(b.search(v, 1)[0]?.id).toBe(id);
@@ -595,12 +595,80 @@ describe('a main segment shared between indexes (snapshots)', () => {
     const m = a.exportMain()!;
     const b = createVectorIndex({ dim: DIM, kind: 'hnsw' });
     const live = fill(b, clusteredVectors(10, 41));
-    expect(() => b.adoptMain(m)).toThrow(/dimension 64, 384 expected/);
-    expect(() => b.adoptMain({ ...m, buffer: Buffer.from('not a faiss index') })).toThrow();
+    await expect(b.adoptMain(m)).rejects.toThrow(/dimension 64, 384 expected/);
+    await expect(b.adoptMain({ ...m, buffer: Buffer.from('not a faiss index') })).rejects.toThrow(
+      /not a fp32 hnsw index/,
+    );
+    const garbled = Buffer.from(m.buffer);
+    garbled.fill(7, 40);
+    await expect(b.adoptMain({ ...m, buffer: garbled })).rejects.toThrow(/index load failed/);
     const c = createVectorIndex({ dim: 64, kind: 'hnsw' });
-    expect(() => c.adoptMain({ ...m, ids: [1, 2] })).toThrow(/3 vectors, 2 ids/);
-    expect(b.size).toBe(10);
+    await expect(c.adoptMain({ ...m, ids: [1, 2] })).rejects.toThrow(/3 vectors, 2 ids/);
+    // The build a load abandoned starts again once the load failed.
+    await b.settled();
+    expect([b.size, b.kind, b.building]).toEqual([10, 'hnsw', false]);
     for (const [id, v] of live) expect(b.search(v, 1)[0]?.id).toBe(id);
     for (const x of [a, b, c]) x.clear();
+  });
+
+  it('loads in a worker: writes made meanwhile are kept, removals honoured, and a clear throws the load away', async () => {
+    const data = clusteredVectors(3000, 51);
+    const a = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    const ids = fill(a, data);
+    await a.settled();
+    const m = a.exportMain()!;
+    const b = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    b.bulkLoad(true);
+    const live = new Map(ids);
+    b.addBatch([...live.keys()], [...live.values()]);
+    b.bulkLoad(false);
+    const loading = b.adoptMain(m);
+    expect(b.building).toBe(true);
+    // While FAISS reads it: 20 entries removed, 30 new ones, one replaced by another vector.
+    const gone = [...live.keys()].slice(0, 20);
+    for (const id of gone) {
+      expect(b.remove(id)).toBe(true);
+      live.delete(id);
+    }
+    const fresh = clusteredVectors(31, 52);
+    for (const [i, v] of fresh.slice(0, 30).entries()) {
+      b.add(90_000 + i, v);
+      live.set(90_000 + i, v);
+    }
+    const moved = [...live.keys()][100]!;
+    b.add(moved, fresh[30]!);
+    live.set(moved, fresh[30]!);
+    expect(await loading).toBe(3000 - 20 - 1);
+    expect([b.kind, b.size, b.tail, b.building]).toEqual(['hnsw', 3010, 31, false]);
+    for (const [id, v] of live) expect(b.search(v, 1)[0]?.id).toBe(id);
+    for (const id of gone) expect(b.has(id)).toBe(false);
+
+    const c = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    c.bulkLoad(true);
+    c.addBatch([...ids.keys()], [...ids.values()]);
+    const abandoned = c.adoptMain(m);
+    c.clear();
+    await expect(abandoned).rejects.toThrow(/cleared or replaced while it loaded/);
+    expect([c.size, c.kind, c.building]).toEqual([0, 'flat', false]);
+    for (const x of [a, b, c]) x.clear();
+  });
+
+  it('moves the bytes to the worker only when asked to', async () => {
+    const data = clusteredVectors(500, 61);
+    const a = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    const ids = fill(a, data);
+    await a.settled();
+    const m = a.exportMain()!;
+    const b = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    b.bulkLoad(true);
+    b.addBatch([...ids.keys()], [...ids.values()]);
+    const own = Buffer.from(m.buffer); // an ArrayBuffer of its own
+    expect(await b.adoptMain({ ...m, buffer: own })).toBe(500);
+    expect(own.buffer.byteLength).toBe(m.buffer.length); // copied: still here
+    expect(await b.adoptMain({ ...m, buffer: own }, true)).toBe(500);
+    expect(own.buffer.byteLength).toBe(0); // moved: detached here
+    for (const [id, v] of [...ids].slice(0, 50)) expect(b.search(v, 1)[0]?.id).toBe(id);
+    a.clear();
+    b.clear();
   });
 });

@@ -3,10 +3,12 @@
  * them across a fleet), read back as a Segment of this index: checked to be
  * of the kind, quantization and dimension expected before FAISS reads it
  * (FAISS's four-character code says which index class wrote the bytes),
- * with a position whose id is not live here made dead.
+ * with a position whose id is not live here made dead. FAISS reads it in a
+ * worker thread.
  */
 import type { MainExport, Quant } from '../types.js';
-import { FaissIndex, patched } from './faiss.js';
+import { loadIndex } from './builder.js';
+import { patched } from './faiss.js';
 import { DEAD, Segment } from './segment.js';
 
 /** The four-character code FAISS writes first, per kind and quantization. */
@@ -20,11 +22,18 @@ export function quantOf(buffer: Buffer): Quant | undefined {
   return undefined;
 }
 
-export function segmentFromExport(
+/**
+ * The segment `m` describes, read in a worker thread (builder.ts loadIndex:
+ * FAISS's read of a large graph would stop the event loop for seconds).
+ * `live` is asked once the index is read, so what was removed meanwhile is
+ * dead. `transfer`: m.buffer may be moved to the worker (then unusable).
+ */
+export async function loadSegment(
   m: MainExport,
   o: { dim: number; quant: Quant; nprobe: number },
   live: (id: number) => boolean,
-): Segment {
+  transfer = false,
+): Promise<Segment> {
   if (m.kind === 'flat') throw new Error('only HNSW and IVF are adopted');
   // Unpatched, a FAISS exception on bytes it cannot read would abort the process.
   if (!patched())
@@ -32,17 +41,17 @@ export function segmentFromExport(
   const want = FOURCC[m.kind][o.quant];
   if (m.buffer.toString('latin1', 0, 4) !== want)
     throw new Error(`not a ${o.quant} ${m.kind} index (FAISS ${want} expected)`);
-  const faiss = FaissIndex.fromBuffer(m.buffer, o.dim);
-  // Saved as its last search left it: start from the base again.
-  if (m.kind === 'hnsw') faiss.setParam('efSearch', m.efSearch);
-  const ids = m.ids.map((id) => (id >= 0 && live(id) ? id : DEAD));
-  let segment: Segment;
+  const { kind, efSearch, ids: given } = m;
+  const faiss = await loadIndex(m.buffer, o.dim, transfer);
   try {
-    segment = new Segment(m.kind, faiss, ids, m.efSearch);
+    // Saved as its last search left it: start from the base again.
+    if (kind === 'hnsw') faiss.setParam('efSearch', efSearch);
+    const ids = given.map((id) => (id >= 0 && live(id) ? id : DEAD));
+    const segment = new Segment(kind, faiss, ids, efSearch);
+    if (kind === 'ivf') segment.nprobe = o.nprobe;
+    return segment;
   } catch (err) {
     faiss.dispose();
     throw err;
   }
-  if (m.kind === 'ivf') segment.nprobe = o.nprobe;
-  return segment;
 }

@@ -117,6 +117,10 @@ export class FaissIndex {
     return this.#index.ntotal();
   }
 
+  dimension(): number {
+    return this.#index.getDimension();
+  }
+
   /** Adds xs.length / dim vectors, laid out one after the other. */
   add(xs: Float32Array): void {
     this.#index.add(this.#typed ? xs : Array.from(xs));

@@ -5,8 +5,9 @@
  * Model: a built segment and a tail (segment.ts: one FAISS index each, plus
  * the map between FAISS positions and the caller's ids, with tombstones).
  * This file keeps them in step; its parts do: tail.ts (the shards),
- * build.ts (one background build), policy.ts (when a build is due, of what
- * kind), search.ts (a search across segments), options.ts (options,
+ * jobs.ts (the one background build or snapshot load, and when a build
+ * starts), build.ts (a build), adopt.ts (a load), policy.ts (when a build
+ * is due, of what kind), search.ts (a search across segments), options.ts (options,
  * defaults, efSearch by size), scan.ts (the exact JS scan behind a short
  * approximate answer).
  * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
@@ -17,8 +18,9 @@
  *   (builder.ts) and swapped in when ready. Neither removes: a removal
  *   is a tombstone.
  * - Search asks both and merges; an id lives in exactly one of them.
- * Ids added or removed while a build runs are noted; at the swap they are
- * buried in the new segment and the live ones form the new tail. A build
+ * Ids added or removed while a build or load runs are noted (jobs.ts); at
+ * the swap they are buried in the new segment and the live ones form the
+ * new tail. A build
  * costs the event loop a snapshot copied a few MB per turn; the built index
  * comes back by address, not serialized (builder.ts).
  *
@@ -39,10 +41,8 @@
  */
 
 import type { IndexKind, MainExport, SearchHit, VectorIndex } from '../types.js';
-import { segmentFromExport } from './adopt.js';
-import { buildSegment } from './build.js';
+import { Jobs } from './jobs.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
-import { buildDue } from './policy.js';
 import { type ScanOptions, scanExact } from './scan.js';
 import { type Parts, searchParts, searchPartsYielding } from './search.js';
 import type { Segment } from './segment.js';
@@ -60,13 +60,6 @@ export { SHARD_SIZE } from './tail.js';
 
 import { checkId, checkK, intOption, unitCopy } from './validate.js';
 
-interface Build {
-  kind: IndexKind;
-  /** Ids added or removed since the snapshot. */
-  dirty: Set<number>;
-  done: Promise<void>;
-}
-
 export function createVectorIndex(opts: VectorIndexOptions): FaissVectorIndex {
   return new FaissVectorIndex(opts);
 }
@@ -80,20 +73,18 @@ export class FaissVectorIndex implements VectorIndex {
   #main: Segment | undefined;
   /** Where every add goes (index/tail.ts). */
   readonly #tail: FlatTail;
-  #build: Build | undefined;
-  /** Bumped by clear(): a build started before it is thrown away. */
-  #generation = 0;
-  #failedAt = Number.NEGATIVE_INFINITY;
-  /** While bulk loading (the rebuild from Redis), no build starts. */
-  #bulk = false;
-  /** A build is due but mayBuild said not now (another instance builds it). */
-  #deferred = false;
+  /** The background build or snapshot load (jobs.ts). */
+  readonly #jobs: Jobs;
 
   constructor(opts: VectorIndexOptions) {
     this.#o = resolveOptions(opts);
     this.dim = this.#o.dim;
     this.#tail = new FlatTail(this.dim, this.#o.maxDeadRatio);
     this.#vectors = new VectorStore(this.dim, this.#o.quant);
+    this.#jobs = new Jobs(this.#o, this.#vectors, {
+      state: () => ({ size: this.size, tail: this.tail, main: this.#main }),
+      install: (segment, dirty) => this.#swap(segment, dirty),
+    });
   }
 
   /** How HNSW and IVF segments hold vectors (the tail is float32 always). */
@@ -153,14 +144,17 @@ export class FaissVectorIndex implements VectorIndex {
     }
   }
 
-  /** True while a background build runs, or one is due and waits for mayBuild to allow it. */
+  /**
+   * True while a background build or snapshot load runs, or a build is due
+   * and waits for mayBuild to allow it.
+   */
   get building(): boolean {
-    return this.#build !== undefined || this.#deferred;
+    return this.#jobs.busy;
   }
 
-  /** Resolves when no build runs (builds started meanwhile included). */
-  async settled(): Promise<void> {
-    while (this.#build) await this.#build.done;
+  /** Resolves when no build or load runs (ones started meanwhile included). */
+  settled(): Promise<void> {
+    return this.#jobs.settled();
   }
 
   has(id: number): boolean {
@@ -185,14 +179,14 @@ export class FaissVectorIndex implements VectorIndex {
     for (const id of batch.keys()) this.#bury(id);
     this.#tail.append([...batch]);
     if (this.#o.kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
-    if (this.#build) for (const id of batch.keys()) this.#build.dirty.add(id);
+    for (const id of batch.keys()) this.#jobs.touched(id);
     this.#afterWrite();
   }
 
   remove(id: number): boolean {
     if (!this.#bury(checkId(id))) return false;
-    this.#build?.dirty.add(id);
-    if (this.size === 0 && this.#build === undefined) this.clear();
+    this.#jobs.touched(id);
+    if (this.size === 0 && !this.#jobs.running) this.clear();
     else this.#afterWrite();
     return true;
   }
@@ -261,20 +255,15 @@ export class FaissVectorIndex implements VectorIndex {
 
   /**
    * Make a serialized segment (another instance's exportMain(), its ids
-   * mapped to this index's) the main one. A position whose id is not live
-   * here is dead; live ids it lacks go to the tail. A build running now is
-   * abandoned. Returns the ids it covers.
+   * mapped to this index's) the main one, read in a worker thread (jobs.ts).
+   * A position whose id is not live here once it is read is dead; live ids it
+   * lacks, and those written while it loads, go to the tail. A build running
+   * now is abandoned. Resolves to the ids it covers. `transfer`: m.buffer may
+   * be moved to the worker (unusable afterwards).
    */
-  adoptMain(m: MainExport): number {
-    if (this.#o.kind === 'flat') throw new Error('only HNSW and IVF are adopted');
-    const segment = segmentFromExport(m, this.#o, (id) => this.#vectors.has(id));
-    this.#generation++;
-    this.#deferred = false;
-    const dirty = new Set<number>();
-    for (const id of this.#vectors.keys()) if (!segment.has(id)) dirty.add(id);
-    this.#swap(segment, { kind: m.kind, dirty, done: Promise.resolve() });
-    this.#afterWrite();
-    return segment.live;
+  adoptMain(m: MainExport, transfer = false): Promise<number> {
+    if (this.#o.kind === 'flat') return Promise.reject(new Error('only HNSW and IVF are adopted'));
+    return this.#jobs.load(m, transfer);
   }
 
   #efSearchFor(n: number): number {
@@ -286,19 +275,16 @@ export class FaissVectorIndex implements VectorIndex {
    * there are. Off: a build starts if one is due.
    */
   bulkLoad(on: boolean): void {
-    this.#bulk = on;
-    if (!on) this.#afterWrite();
+    if (!on) this.#tail.tidy();
+    this.#jobs.bulkLoad(on);
   }
 
   clear(): void {
-    this.#generation++;
+    this.#jobs.reset();
     this.#main?.dispose();
     this.#tail.clear();
     this.#main = undefined;
     this.#vectors.clear();
-    this.#build = undefined;
-    this.#deferred = false;
-    this.#failedAt = Number.NEGATIVE_INFINITY;
   }
 
   #bury(id: number): boolean {
@@ -309,53 +295,13 @@ export class FaissVectorIndex implements VectorIndex {
 
   #afterWrite(): void {
     this.#tail.tidy();
-    if (this.#bulk || this.#build || performance.now() - this.#failedAt < this.#o.retryAfterMs)
-      return;
-    const kind = buildDue(this.#o, { size: this.size, tail: this.tail, main: this.#main });
-    this.#deferred = false;
-    if (kind === undefined) return;
-    this.#deferred = kind === 'hnsw' && this.#o.mayBuild?.(kind) === false;
-    if (!this.#deferred) this.#startBuild(kind);
-  }
-
-  #startBuild(kind: IndexKind): void {
-    const ids = [...this.#vectors.keys()];
-    const generation = this.#generation;
-    const t0 = performance.now();
-    const build: Build = { kind, dirty: new Set(), done: Promise.resolve() };
-    this.#build = build;
-    const event = (error?: Error) => ({
-      kind,
-      vectors: ids.length,
-      ms: performance.now() - t0,
-      ...(error ? { error } : {}),
-    });
-    build.done = buildSegment({
-      kind,
-      ids,
-      vectors: this.#vectors,
-      settings: this.#o,
-      alive: () => generation === this.#generation,
-    }).then(
-      (segment) => {
-        if (segment === undefined) return; // cleared meanwhile
-        this.#swap(segment, build);
-        this.#o.onBuild?.(event());
-        this.#afterWrite();
-      },
-      (err: Error) => {
-        if (generation !== this.#generation) return;
-        this.#build = undefined;
-        this.#failedAt = performance.now();
-        this.#o.onBuild?.(event(err));
-      },
-    );
+    this.#jobs.check();
   }
 
   /** The built segment becomes the main one; what changed meanwhile becomes the tail. */
-  #swap(built: Segment, build: Build): void {
+  #swap(built: Segment, dirty: Iterable<number>): void {
     const tail: [number, Float32Array][] = [];
-    for (const id of build.dirty) {
+    for (const id of dirty) {
       built.bury(id);
       const v = this.#vectors.get(id);
       if (v !== undefined) tail.push([id, v]);
@@ -364,6 +310,5 @@ export class FaissVectorIndex implements VectorIndex {
     this.#tail.clear();
     this.#main = built;
     this.#tail.append(tail);
-    this.#build = undefined;
   }
 }
