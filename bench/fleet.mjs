@@ -8,12 +8,22 @@
 // propagation to that instance. A poll costs the instance what a lookup costs; the delay is
 // known to within --poll-ms.
 //
+// --probe ordered (the default): one probe loop per instance asks only for the oldest write it
+// has not shown yet, and the next one as soon as it has; an instance applies the record of
+// changes in order, so a later write is seldom shown before an earlier one, and when it is, it is
+// counted late (the figure can only come out too high). The probe load stays at about one SEMGET
+// per instance per --poll-ms. --probe each: every followed write has its own loop on every
+// instance (the first version of this bench): the probes then grow with the delay they measure
+// (200 followed writes/s x 3 instances x 30 ms = 18,000 SEMGET/s), and on a loaded machine they
+// make the delay they measure.
+//
 // The reference, in the same run: the same number of messages PUBLISHed to redis-server and
 // received by N-1 subscribers (the fastest Redis can tell another process of a change; no
 // record is read, no index updated), and the writer's own SEMSET latency.
 //
 //   npm run build && node bench/fleet.mjs [--instances 4] [--rate 1000] [--seconds 10]
-//                                         [--sample 5] [--poll-ms 1] [--extra-args "--index flat"]
+//                                         [--sample 5] [--poll-ms 1] [--probe ordered|each]
+//                                         [--extra-args "--index flat"]
 import path from 'node:path';
 import {
   fmt1,
@@ -34,7 +44,15 @@ import {
   waitForPing,
 } from './lib.mjs';
 
-const OPTS = { instances: 4, rate: 1000, seconds: 10, sample: 5, 'poll-ms': 1, 'extra-args': '' };
+const OPTS = {
+  instances: 4,
+  rate: 1000,
+  seconds: 10,
+  sample: 5,
+  'poll-ms': 1,
+  probe: 'ordered',
+  'extra-args': '',
+};
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,9 +77,13 @@ async function startSidecars(n, redisPort, extra) {
   return ports;
 }
 
-/** Poll `conn` with SEMGET text until it answers `value`; ms since `t0`. */
+/** SEMGETs sent to follow writes (the load the measurement itself puts on the instances). */
+let probes = 0;
+
+/** Poll `conn` with SEMGET text until it answers `value`; ms since `t0` (--probe each). */
 async function seen(conn, text, value, t0, pollMs) {
   for (;;) {
+    probes++;
     const got = await conn.call('SEMGET', text);
     if (got !== null && String(got) === value) return performance.now() - t0;
     if (performance.now() - t0 > 10_000) return Number.POSITIVE_INFINITY;
@@ -69,9 +91,39 @@ async function seen(conn, text, value, t0, pollMs) {
   }
 }
 
+/** --probe ordered: one loop per instance, asking for the oldest write not yet shown. */
+function follower(conn, pollMs) {
+  const queue = [];
+  let running = false;
+  const run = async () => {
+    running = true;
+    while (queue.length > 0) {
+      const w = queue[0];
+      probes++;
+      const got = await conn.call('SEMGET', w.text);
+      const ms = performance.now() - w.t0;
+      if ((got !== null && String(got) === w.value) || ms > 10_000) {
+        queue.shift();
+        w.done(ms > 10_000 ? Number.POSITIVE_INFINITY : ms);
+      } else await sleep(pollMs);
+    }
+    running = false;
+  };
+  return (text, value, t0) =>
+    new Promise((done) => {
+      queue.push({ text, value, t0, done });
+      if (!running) void run();
+    });
+}
+
 async function propagation(ports, o) {
   const writers = await Promise.all(ports.map((p) => RespConn.connect(p)));
   const pollers = await Promise.all(ports.map((p) => RespConn.connect(p)));
+  const follow = pollers.map((c) =>
+    o.probe === 'each'
+      ? (text, value, t0) => seen(c, text, value, t0, o['poll-ms'])
+      : follower(c, o['poll-ms']),
+  );
   const delays = [];
   const writeMs = [];
   const pending = [];
@@ -92,8 +144,8 @@ async function propagation(ports, o) {
       if (String(r) !== 'OK') throw new Error(`SEMSET: ${r}`);
       if (i % o.sample !== 0) return;
       return Promise.all(
-        pollers.map((c, j) =>
-          j === w ? undefined : seen(c, text, value, ok, o['poll-ms']).then((d) => delays.push(d)),
+        follow.map((f, j) =>
+          j === w ? undefined : f(text, value, ok).then((d) => delays.push(d)),
         ),
       );
     });
@@ -149,6 +201,7 @@ function row(name, xs) {
 
 async function main() {
   const o = parseFlags(OPTS);
+  if (o.probe !== 'ordered' && o.probe !== 'each') throw new Error('--probe is ordered or each');
   installCleanup();
   console.log(machineInfo());
   const redis = await startRedis();
@@ -164,7 +217,7 @@ async function main() {
   const feedMem = await respOnce(redis.port, ['MEMORY', 'USAGE', 'semcache:feed']);
   const feedLen = await respOnce(redis.port, ['XLEN', 'semcache:feed']);
   console.log(
-    `\n${o.instances} instances${o['extra-args'] ? ` (${o['extra-args']})` : ''}, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms; load ${load0} -> ${loadavg()}\n`,
+    `\n${o.instances} instances${o['extra-args'] ? ` (${o['extra-args']})` : ''}, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms (--probe ${o.probe}: ${probes} SEMGETs, ${(probes / o.seconds).toFixed(0)}/s); load ${load0} -> ${loadavg()}\n`,
   );
   console.log(
     mdTable(
