@@ -1,6 +1,6 @@
 /*
  * How the instances of a fleet share built HNSW graphs (docs/fleet.md,
- * "Snapshots"; the Redis side is snapshot.ts):
+ * "Snapshots"; the Redis side is snapshot.ts, the leases snapshot-lease.ts):
  *
  * - On start, after the rebuild from Redis has read every record and before
  *   any build may start, each namespace's snapshot is loaded and adopted:
@@ -23,14 +23,9 @@ import type { BuildHooks, EntryTable } from './entries.js';
 import { quantOf } from './index/adopt.js';
 import type { Namespace } from './namespace.js';
 import type { Snapshot, SnapshotManifest, SnapshotStore } from './snapshot.js';
+import { Leases, RENEW_MS } from './snapshot-lease.js';
 import type { BuildEvent, IndexKind } from './types.js';
 
-/** How long a lease lasts unless renewed (ms). */
-export const LEASE_MS = 60_000;
-/** How often a held lease is renewed, and a lost one tried again (ms). */
-const RENEW_MS = 20_000;
-/** How long a graceful stop waits for its leases to be given up (ms). */
-const RELEASE_WAIT_MS = 500;
 /** How often an instance waiting for another's graph looks for it (ms). */
 const POLL_MS = 2_000;
 
@@ -59,9 +54,8 @@ export interface SnapshotInfo {
 export class SnapshotSync implements BuildHooks {
   /** The generation adopted or saved here, per namespace. */
   private readonly gens = new Map<string, string>();
-  private readonly held = new Set<string>();
-  private readonly waiting = new Set<string>();
-  private readonly asking = new Set<string>();
+  /** Who builds which namespace's graph (snapshot-lease.ts). */
+  private readonly leases: Leases;
   private loads = 0;
   private saves = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -71,7 +65,9 @@ export class SnapshotSync implements BuildHooks {
   private fetching: Promise<void> | undefined;
   private stopped = false;
 
-  constructor(private readonly d: SnapshotSyncDeps) {}
+  constructor(private readonly d: SnapshotSyncDeps) {
+    this.leases = new Leases(d.store, d.logger, () => this.stopped);
+  }
 
   /**
    * Start fetching every namespace's snapshot, at start, while the records
@@ -114,7 +110,7 @@ export class SnapshotSync implements BuildHooks {
     this.fetched.clear();
     this.timers.push(
       setInterval(() => void this.poll(), POLL_MS).unref(),
-      setInterval(() => void this.renew(), RENEW_MS).unref(),
+      setInterval(() => void this.leases.renew(this.d.entries.namespaces), RENEW_MS).unref(),
     );
   }
 
@@ -123,28 +119,24 @@ export class SnapshotSync implements BuildHooks {
     for (const t of this.timers) clearInterval(t);
   }
 
-  /** Give up the leases held (on a graceful stop), waiting RELEASE_WAIT_MS at most. */
-  async release(): Promise<void> {
-    const names = [...this.held];
-    this.held.clear();
-    if (names.length === 0) return;
-    const done = Promise.allSettled(names.map((ns) => this.d.store.release(ns)));
-    await Promise.race([done, new Promise((r) => setTimeout(r, RELEASE_WAIT_MS).unref())]);
+  /** Give up the leases held (on a graceful stop). */
+  release(): Promise<void> {
+    return this.leases.release();
   }
 
   info(): SnapshotInfo {
     return {
       loads: this.loads,
       saves: this.saves,
-      leases: this.held.size,
-      waiting: this.waiting.size,
+      leases: this.leases.held.size,
+      waiting: this.leases.waiting.size,
     };
   }
 
   /** The namespace was emptied (SEMFLUSH, SEMNS DEL): its snapshot goes too. */
   async drop(ns: string): Promise<void> {
     this.gens.delete(ns);
-    this.waiting.delete(ns);
+    this.leases.waiting.delete(ns);
     try {
       await this.d.store.drop(ns);
     } catch (err) {
@@ -153,44 +145,17 @@ export class SnapshotSync implements BuildHooks {
   }
 
   mayBuild(space: Namespace, kind: IndexKind): boolean {
-    if (kind !== 'hnsw' || this.held.has(space.name)) return true;
+    if (kind !== 'hnsw' || this.leases.held.has(space.name)) return true;
     if (space.entries.size < this.d.minEntries) return true;
-    this.ask(space);
+    this.leases.ask(space);
     return false;
   }
 
   built(space: Namespace, event: BuildEvent): void {
-    if (event.kind !== 'hnsw' || !this.held.has(space.name) || this.stopped) return;
+    if (event.kind !== 'hnsw' || !this.leases.held.has(space.name) || this.stopped) return;
     if (event.vectors < this.d.minEntries) return;
     this.save(space).catch((err: Error) =>
       this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
-    );
-  }
-
-  /** Take the lease (in the background); holding it, poke the index to build. */
-  private ask(space: Namespace): void {
-    const name = space.name;
-    if (this.asking.has(name) || this.stopped) return;
-    this.asking.add(name);
-    this.d.store.lease(name, LEASE_MS).then(
-      (ok) => {
-        this.asking.delete(name);
-        if (!ok) {
-          this.waiting.add(name);
-          return;
-        }
-        this.held.add(name);
-        this.waiting.delete(name);
-        space.index?.bulkLoad(false); // runs the build check again
-      },
-      (err: Error) => {
-        this.asking.delete(name);
-        this.d.logger.warn(
-          `namespace ${name}: snapshot lease unavailable (${err.message}): building here`,
-        );
-        this.held.add(name);
-        space.index?.bulkLoad(false);
-      },
     );
   }
 
@@ -224,9 +189,7 @@ export class SnapshotSync implements BuildHooks {
       // Instances started with another --quant: this one builds its own graph.
       const why = `snapshot is not ${quant} (another --quant?): building here`;
       this.d.logger.warn(`namespace ${space.name}: ${why}`);
-      this.held.add(space.name);
-      this.waiting.delete(space.name);
-      index.bulkLoad(false); // runs the build check again
+      this.leases.buildHere(space);
       return false;
     }
     const ids = snap.slots.map((s) => {
@@ -274,34 +237,20 @@ export class SnapshotSync implements BuildHooks {
 
   /** Waiting namespaces: adopt a newer snapshot when one came. */
   private async poll(): Promise<void> {
-    for (const name of [...this.waiting]) {
+    const { waiting } = this.leases;
+    for (const name of [...waiting]) {
       const space = this.d.entries.namespaces.get(name);
       if (space === undefined || this.stopped) {
-        this.waiting.delete(name);
+        waiting.delete(name);
         continue;
       }
       try {
         const m = await this.d.store.manifest(name);
         if (m === undefined || m.gen === this.gens.get(name)) continue;
-        if (await this.load(space, m)) this.waiting.delete(name);
+        if (await this.load(space, m)) waiting.delete(name);
       } catch (err) {
         this.d.logger.warn(`namespace ${name}: snapshot poll: ${(err as Error).message}`);
       }
-    }
-  }
-
-  /** Renew held leases; try again for namespaces still waiting (a holder may be gone). */
-  private async renew(): Promise<void> {
-    for (const name of [...this.held]) {
-      try {
-        if (!(await this.d.store.lease(name, LEASE_MS))) this.held.delete(name);
-      } catch {
-        // Redis unreachable: keep building here; the lease runs out elsewhere.
-      }
-    }
-    for (const name of [...this.waiting]) {
-      const space = this.d.entries.namespaces.get(name);
-      if (space !== undefined) this.ask(space);
     }
   }
 }

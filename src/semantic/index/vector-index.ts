@@ -4,26 +4,20 @@
  *
  * Model: a built segment and a tail (segment.ts: one FAISS index each, plus
  * the map between FAISS positions and the caller's ids, with tombstones).
- * This file keeps them in step; its parts do: tail.ts (the shards),
- * jobs.ts (the one background build or snapshot load, and when a build
- * starts), build.ts (a build), adopt.ts (a load), policy.ts (when a build
- * is due, of what kind), search.ts (a search across segments), options.ts (options,
- * defaults, efSearch by size), scan.ts (the exact JS scan behind a short
+ * This file keeps them in step; its parts do: tail.ts (the shards), jobs.ts
+ * (the one background build or snapshot load: build.ts, adopt.ts; when a
+ * build starts: policy.ts), search.ts (a search across segments), options.ts
+ * (defaults, efSearch by size), scan.ts (the exact scan behind a short
  * approximate answer).
  * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
  *   there: a flat add is a copy, so a write never waits for a graph insert or
  *   a training run. A search yields to the event loop between shards.
- * - The main segment is HNSW (graph, approximate) or IVF (inverted lists,
- *   approximate), built from every live vector in a worker thread
- *   (builder.ts) and swapped in when ready. Neither removes: a removal
- *   is a tombstone.
+ * - The main segment is HNSW or IVF (approximate), built from every live
+ *   vector in a worker thread and swapped in when ready. Neither removes: a
+ *   removal is a tombstone.
  * - Search asks both and merges; an id lives in exactly one of them.
- * Ids added or removed while a build or load runs are noted (jobs.ts); at
- * the swap they are buried in the new segment and the live ones form the
- * new tail. A build
- * costs the event loop a snapshot copied a few MB per turn; the built index
- * comes back by address, not serialized (builder.ts).
- *
+ * Ids written while a build or load runs go to the new tail at the swap.
+
  * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
  * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
  * vectors, then HNSW (flat again only when emptied). An HNSW graph takes
@@ -207,13 +201,8 @@ export class FaissVectorIndex implements VectorIndex {
   searchYielding(query: Float32Array, k: number): SearchHit[] | Promise<SearchHit[]> {
     checkK(k);
     const q = unitCopy(query, this.dim, 'query');
-    return searchPartsYielding(
-      this.#parts(),
-      q,
-      k,
-      (id) => this.has(id),
-      (n) => (this.size === 0 ? [] : this.search(q, n)),
-    );
+    const again = (n: number) => (this.size === 0 ? [] : this.search(q, n));
+    return searchPartsYielding(this.#parts(), q, k, (id) => this.has(id), again);
   }
 
   /** What a search reads (search.ts); q8 hits are scored again from the JS codes. */
@@ -250,24 +239,18 @@ export class FaissVectorIndex implements VectorIndex {
   exportMain(): MainExport | undefined {
     const main = this.#main;
     if (main === undefined) return undefined;
-    return { kind: main.kind, efSearch: this.#efSearchFor(main.live), ...main.serialize() };
+    const efSearch = this.#o.efSearch ?? autoEfSearch(main.live);
+    return { kind: main.kind, efSearch, ...main.serialize() };
   }
 
   /**
-   * Make a serialized segment (another instance's exportMain(), its ids
-   * mapped to this index's) the main one, read in a worker thread (jobs.ts).
-   * A position whose id is not live here once it is read is dead; live ids it
-   * lacks, and those written while it loads, go to the tail. A build running
-   * now is abandoned. Resolves to the ids it covers. `transfer`: m.buffer may
-   * be moved to the worker (unusable afterwards).
+   * Make a serialized segment (another instance's exportMain(), ids mapped
+   * to this index's) the main one, read in a worker thread: jobs.ts load().
+   * `transfer`: m.buffer may be moved to the worker (unusable afterwards).
    */
   adoptMain(m: MainExport, transfer = false): Promise<number> {
     if (this.#o.kind === 'flat') return Promise.reject(new Error('only HNSW and IVF are adopted'));
     return this.#jobs.load(m, transfer);
-  }
-
-  #efSearchFor(n: number): number {
-    return this.#o.efSearch ?? autoEfSearch(n);
   }
 
   /**
