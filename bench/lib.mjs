@@ -39,7 +39,8 @@ function killGroup(child, signal) {
 function cleanupSync() {
   for (const c of children) killGroup(c, 'SIGKILL');
   children.clear();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  if (tmp && process.env.KEEP_TMP) console.error('kept', tmp);
   tmp = undefined;
 }
 
