@@ -12,11 +12,14 @@
  * caller's thread pays nothing for the size of the index.
  * One worker per build, at nice 19 on Linux (a build may take longer on a
  * busy machine, the lookups do not wait for it); it exits when done.
+ * Starting one costs the event loop 1-40 ms on a loaded 2-core machine
+ * (measured in bench/fleet.mjs's instances); a kept worker would save that,
+ * but would hold the transferred vectors until its next garbage collection.
  *
- * The same worker reads a serialized index back (loadIndex(): a snapshot
- * another instance built, snapshot-sync.ts): FAISS's read copies every
- * vector and link, 53 ms for 5,000 HNSW vectors and 7.5 s for 1,000,000 when
- * it ran on the event loop.
+ * A worker of the same source reads a serialized index back (loadIndex(): a
+ * snapshot another instance built, snapshot-sync.ts), at normal priority:
+ * FAISS's read copies every vector and link, 53 ms for 5,000 HNSW vectors
+ * and 7.5 s for 1,000,000 when it ran on the event loop.
  *
  * Without the patch the addon is not safe to load in a second thread, so the
  * build runs inline, on the caller's thread, and blocks it (and a load is
