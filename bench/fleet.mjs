@@ -8,11 +8,13 @@
 // propagation to that instance. A poll costs the instance what a lookup costs; the delay is
 // known to within --poll-ms.
 //
-// --probe ordered (the default): one probe loop per instance asks only for the oldest write it
-// has not shown yet, and the next one as soon as it has; an instance applies the record of
-// changes in order, so a later write is seldom shown before an earlier one, and when it is, it is
-// counted late (the figure can only come out too high). The probe load stays at about one SEMGET
-// per instance per --poll-ms. --probe each: every followed write has its own loop on every
+// --probe ordered (the default): one probe loop per instance asks, in one pipelined batch, for
+// every write it has not shown yet (up to --probe-batch of them, oldest first); a write counts
+// as visible at the reply that first showed it, so a delay can only come out too high (by up to
+// one round trip and --poll-ms). With --probe-batch 1 it asks only for the oldest, and a later
+// write shown first is counted late: at ~150 followed writes/s per instance and a SEMGET round
+// trip of 6 ms under load, that one probe in flight saturates and its own queue adds to the
+// delay (the rows of 2026-12-06 evening in docs/benchmarks.md). --probe each: every followed write has its own loop on every
 // instance (the first version of this bench): the probes then grow with the delay they measure
 // (200 followed writes/s x 3 instances x 30 ms = 18,000 SEMGET/s), and on a loaded machine they
 // make the delay they measure.
@@ -21,9 +23,17 @@
 // received by N-1 subscribers (the fastest Redis can tell another process of a change; no
 // record is read, no index updated), and the writer's own SEMSET latency.
 //
+// --preload N: the fleet is warm instead of empty. N records (clustered random vectors,
+// bench/lib.mjs writeEntries) are written into Redis first; instance 0 starts, builds the
+// namespace's HNSW graph and saves it as the snapshot; the others start and load it; the
+// writes begin once every instance serves from a full graph. From empty (the default), the
+// namespace grows from 0 during the run, and below --snapshot-min-entries every instance
+// builds its own graph again every tailMax writes.
+//
 //   npm run build && node bench/fleet.mjs [--instances 4] [--rate 1000] [--seconds 10]
 //                                         [--sample 5] [--poll-ms 1] [--probe ordered|each]
-//                                         [--extra-args "--index flat"]
+//                                         [--probe-batch 64]
+//                                         [--preload 0] [--extra-args "--index flat"]
 import path from 'node:path';
 import {
   fmt1,
@@ -42,6 +52,7 @@ import {
   startRedis,
   startServer,
   waitForPing,
+  writeEntries,
 } from './lib.mjs';
 
 const OPTS = {
@@ -51,14 +62,16 @@ const OPTS = {
   sample: 5,
   'poll-ms': 1,
   probe: 'ordered',
+  'probe-batch': 64,
+  preload: 0,
   'extra-args': '',
 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSidecars(n, redisPort, extra) {
+async function startSidecars(n, redisPort, extra, first = 0) {
   const ports = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = first; i < first + n; i++) {
     const port = await freePort();
     const child = startServer(`semcache-${i}`, process.execPath, [
       path.join(ROOT, 'dist', 'cli.js'),
@@ -77,6 +90,19 @@ async function startSidecars(n, redisPort, extra) {
   return ports;
 }
 
+/** Wait until the default namespace is served by a built HNSW graph (and, if asked, saved). */
+async function fullGraph(port, { saved = false, limitMs = 1_800_000 } = {}) {
+  const t0 = performance.now();
+  for (;;) {
+    const ns = pairs(await respOnce(port, ['SEMINFO', 'NS', 'default'], 60_000));
+    const info = saved ? pairs(await respOnce(port, ['SEMINFO'], 60_000)) : undefined;
+    const built = ns.index === 'hnsw' && Number(ns.index_building) === 0;
+    if (built && (!saved || Number(info.snapshot_saves) >= 1)) return performance.now() - t0;
+    if (performance.now() - t0 > limitMs) throw new Error(`no full graph on :${port}`);
+    await sleep(200);
+  }
+}
+
 /** SEMGETs sent to follow writes (the load the measurement itself puts on the instances). */
 let probes = 0;
 
@@ -91,21 +117,29 @@ async function seen(conn, text, value, t0, pollMs) {
   }
 }
 
-/** --probe ordered: one loop per instance, asking for the oldest write not yet shown. */
-function follower(conn, pollMs) {
+/** --probe ordered: one loop per instance, asking for up to `batch` unseen writes at a time. */
+function follower(conn, pollMs, batch) {
   const queue = [];
   let running = false;
   const run = async () => {
     running = true;
     while (queue.length > 0) {
-      const w = queue[0];
-      probes++;
-      const got = await conn.call('SEMGET', w.text);
-      const ms = performance.now() - w.t0;
-      if ((got !== null && String(got) === w.value) || ms > 10_000) {
-        queue.shift();
-        w.done(ms > 10_000 ? Number.POSITIVE_INFINITY : ms);
-      } else await sleep(pollMs);
+      const ask = queue.slice(0, batch);
+      probes += ask.length;
+      const got = await Promise.all(ask.map((w) => conn.call('SEMGET', w.text)));
+      const now = performance.now();
+      const seen = new Set();
+      for (const [i, w] of ask.entries()) {
+        const ms = now - w.t0;
+        if ((got[i] !== null && String(got[i]) === w.value) || ms > 10_000) {
+          seen.add(w);
+          w.done(ms > 10_000 ? Number.POSITIVE_INFINITY : ms);
+        }
+      }
+      const unseen = ask.some((w) => !seen.has(w));
+      for (let i = queue.length - 1; i >= 0; i--) if (seen.has(queue[i])) queue.splice(i, 1);
+      // One write at a time (--probe-batch 1) goes on only once the oldest was seen.
+      if (unseen) await sleep(pollMs);
     }
     running = false;
   };
@@ -122,7 +156,7 @@ async function propagation(ports, o) {
   const follow = pollers.map((c) =>
     o.probe === 'each'
       ? (text, value, t0) => seen(c, text, value, t0, o['poll-ms'])
-      : follower(c, o['poll-ms']),
+      : follower(c, o['poll-ms'], o['probe-batch']),
   );
   const delays = [];
   const writeMs = [];
@@ -202,14 +236,28 @@ function row(name, xs) {
 async function main() {
   const o = parseFlags(OPTS);
   if (o.probe !== 'ordered' && o.probe !== 'each') throw new Error('--probe is ordered or each');
+  if (!(Number.isInteger(o['probe-batch']) && o['probe-batch'] >= 1))
+    throw new Error('--probe-batch is a whole number, 1 or more');
   installCleanup();
   console.log(machineInfo());
   const redis = await startRedis();
-  const ports = await startSidecars(
-    o.instances,
-    redis.port,
-    o['extra-args'].split(' ').filter((a) => a !== ''),
-  );
+  const extra = o['extra-args'].split(' ').filter((a) => a !== '');
+  let ports;
+  if (o.preload > 0) {
+    const ms = await writeEntries(redis.port, o.preload, {
+      modelId: 'hash:hash-v1-384:384',
+      dim: 384,
+      data: 'clustered',
+    });
+    console.log(`${o.preload} records written in ${fmt1(ms / 1000)} s`);
+    ports = await startSidecars(1, redis.port, extra);
+    console.log(
+      `instance 0: graph built and saved in ${fmt1((await fullGraph(ports[0], { saved: true })) / 1000)} s`,
+    );
+    ports.push(...(await startSidecars(o.instances - 1, redis.port, extra, 1)));
+    for (const [i, port] of ports.entries())
+      console.log(`instance ${i}: full graph after ${fmt1((await fullGraph(port)) / 1000)} s more`);
+  } else ports = await startSidecars(o.instances, redis.port, extra);
   const load0 = loadavg();
   const p = await propagation(ports, o);
   const ref = await pubsub(redis.port, o.instances, o);
@@ -217,7 +265,7 @@ async function main() {
   const feedMem = await respOnce(redis.port, ['MEMORY', 'USAGE', 'semcache:feed']);
   const feedLen = await respOnce(redis.port, ['XLEN', 'semcache:feed']);
   console.log(
-    `\n${o.instances} instances${o['extra-args'] ? ` (${o['extra-args']})` : ''}, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms (--probe ${o.probe}: ${probes} SEMGETs, ${(probes / o.seconds).toFixed(0)}/s); load ${load0} -> ${loadavg()}\n`,
+    `\n${o.instances} instances${o['extra-args'] ? ` (${o['extra-args']})` : ''}${o.preload > 0 ? `, warm: ${o.preload} entries preloaded` : ', from empty'}, ${o.rate} SEMSET/s asked (${p.rate.toFixed(0)}/s done) for ${o.seconds} s, every ${o.sample}th write followed on the ${o.instances - 1} others, polled every ${o['poll-ms']} ms (--probe ${o.probe}${o.probe === 'ordered' ? `, batches of up to ${o['probe-batch']}` : ''}: ${probes} SEMGETs, ${(probes / o.seconds).toFixed(0)}/s); load ${load0} -> ${loadavg()}\n`,
   );
   console.log(
     mdTable(

@@ -18,6 +18,7 @@
  * - When Redis refuses the lease (an error, not a lease held elsewhere), the
  *   instance builds on its own, as without snapshots.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import type { BuildHooks, EntryTable } from './entries.js';
 import { quantOf } from './index/adopt.js';
@@ -26,6 +27,8 @@ import type { Snapshot, SnapshotManifest, SnapshotStore } from './snapshot.js';
 import { Leases, RENEW_MS } from './snapshot-lease.js';
 import type { BuildEvent, IndexKind } from './types.js';
 
+/** Snapshot positions mapped to this instance's entries per turn of the event loop. */
+const MAP_CHUNK = 4096;
 /** How often an instance waiting for another's graph looks for it (ms). */
 const POLL_MS = 2_000;
 
@@ -192,11 +195,14 @@ export class SnapshotSync implements BuildHooks {
       this.leases.buildHere(space);
       return false;
     }
-    const ids = snap.slots.map((s) => {
-      if (s === undefined) return -1;
-      const e = this.d.entries.entryOf(s.key);
-      return e !== undefined && e.ns === space && e.ver === s.ver ? e.id : -1;
-    });
+    // A few thousand per turn; what changes meanwhile is caught after the load (index/jobs.ts).
+    const ids: number[] = [];
+    for (const [i, s] of snap.slots.entries()) {
+      if (i > 0 && i % MAP_CHUNK === 0) await yieldToLoop();
+      const e = s === undefined ? undefined : this.d.entries.entryOf(s.key);
+      ids.push(e !== undefined && e.ns === space && e.ver === s?.ver ? e.id : -1);
+    }
+    if (this.d.entries.namespaces.get(space.name) !== space || space.index !== index) return false;
     const used = ids.reduce((n, id) => n + (id >= 0 ? 1 : 0), 0);
     if (used < space.entries.size / 2) {
       this.d.logger.info(
@@ -217,8 +223,11 @@ export class SnapshotSync implements BuildHooks {
 
   private async save(space: Namespace): Promise<void> {
     const t0 = performance.now();
+    await yieldToLoop(); // not in the turn that swapped the graph in
     const m = space.index?.exportMain?.();
     if (m === undefined || m.kind !== 'hnsw') return;
+    // The slots in the same turn as the export: an id whose vector changed after it would
+    // otherwise be named at a version the exported bytes do not hold.
     const slots = m.ids.map((id) => {
       const e = space.entries.get(id);
       return e === undefined ? undefined : { key: e.key, ver: e.ver };
