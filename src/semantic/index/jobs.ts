@@ -11,6 +11,10 @@
  * from Redis), a build failed less than retryAfterMs ago, or a job runs;
  * policy.ts says whether one is due and of what kind; mayBuild may defer an
  * HNSW build to another instance of the fleet (it then adopts the snapshot).
+ * A rebuild of the main segment's own kind first rests, after the previous
+ * one, as long as that one took (REST_MAX_MS at most): builds of a small
+ * namespace take at most half of the time, and a fleet's instances no
+ * longer rebuild back to back while it grows fast (docs/benchmarks.md §7).
  * reset() (the index cleared) and a new load abandon what runs: its result is
  * thrown away when it comes back.
  */
@@ -37,6 +41,12 @@ interface Job {
   done: Promise<void>;
 }
 
+/**
+ * The longest rest: a graph that took minutes (100k vectors) is rebuilt
+ * soon after anyway, as a tail twice as long would cost every search.
+ */
+const REST_MAX_MS = 10_000;
+
 export class Jobs {
   #job: Job | undefined;
   /** Bumped by reset() and by each load: what started before is thrown away. */
@@ -46,6 +56,10 @@ export class Jobs {
   #bulk = false;
   /** A build is due but mayBuild said not now (another instance builds it). */
   #deferred = false;
+  /** The last build of the main segment's kind: when it ended and how long it took. */
+  #last = { kind: undefined as IndexKind | undefined, end: Number.NEGATIVE_INFINITY, ms: 0 };
+  /** A due rebuild resting (see check()): resolves when check() runs again. */
+  #rest: { timer: NodeJS.Timeout; over: Promise<void>; end: () => void } | undefined;
 
   constructor(
     private readonly o: Settings,
@@ -58,14 +72,14 @@ export class Jobs {
     return this.#job !== undefined;
   }
 
-  /** A job runs, or a build is due and waits for mayBuild to allow it. */
+  /** A job runs, or a build is due and waits (for mayBuild to allow it, or its rest). */
   get busy(): boolean {
-    return this.#job !== undefined || this.#deferred;
+    return this.#job !== undefined || this.#deferred || this.#rest !== undefined;
   }
 
-  /** Resolves when no job runs (jobs started meanwhile included). */
+  /** Resolves when no job runs or rests (jobs started meanwhile included). */
   async settled(): Promise<void> {
-    while (this.#job) await this.#job.done;
+    while (this.#job || this.#rest) await (this.#job?.done ?? this.#rest?.over);
   }
 
   /** The index added or removed `id`. */
@@ -84,14 +98,41 @@ export class Jobs {
     this.#job = undefined;
     this.#deferred = false;
     this.#failedAt = Number.NEGATIVE_INFINITY;
+    this.#last = { kind: undefined, end: Number.NEGATIVE_INFINITY, ms: 0 };
+    if (this.#rest) {
+      clearTimeout(this.#rest.timer);
+      this.#rest.end();
+    }
+    this.#rest = undefined;
   }
 
   /** Start a build if one is due and nothing stops it. */
   check(): void {
     if (this.#bulk || this.#job || performance.now() - this.#failedAt < this.o.retryAfterMs) return;
-    const kind = buildDue(this.o, this.host.state());
+    const state = this.host.state();
+    const kind = buildDue(this.o, state);
     this.#deferred = false;
     if (kind === undefined) return;
+    // A rebuild of the kind the main segment already is waits, after the last one, buildRest
+    // times as long as that one took (1: builds take at most half of the time however fast
+    // writes come); the tail grows meanwhile (about writes/s x build time), as during a build.
+    const rest =
+      this.#last.end + Math.min(this.#last.ms * this.o.buildRest, REST_MAX_MS) - performance.now();
+    if (state.main?.kind === kind && this.#last.kind === kind && rest > 0) {
+      if (this.#rest === undefined) {
+        let end = () => {};
+        const over = new Promise<void>((r) => {
+          end = r;
+        });
+        const timer = setTimeout(() => {
+          this.#rest = undefined;
+          this.check();
+          end();
+        }, rest).unref();
+        this.#rest = { timer, over, end };
+      }
+      return;
+    }
     this.#deferred = kind === 'hnsw' && this.o.mayBuild?.(kind) === false;
     if (!this.#deferred) this.#build(kind);
   }
@@ -155,6 +196,7 @@ export class Jobs {
       (segment) => {
         if (segment === undefined) return; // abandoned meanwhile
         this.#job = undefined;
+        this.#last = { kind, end: performance.now(), ms: performance.now() - t0 };
         this.host.install(segment, job.dirty);
         this.o.onBuild?.(event());
         this.check();

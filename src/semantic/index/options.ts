@@ -44,6 +44,11 @@ export interface VectorIndexOptions {
   mayBuild?: (kind: IndexKind) => boolean;
   /** After a failed build, no new one starts for this long; default 60 s. */
   retryAfterMs?: number;
+  /**
+   * A rebuild of the main segment's kind waits, after the last, this many
+   * times as long as that took (10 s at most, jobs.ts); default 1, 0: none.
+   */
+  buildRest?: number;
   /** Builds an index off the event loop; default index/builder.ts (tests inject faults). */
   builder?: (input: BuildInput) => Promise<FaissIndex>;
 }
@@ -86,6 +91,7 @@ export interface Settings {
   onBuild: ((e: BuildEvent) => void) | undefined;
   mayBuild: ((kind: IndexKind) => boolean) | undefined;
   retryAfterMs: number;
+  buildRest: number;
   builder: (input: BuildInput) => Promise<FaissIndex>;
 }
 
@@ -134,6 +140,7 @@ export function resolveOptions(opts: VectorIndexOptions): Settings {
     onBuild: opts.onBuild,
     mayBuild: opts.mayBuild,
     retryAfterMs: intOption('retryAfterMs', opts.retryAfterMs, DEFAULT_RETRY_AFTER_MS, 0, MAX),
+    buildRest: intOption('buildRest', opts.buildRest, 1, 0, 100),
     builder: opts.builder ?? buildIndex,
   };
 }
