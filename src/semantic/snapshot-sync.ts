@@ -188,7 +188,7 @@ export class SnapshotSync implements BuildHooks {
     const index = this.d.entries.indexOf(space);
     if (index.adoptMain === undefined) return false;
     const quant = index.quant ?? 'fp32';
-    if (quantOf(snap.buffer) !== quant) {
+    if (quantOf(snap.faiss) !== quant) {
       // Instances started with another --quant: this one builds its own graph.
       const why = `snapshot is not ${quant} (another --quant?): building here`;
       this.d.logger.warn(`namespace ${space.name}: ${why}`);
@@ -210,10 +210,7 @@ export class SnapshotSync implements BuildHooks {
       );
       return false;
     }
-    await index.adoptMain(
-      { kind: m.kind, efSearch: snap.efSearch, buffer: snap.buffer, ids },
-      true,
-    );
+    await index.adoptMain({ kind: m.kind, efSearch: snap.efSearch, buffer: snap.faiss, ids }, true);
     this.loads++;
     this.d.logger.info(
       `namespace ${space.name}: ${m.kind} snapshot loaded, ${used} of ${snap.slots.length} positions used (${space.entries.size} entries), ${(m.bytes / 1e6).toFixed(1)} MB fetched in ${(this.fetchMs.get(space.name) ?? 0).toFixed(0)} ms, adopted in ${(performance.now() - t0).toFixed(0)} ms`,

@@ -48,6 +48,8 @@ export interface SnapshotManifest {
   vectors: number;
   chunks: number;
   bytes: number;
+  /** Bytes of the slots at the payload's start, in chunks of their own (undefined: older snapshots). */
+  head?: number | undefined;
   /** The newest feed event applied by the instance when it saved. */
   feed: string;
   origin: string;
@@ -58,7 +60,8 @@ export interface Snapshot {
   manifest: SnapshotManifest;
   kind: IndexKind;
   efSearch: number;
-  buffer: Buffer;
+  /** FAISS's bytes, in order: the chunks as read, joined only where FAISS reads them. */
+  faiss: Buffer[];
   /** The entry at each position; undefined: dead. */
   slots: (SlotEntry | undefined)[];
 }
@@ -189,6 +192,7 @@ export class SnapshotStore {
       vectors: num('vectors'),
       chunks: num('chunks'),
       bytes: num('bytes'),
+      head: h.head === undefined ? undefined : num('head'),
       feed: h.feed ?? '0-0',
       origin: h.origin ?? '',
       ts: num('ts'),
@@ -218,6 +222,7 @@ export class SnapshotStore {
       vectors: slots.length,
       chunks,
       bytes: parts[0].length + parts[1].length,
+      head: parts[0].length,
       feed: meta.feed,
       origin: this.origin,
       ts: Date.now(),
@@ -265,11 +270,26 @@ export class SnapshotStore {
       Array.from({ length: manifest.chunks }, (_, i) => ['GET', this.chunkKey(manifest.gen, i)]),
     );
     if (!parts.every((c) => Buffer.isBuffer(c))) return undefined; // replaced meanwhile
-    const payload = Buffer.concat(parts as Buffer[]);
-    if (payload.length !== manifest.bytes) return undefined;
+    const chunks = parts as Buffer[];
+    if (chunks.reduce((n, c) => n + c.length, 0) !== manifest.bytes) return undefined;
+    // The slots end where a chunk ends (save() chunks the two parts apart): only they are
+    // joined here; FAISS's chunks are joined by the worker that reads them (index/builder.ts).
+    let h = 0;
+    let at = 0;
+    while (manifest.head !== undefined && h < chunks.length && at < manifest.head)
+      at += chunks[h++]!.length;
+    const split = h > 0 && h < chunks.length && at === manifest.head; // else: join everything
+    const payload = Buffer.concat(split ? chunks.slice(0, h) : chunks);
     await yieldToLoop(); // the copy above and the decoding below in turns of their own
     const { slots, faiss } = await decodePayload(payload);
-    return { manifest, kind: manifest.kind, efSearch: manifest.efSearch, buffer: faiss, slots };
+    const rest = split ? chunks.slice(h) : [];
+    return {
+      manifest,
+      kind: manifest.kind,
+      efSearch: manifest.efSearch,
+      faiss: faiss.length > 0 ? [faiss, ...rest] : rest,
+      slots,
+    };
   }
 
   /** Remove `ns`'s snapshot (SEMFLUSH, SEMNS DEL). */

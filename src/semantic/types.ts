@@ -126,7 +126,7 @@ export interface VectorIndex {
    * Make a serialized main segment this index's, read off the event loop;
    * resolves to the ids it covers. `transfer`: m.buffer may be moved away.
    */
-  adoptMain?(m: MainExport, transfer?: boolean): Promise<number>;
+  adoptMain?(m: MainImport, transfer?: boolean): Promise<number>;
   /** Resolves when no build runs (builds started meanwhile included). */
   settled(): Promise<void>;
   clear(): void;
@@ -139,6 +139,9 @@ export interface MainExport {
   buffer: Buffer;
   ids: number[];
 }
+
+/** A MainExport to load, whose FAISS bytes may come in pieces (a snapshot's chunks, in order). */
+export type MainImport = Omit<MainExport, 'buffer'> & { buffer: Buffer | readonly Buffer[] };
 
 /** A background index build that ended (error: it failed). */
 export interface BuildEvent {

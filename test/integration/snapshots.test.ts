@@ -78,6 +78,23 @@ describe('shared HNSW snapshots', () => {
     expect(await direct.keys('semcache:snapchunk:*')).toEqual([]);
   });
 
+  it("loads a snapshot whose manifest predates 'head' (slots and FAISS bytes joined on the event loop)", async () => {
+    const { start, direct } = await setup();
+    const a = await start();
+    await fill(a, 0, N);
+    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
+    await a.stop();
+    // The slots ended on a chunk boundary: the loader joins only them, FAISS's chunks go to the worker.
+    const head = Number(await direct.hget('semcache:snap:default', 'head'));
+    expect(head).toBeGreaterThan(N - 1100);
+    // A snapshot written before the field existed: everything is joined, then decoded.
+    expect(await direct.hdel('semcache:snap:default', 'head')).toBe(1);
+    const b = await start();
+    expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
+    expect(b.log()).not.toMatch(/hnsw index of \d+ vectors built/);
+    await servesFromGraph(b, [0, 1, 1999, 2999]);
+  });
+
   it('two instances starting at once build once; the other adopts the graph when saved', async () => {
     const { start, direct } = await setup();
     const seed = await start(['--index', 'flat', '--snapshots', 'off']);

@@ -747,6 +747,12 @@ describe('a main segment shared between indexes (snapshots)', () => {
     expect(own.buffer.byteLength).toBe(m.buffer.length); // copied: still here
     expect(await b.adoptMain({ ...m, buffer: own }, true)).toBe(500);
     expect(own.buffer.byteLength).toBe(0); // moved: detached here
+    // In pieces (a snapshot's chunks, each a reply of its own): joined by the worker, and moved.
+    const cut = [0, 3, 70_000, 200_000, m.buffer.length];
+    const pieces = cut.slice(1).map((end, i) => Buffer.from(m.buffer.subarray(cut[i], end)));
+    expect(await b.adoptMain({ ...m, buffer: pieces }, true)).toBe(500);
+    // The 3-byte piece lies in Node's pool of small Buffers: copied, not moved.
+    expect(pieces.map((p) => p.buffer.byteLength)).toEqual([Buffer.poolSize, 0, 0, 0]);
     for (const [id, v] of [...ids].slice(0, 50)) expect(b.search(v, 1)[0]?.id).toBe(id);
     a.clear();
     b.clear();

@@ -6,7 +6,7 @@
  * with a position whose id is not live here made dead. FAISS reads it in a
  * worker thread.
  */
-import type { MainExport, Quant } from '../types.js';
+import type { MainImport, Quant } from '../types.js';
 import { loadIndex } from './builder.js';
 import { patched } from './faiss.js';
 import { DEAD, Segment } from './segment.js';
@@ -14,9 +14,20 @@ import { DEAD, Segment } from './segment.js';
 /** The four-character code FAISS writes first, per kind and quantization. */
 const FOURCC = { hnsw: { fp32: 'IHNf', q8: 'IHNs' }, ivf: { fp32: 'IwFl', q8: 'IwSq' } } as const;
 
+/** The first four bytes of FAISS's serialization, whole or in pieces. */
+function fourcc(bytes: Buffer | readonly Buffer[]): string {
+  const pieces = Buffer.isBuffer(bytes) ? [bytes] : bytes;
+  let head = Buffer.alloc(0);
+  for (const p of pieces) {
+    if (head.length >= 4) break;
+    head = Buffer.concat([head, p.subarray(0, 4 - head.length)]);
+  }
+  return head.toString('latin1');
+}
+
 /** The quantization of a serialized HNSW or IVF index, from its four-character code. */
-export function quantOf(buffer: Buffer): Quant | undefined {
-  const code = buffer.toString('latin1', 0, 4);
+export function quantOf(bytes: Buffer | readonly Buffer[]): Quant | undefined {
+  const code = fourcc(bytes);
   if (code === 'IHNf' || code === 'IwFl') return 'fp32';
   if (code === 'IHNs' || code === 'IwSq') return 'q8';
   return undefined;
@@ -29,7 +40,7 @@ export function quantOf(buffer: Buffer): Quant | undefined {
  * dead. `transfer`: m.buffer may be moved to the worker (then unusable).
  */
 export async function loadSegment(
-  m: MainExport,
+  m: MainImport,
   o: { dim: number; quant: Quant; nprobe: number },
   live: (id: number) => boolean,
   transfer = false,
@@ -39,7 +50,7 @@ export async function loadSegment(
   if (!patched())
     throw new Error("loading a snapshot needs faiss-node built with semcache's patch");
   const want = FOURCC[m.kind][o.quant];
-  if (m.buffer.toString('latin1', 0, 4) !== want)
+  if (fourcc(m.buffer) !== want)
     throw new Error(`not a ${o.quant} ${m.kind} index (FAISS ${want} expected)`);
   const { kind, efSearch, ids: given } = m;
   const faiss = await loadIndex(m.buffer, o.dim, transfer);

@@ -67,7 +67,9 @@ const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 parentPort.once('message', ({ load, template, vectors, train, storage }) => {
   try {
     if (load) {
-      parentPort.postMessage({ address: faiss.Index.fromBuffer(view(load)).release() });
+      // One buffer, or a snapshot's chunks in order: joined here, off the caller's event loop.
+      const bytes = Array.isArray(load) ? Buffer.concat(load.map(view)) : view(load);
+      parentPort.postMessage({ address: faiss.Index.fromBuffer(bytes).release() });
       return;
     }
     let index = faiss.Index.fromBuffer(view(template));
@@ -96,22 +98,28 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
 }
 
 /**
- * A serialized index (FAISS's bytes) read in a worker thread; an error
- * unless it has `dim` dimensions. Needs the patched addon. The bytes are
- * copied to the worker, unless `transfer` says the caller gives up the
- * ArrayBuffer they lie in (a snapshot's payload): then it is moved, unless
- * it may be Node's shared pool of small Buffers (poolSize bytes or less).
+ * A serialized index (FAISS's bytes, whole or in pieces that the worker
+ * joins) read in a worker thread; an error unless it has `dim` dimensions.
+ * Needs the patched addon. The bytes are copied to the worker, unless
+ * `transfer` says the caller gives up the ArrayBuffers they lie in (a
+ * snapshot's chunks, each a Redis reply of its own): then those are moved,
+ * except any that may be Node's shared pool of small Buffers (poolSize
+ * bytes or less).
  */
 export async function loadIndex(
-  buffer: Buffer,
+  bytes: Buffer | readonly Buffer[],
   dim: number,
   transfer = false,
 ): Promise<FaissIndex> {
   if (!patched())
     throw new Error("loading an index in a worker needs semcache's patched faiss-node");
-  const own = buffer.buffer.byteLength > Buffer.poolSize;
-  const list = transfer && own ? [buffer.buffer as ArrayBuffer] : [];
-  const index = await inWorker('load', { load: buffer }, list, dim);
+  const pieces = Buffer.isBuffer(bytes) ? [bytes] : [...bytes];
+  const moved = new Set<ArrayBuffer>();
+  if (transfer)
+    for (const p of pieces)
+      if (p.buffer.byteLength > Buffer.poolSize) moved.add(p.buffer as ArrayBuffer);
+  const message = { load: Buffer.isBuffer(bytes) ? bytes : pieces };
+  const index = await inWorker('load', message, [...moved], dim);
   const d = index.dimension();
   if (d !== dim) {
     index.dispose();

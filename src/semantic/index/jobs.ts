@@ -18,7 +18,7 @@
  * reset() (the index cleared) and a new load abandon what runs: its result is
  * thrown away when it comes back.
  */
-import type { IndexKind, MainExport } from '../types.js';
+import type { IndexKind, MainImport } from '../types.js';
 import { loadSegment } from './adopt.js';
 import { buildSegment } from './build.js';
 import type { Settings } from './options.js';
@@ -143,7 +143,7 @@ export class Jobs {
    * the ids it covers; rejects when it cannot be read, or when the index was
    * cleared or another load started meanwhile (nothing changed then).
    */
-  async load(m: MainExport, transfer: boolean): Promise<number> {
+  async load(m: MainImport, transfer: boolean): Promise<number> {
     const generation = ++this.#generation;
     this.#deferred = false;
     const job: Job = { kind: m.kind, dirty: new Set(), done: Promise.resolve() };

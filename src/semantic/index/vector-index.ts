@@ -34,7 +34,7 @@
  * checked beforehand (validate.ts).
  */
 
-import type { IndexKind, MainExport, SearchHit, VectorIndex } from '../types.js';
+import type { IndexKind, MainExport, MainImport, SearchHit, VectorIndex } from '../types.js';
 import { Jobs } from './jobs.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
 import { type ScanOptions, scanExact } from './scan.js';
@@ -248,7 +248,7 @@ export class FaissVectorIndex implements VectorIndex {
    * to this index's) the main one, read in a worker thread: jobs.ts load().
    * `transfer`: m.buffer may be moved to the worker (unusable afterwards).
    */
-  adoptMain(m: MainExport, transfer = false): Promise<number> {
+  adoptMain(m: MainImport, transfer = false): Promise<number> {
     if (this.#o.kind === 'flat') return Promise.reject(new Error('only HNSW and IVF are adopted'));
     return this.#jobs.load(m, transfer);
   }
