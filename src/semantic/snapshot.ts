@@ -6,7 +6,7 @@
  * namespace:
  *
  *   P snap:N             HASH    gen, model, kind, dim, ef, vectors, chunks,
- *                                bytes, feed, origin, ts: the manifest
+ *                                bytes, head, feed, origin, ts: the manifest
  *   P snapchunk:<gen>:i  STRING  chunk i of the payload, CHUNK_BYTES at most
  *   P snaplease:N        STRING  the instance that builds N's graph now
  *
