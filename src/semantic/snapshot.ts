@@ -14,11 +14,11 @@
  * version (`ver`) its vector was indexed from; a loader uses a position only
  * for an entry it holds at that same version, so a snapshot older than the
  * records, or written while writes raced with it, costs tail entries, never
- * a wrong answer. Saved chunks are views of FAISS's bytes (no copy);
- * loaded slots are decoded DECODE_CHUNK per turn. Chunks are written first,
- * under a generation of their own; the manifest then points at them
- * (SWAP_SCRIPT) and the previous generation's chunks are deleted. A loader that finds a chunk missing (a
- * newer snapshot replaced it meanwhile) gives up and keeps what it has.
+ * a wrong answer (the payload's layout: snapshot-payload.ts). Chunks are
+ * written first, under a generation of their own; the manifest then points
+ * at them (SWAP_SCRIPT) and the previous generation's chunks are deleted. A
+ * loader that finds a chunk missing (a newer snapshot replaced it meanwhile)
+ * gives up and keeps what it has.
  *
  * The lease (SET NX PX, renewed while the build runs) decides which instance
  * builds a namespace's graph when several start at once; the others serve
@@ -27,17 +27,11 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisClient } from '../upstream/redis-client.js';
 import { ScriptRunner } from './scripts.js';
+import { chunksOf, decodePayload, encodePayload, type SlotEntry } from './snapshot-payload.js';
 import type { IndexKind, MainExport } from './types.js';
 
 /** Bytes per chunk: far below Redis's proto-max-bulk-len (512 MB by default). */
 export const CHUNK_BYTES = 8 << 20;
-const DEAD_KEY = 0xffff_ffff;
-
-/** An entry at a position of a snapshot: its key and the version indexed. */
-export interface SlotEntry {
-  key: Buffer;
-  ver: string;
-}
 
 export interface SnapshotManifest {
   gen: string;
@@ -89,68 +83,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `;
-
-/** The payload: the slots, then FAISS's bytes, as two parts (save() chunks each). */
-export function encodePayload(slots: (SlotEntry | undefined)[], faiss: Buffer): [Buffer, Buffer] {
-  let size = 4;
-  for (const s of slots) size += s === undefined ? 4 : 4 + s.key.length + 1 + s.ver.length;
-  const head = Buffer.allocUnsafe(size);
-  let at = head.writeUInt32LE(slots.length, 0);
-  for (const s of slots) {
-    if (s === undefined) {
-      at = head.writeUInt32LE(DEAD_KEY, at);
-      continue;
-    }
-    at = head.writeUInt32LE(s.key.length, at);
-    at += s.key.copy(head, at);
-    at = head.writeUInt8(s.ver.length, at);
-    at += head.write(s.ver, at, 'latin1');
-  }
-  return [head, faiss];
-}
-
-/** Chunks of at most `size` bytes, each a view of one part (no copy). */
-export function chunksOf(parts: Buffer[], size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of parts)
-    for (let at = 0; at < p.length; at += size) out.push(p.subarray(at, at + size));
-  return out;
-}
-
-/** Slots decoded per turn of the event loop (20,000 took 11-43 ms in one go). */
-const DECODE_CHUNK = 4096;
-
-/** encodePayload()'s inverse; rejects on a malformed payload. Yields between DECODE_CHUNK slots. */
-export async function decodePayload(
-  p: Buffer,
-): Promise<{ slots: (SlotEntry | undefined)[]; faiss: Buffer }> {
-  const need = (at: number, n: number) => {
-    if (at + n > p.length) throw new Error('snapshot payload truncated');
-  };
-  need(0, 4);
-  const n = p.readUInt32LE(0);
-  const slots: (SlotEntry | undefined)[] = [];
-  let at = 4;
-  for (let i = 0; i < n; i++) {
-    if (i > 0 && i % DECODE_CHUNK === 0) await yieldToLoop();
-    need(at, 4);
-    const len = p.readUInt32LE(at);
-    at += 4;
-    if (len === DEAD_KEY) {
-      slots.push(undefined);
-      continue;
-    }
-    need(at, len + 1);
-    const key = p.subarray(at, at + len);
-    at += len;
-    const vlen = p[at]!;
-    at += 1;
-    need(at, vlen);
-    slots.push({ key: Buffer.from(key), ver: p.toString('latin1', at, at + vlen) });
-    at += vlen;
-  }
-  return { slots, faiss: p.subarray(at) };
-}
 
 export class SnapshotStore {
   private readonly scripts: ScriptRunner;

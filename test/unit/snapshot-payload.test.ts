@@ -1,7 +1,7 @@
-// The snapshot payload (src/semantic/snapshot.ts): what save() writes, chunk by chunk, is
+// The snapshot payload (src/semantic/snapshot-payload.ts): what save() writes, chunk by chunk, is
 // what load() decodes, and the chunks are views of the parts (FAISS's bytes are not copied).
 import { describe, expect, it } from 'vitest';
-import { chunksOf, decodePayload, encodePayload } from '../../src/semantic/snapshot.js';
+import { chunksOf, decodePayload, encodePayload } from '../../src/semantic/snapshot-payload.js';
 
 describe('snapshot payload', () => {
   it('round-trips through chunks of any size, dead slots and binary keys included', async () => {
