@@ -6,10 +6,11 @@
  * - lookups.ts: SEMGET and SEMSEARCH; writes.ts: SEMSET, SEMINDEX, SEMDEL,
  *   SEMFLUSH, SEMNS SET and DEL. Both reach the client's keys only as the
  *   client (KeyAccess), and semcache's own records with its own connection.
- * This file holds the life cycle (load the model, rebuild from Redis:
- * rebuild.ts, retry while Redis is unreachable) and the checks every
- * command's text goes through; reports.ts says what SEMINFO and SEMNS GET
- * report. Commands ask the engine, they do not read its parts.
+ * - lifecycle.ts: load the model, rebuild from Redis (rebuild.ts), retry
+ *   while Redis is unreachable, then the snapshots and the change feed.
+ * This file wires the parts and holds the checks every command's text goes
+ * through; reports.ts says what SEMINFO and SEMNS GET report. Commands ask
+ * the engine, they do not read its parts.
  */
 import { isUtf8 } from 'node:buffer';
 import type {
@@ -21,19 +22,17 @@ import type {
 } from './engine-types.js';
 import { EntryTable } from './entries.js';
 import { ChangeFeed } from './feed.js';
+import { Lifecycle } from './lifecycle.js';
 import { type GetRequest, Lookups, type SearchRequest } from './lookups.js';
 import { DEFAULT_NAMESPACE, type Entry, type Hit, type Namespace } from './namespace.js';
-import { type RebuildDeps, rebuildFromRedis, resyncFromRedis, storageError } from './rebuild.js';
+import { type RebuildDeps, resyncFromRedis } from './rebuild.js';
 import { cacheInfo, namespaceInfo, namespaceSettings } from './reports.js';
 import { SnapshotSync } from './snapshot-sync.js';
-import { since } from './stats.js';
 import type { KeyAccess } from './types.js';
 import {
-  EmbedderUnavailableError,
   InvalidInputError,
   LoadingError,
   modelIdOf,
-  type StorageUnavailableError,
   semError,
   UnknownNamespaceError,
 } from './types.js';
@@ -58,22 +57,17 @@ export {
   UnknownNamespaceError,
 };
 
-/** Milliseconds between attempts to rebuild from Redis after semcache's own connection failed. */
-const STORAGE_RETRY_MS = 5000;
-
 export class SemanticCache {
-  state: 'loading' | 'ready' | 'failed' = 'loading';
-  loadingWhat = 'the embedding model';
   /** Namespaces and entries in memory (entries.ts). */
   readonly entries: EntryTable;
-  private failure: EmbedderUnavailableError | StorageUnavailableError | undefined;
   private readonly lookups = new Lookups(this);
   private readonly writes = new Writes(this);
   /** The others' changes, applied here (feed.ts); undefined without a feed. */
   readonly feed: ChangeFeed | undefined;
   /** Deleted and expired keys, told by Redis (keyspace.ts; set by create.ts). */
   keyspace: { readonly on: boolean; readonly drops: number } | undefined;
-  private stopped = false;
+  /** Loading, ready or failed, and the start that gets there (lifecycle.ts). */
+  private readonly life: Lifecycle;
   private readonly versionCheck: VersionCheck;
   /** Built graphs shared with the fleet (snapshot-sync.ts); undefined: not shared. */
   readonly snapshots: SnapshotSync | undefined;
@@ -86,8 +80,8 @@ export class SemanticCache {
       quant: opts.quant,
       indexFactory: opts.indexFactory,
       logger: opts.logger,
-      loading: () => this.state === 'loading',
-      stopped: () => this.stopped,
+      loading: () => this.life.state === 'loading',
+      stopped: () => this.life.stopped,
     });
     this.versionCheck = new VersionCheck(opts.store, this.entries, () => this.feed);
     this.snapshots =
@@ -112,6 +106,13 @@ export class SemanticCache {
         logger: opts.logger,
         resync: () => resyncFromRedis(this.rebuildDeps(), () => this.feed!.head()),
       });
+    this.life = new Lifecycle({
+      opts,
+      snapshots: this.snapshots,
+      feed: this.feed,
+      namespaces: () => this.namespaces.values(),
+      rebuildDeps: () => this.rebuildDeps(),
+    });
   }
 
   get modelId(): string {
@@ -134,47 +135,21 @@ export class SemanticCache {
   }
 
   /**
-   * Load the model, then rebuild the index from Redis. Never rejects: failure
-   * is a state. If semcache's own connection to Redis fails (unreachable,
-   * refused credentials), the rebuild is tried again every few seconds.
+   * Load the model, then rebuild the index from Redis (lifecycle.ts). Never
+   * rejects: failure is a state.
    */
-  async start(): Promise<void> {
-    const { logger, embedder } = this.opts;
-    try {
-      const t = process.hrtime.bigint();
-      await embedder.load();
-      logger.info(
-        `embedder ${embedder.kind} ${embedder.model} ready (dim ${embedder.dim}, ${since(t).toFixed(0)} ms)`,
-      );
-    } catch (err) {
-      this.fail(
-        err instanceof EmbedderUnavailableError
-          ? err
-          : new EmbedderUnavailableError((err as Error).message, 'check the log'),
-      );
-      return;
-    }
-    this.loadingWhat = 'the index from redis';
-    this.snapshots?.prefetch();
-    let head = '0-0';
-    while (!this.stopped) {
-      try {
-        // Changes made while the rebuild reads are applied after it, from here.
-        head = (await this.feed?.head()) ?? head;
-        await rebuildFromRedis(this.rebuildDeps());
-        break;
-      } catch (err) {
-        this.fail(storageError(err as Error));
-        await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS).unref());
-      }
-    }
-    if (this.stopped) return;
-    // Before any build may start: another instance's graph, where there is one.
-    await this.snapshots?.loadAll();
-    this.state = 'ready';
-    this.failure = undefined;
-    for (const space of this.namespaces.values()) space.index?.bulkLoad(false);
-    this.feed?.start(head);
+  start(): Promise<void> {
+    return this.life.start();
+  }
+
+  /** 'loading', 'ready' or 'failed' (SEMINFO). */
+  get state(): Lifecycle['state'] {
+    return this.life.state;
+  }
+
+  /** Throws unless commands can be served (LoadingError, or why it failed). */
+  ready(): void {
+    this.life.ready();
   }
 
   private rebuildDeps(): RebuildDeps {
@@ -185,19 +160,6 @@ export class SemanticCache {
       logger: this.opts.logger,
       reindex: (e) => this.writes.reindex(e),
     };
-  }
-
-  private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {
-    const again = this.failure?.message === failure.message;
-    this.state = 'failed';
-    this.failure = failure;
-    if (!again) this.opts.logger.error(`semantic cache unavailable: ${failure.message}`);
-  }
-
-  /** Throws unless commands can be served (LoadingError, or why it failed). */
-  ready(): void {
-    if (this.state === 'loading') throw semError('LOADING', this.loadingWhat);
-    if (this.state === 'failed') throw this.failure!;
   }
 
   // ---- commands (reads in lookups.ts, writes in writes.ts) ---------------
@@ -288,7 +250,7 @@ export class SemanticCache {
    * path; undefined when there is none or the cache cannot serve now.
    */
   exactMatch(text: string, ns: string | undefined): Entry | undefined {
-    if (this.state !== 'ready') return undefined;
+    if (this.life.state !== 'ready') return undefined;
     return this.namespaces.get(ns ?? DEFAULT_NAMESPACE)?.exact.get(this.entries.exactOf(text));
   }
 
@@ -311,14 +273,14 @@ export class SemanticCache {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.life.stopped = true;
     this.feed?.stop();
     this.snapshots?.stop();
   }
 
   /** Periodic sweep: drop up to `limit` entries whose key no longer exists. */
   async sweep(limit = 1000): Promise<number> {
-    if (this.state !== 'ready') return 0;
+    if (this.life.state !== 'ready') return 0;
     return this.entries.sweep(limit);
   }
 }

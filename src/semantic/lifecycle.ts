@@ -1,0 +1,88 @@
+/*
+ * The semantic cache's life cycle (engine.ts owns one): load the model, then
+ * rebuild the index from Redis (rebuild.ts), trying again every
+ * STORAGE_RETRY_MS while semcache's own connection fails (unreachable,
+ * refused credentials), adopt the fleet's snapshots before any build may
+ * start, then apply the change feed from the position taken before the
+ * records were read. Failure is a state the commands report (ready()),
+ * never a rejection.
+ */
+import type { EngineOptions } from './engine-types.js';
+import type { ChangeFeed } from './feed.js';
+import type { Namespace } from './namespace.js';
+import { type RebuildDeps, rebuildFromRedis, storageError } from './rebuild.js';
+import type { SnapshotSync } from './snapshot-sync.js';
+import { since } from './stats.js';
+import { EmbedderUnavailableError, type StorageUnavailableError, semError } from './types.js';
+
+/** Milliseconds between attempts to rebuild from Redis after semcache's own connection failed. */
+const STORAGE_RETRY_MS = 5000;
+
+export interface LifecycleParts {
+  opts: Pick<EngineOptions, 'logger' | 'embedder'>;
+  snapshots: SnapshotSync | undefined;
+  feed: ChangeFeed | undefined;
+  namespaces: () => Iterable<Namespace>;
+  rebuildDeps: () => RebuildDeps;
+}
+
+export class Lifecycle {
+  state: 'loading' | 'ready' | 'failed' = 'loading';
+  loadingWhat = 'the embedding model';
+  stopped = false;
+  private failure: EmbedderUnavailableError | StorageUnavailableError | undefined;
+
+  constructor(private readonly p: LifecycleParts) {}
+
+  async start(): Promise<void> {
+    const { logger, embedder } = this.p.opts;
+    try {
+      const t = process.hrtime.bigint();
+      await embedder.load();
+      logger.info(
+        `embedder ${embedder.kind} ${embedder.model} ready (dim ${embedder.dim}, ${since(t).toFixed(0)} ms)`,
+      );
+    } catch (err) {
+      this.fail(
+        err instanceof EmbedderUnavailableError
+          ? err
+          : new EmbedderUnavailableError((err as Error).message, 'check the log'),
+      );
+      return;
+    }
+    this.loadingWhat = 'the index from redis';
+    this.p.snapshots?.prefetch();
+    let head = '0-0';
+    while (!this.stopped) {
+      try {
+        // Changes made while the rebuild reads are applied after it, from here.
+        head = (await this.p.feed?.head()) ?? head;
+        await rebuildFromRedis(this.p.rebuildDeps());
+        break;
+      } catch (err) {
+        this.fail(storageError(err as Error));
+        await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS).unref());
+      }
+    }
+    if (this.stopped) return;
+    // Before any build may start: another instance's graph, where there is one.
+    await this.p.snapshots?.loadAll();
+    this.state = 'ready';
+    this.failure = undefined;
+    for (const space of this.p.namespaces()) space.index?.bulkLoad(false);
+    this.p.feed?.start(head);
+  }
+
+  private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {
+    const again = this.failure?.message === failure.message;
+    this.state = 'failed';
+    this.failure = failure;
+    if (!again) this.p.opts.logger.error(`semantic cache unavailable: ${failure.message}`);
+  }
+
+  /** Throws unless commands can be served (LoadingError, or why it failed). */
+  ready(): void {
+    if (this.state === 'loading') throw semError('LOADING', this.loadingWhat);
+    if (this.state === 'failed') throw this.failure!;
+  }
+}
