@@ -273,7 +273,7 @@ export class SemanticCache {
   }
 
   stop(): void {
-    this.life.stopped = true;
+    this.life.stop();
     this.feed?.stop();
     this.snapshots?.stop();
   }

@@ -29,10 +29,19 @@ export interface LifecycleParts {
 export class Lifecycle {
   state: 'loading' | 'ready' | 'failed' = 'loading';
   loadingWhat = 'the embedding model';
-  stopped = false;
+  #stopped = false;
   private failure: EmbedderUnavailableError | StorageUnavailableError | undefined;
 
   constructor(private readonly p: LifecycleParts) {}
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** A start still retrying gives up. */
+  stop(): void {
+    this.#stopped = true;
+  }
 
   async start(): Promise<void> {
     const { logger, embedder } = this.p.opts;
@@ -53,7 +62,7 @@ export class Lifecycle {
     this.loadingWhat = 'the index from redis';
     this.p.snapshots?.prefetch();
     let head = '0-0';
-    while (!this.stopped) {
+    while (!this.#stopped) {
       try {
         // Changes made while the rebuild reads are applied after it, from here.
         head = (await this.p.feed?.head()) ?? head;
@@ -64,7 +73,7 @@ export class Lifecycle {
         await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS).unref());
       }
     }
-    if (this.stopped) return;
+    if (this.#stopped) return;
     // Before any build may start: another instance's graph, where there is one.
     await this.p.snapshots?.loadAll();
     this.state = 'ready';

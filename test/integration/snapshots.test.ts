@@ -57,19 +57,26 @@ async function servesFromGraph(s: Sidecar, sample: number[], value = (i: number)
   }
 }
 
+/** A saves its graph of N entries (one of most of them) and stops; B starts and loads it. */
+async function savedThenLoaded(env: Awaited<ReturnType<typeof setup>>, beforeB = async () => {}) {
+  const a = await env.start();
+  await fill(a, 0, N);
+  // A saves after every graph it builds; wait for one of most of the entries.
+  expect(await waitFor(async () => Number(await saved(env.direct)) >= N - 1100, 30_000)).toBe(true);
+  await a.stop();
+  await beforeB();
+  const b = await env.start();
+  expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
+  expect(b.log()).not.toMatch(/hnsw index of \d+ vectors built/);
+  return b;
+}
+
 describe('shared HNSW snapshots', () => {
   it('an instance that starts beside a saved graph loads it instead of building', async () => {
-    const { start, direct } = await setup();
-    const a = await start();
-    await fill(a, 0, N);
-    // A saves after every graph it builds; wait for one of most of the entries.
-    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
-    await a.stop();
-    const b = await start();
-    expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
-    const log = b.log();
-    expect(log).toMatch(/hnsw snapshot loaded, \d+ of \d+ positions used \(3000 entries\)/);
-    expect(log).not.toMatch(/hnsw index of \d+ vectors built/);
+    const env = await setup();
+    const { direct } = env;
+    const b = await savedThenLoaded(env);
+    expect(b.log()).toMatch(/hnsw snapshot loaded, \d+ of \d+ positions used \(3000 entries\)/);
     expect((await info(b)).snapshot_loads).toBe(1);
     await servesFromGraph(b, [0, 1, 500, 1999, 2500, 2999]);
     // SEMFLUSH empties the namespace: its snapshot goes with it.
@@ -79,19 +86,15 @@ describe('shared HNSW snapshots', () => {
   });
 
   it("loads a snapshot whose manifest predates 'head' (slots and FAISS bytes joined on the event loop)", async () => {
-    const { start, direct } = await setup();
-    const a = await start();
-    await fill(a, 0, N);
-    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
-    await a.stop();
-    // The slots ended on a chunk boundary: the loader joins only them, FAISS's chunks go to the worker.
-    const head = Number(await direct.hget('semcache:snap:default', 'head'));
-    expect(head).toBeGreaterThan(N - 1100);
-    // A snapshot written before the field existed: everything is joined, then decoded.
-    expect(await direct.hdel('semcache:snap:default', 'head')).toBe(1);
-    const b = await start();
-    expect(await waitFor(() => /snapshot loaded/.test(b.log()), 15_000)).toBe(true);
-    expect(b.log()).not.toMatch(/hnsw index of \d+ vectors built/);
+    const env = await setup();
+    const { direct } = env;
+    const b = await savedThenLoaded(env, async () => {
+      // The slots end on a chunk boundary: the loader joins only them, FAISS's chunks go to the worker.
+      const head = Number(await direct.hget('semcache:snap:default', 'head'));
+      expect(head).toBeGreaterThan(N - 1100);
+      // A snapshot written before the field existed: everything is joined, then decoded.
+      expect(await direct.hdel('semcache:snap:default', 'head')).toBe(1);
+    });
     await servesFromGraph(b, [0, 1, 1999, 2999]);
   });
 

@@ -472,75 +472,60 @@ describe('failed builds', () => {
 });
 
 describe('rest between rebuilds', () => {
-  const slowBuilder = (ms: number) => async (input: Parameters<typeof buildIndex>[0]) => {
-    const built = await buildIndex(input);
-    await new Promise((r) => setTimeout(r, ms));
-    return built;
-  };
-
-  it('a rebuild of the same kind waits as long as the last build took, and takes in what came meanwhile', async () => {
+  /** An HNSW index whose builds take `ms` longer; `events` lists them. */
+  const slowIndex = (ms: number, buildRest?: number) => {
     const events: string[] = [];
     const index = createVectorIndex({
       dim: DIM,
       kind: 'hnsw',
       tailMax: 100,
+      ...(buildRest === undefined ? {} : { buildRest }),
       onBuild: (e) => events.push(`${e.kind} ${e.vectors}`),
-      builder: slowBuilder(400),
+      builder: async (input) => {
+        const built = await buildIndex(input);
+        await new Promise((r) => setTimeout(r, ms));
+        return built;
+      },
     });
-    const data = clusteredVectors(700, 81);
-    const ids = data.map((_, i) => i + 1);
-    index.addBatch(ids.slice(0, 500), data.slice(0, 500));
+    return { index, events };
+  };
+  const data = clusteredVectors(700, 81);
+  const ids = data.map((_, i) => i + 1);
+  const add = (index: FaissVectorIndex, from: number, to: number) =>
+    index.addBatch(ids.slice(from, to), data.slice(from, to));
+
+  it('a rebuild of the same kind waits as long as the last build took, and takes in what came meanwhile', async () => {
+    const { index, events } = slowIndex(400);
+    add(index, 0, 500);
     await index.settled(); // the first graph: no rest before it
     expect(events).toEqual(['hnsw 500']);
-    index.addBatch(ids.slice(500, 650), data.slice(500, 650)); // 150 > tailMax: a rebuild is due
+    add(index, 500, 650); // 150 > tailMax: a rebuild is due
     expect(index.building).toBe(true);
     await new Promise((r) => setTimeout(r, 150));
     expect(events).toEqual(['hnsw 500']); // resting: the last build took 400 ms and more
-    index.addBatch(ids.slice(650), data.slice(650));
+    add(index, 650, 700);
     expect(index.tail).toBe(200);
     await index.settled();
     expect(events).toEqual(['hnsw 500', 'hnsw 700']);
     expect([index.kind, index.tail, index.building]).toEqual(['hnsw', 0, false]);
     for (const [i, v] of data.entries()) expect(index.search(v, 1)[0]?.id).toBe(ids[i]);
 
-    // buildRest 0: the rebuild starts at once.
-    const now: string[] = [];
-    const eager = createVectorIndex({
-      dim: DIM,
-      kind: 'hnsw',
-      tailMax: 100,
-      buildRest: 0,
-      onBuild: (e) => now.push(`${e.kind} ${e.vectors}`),
-      builder: slowBuilder(400),
-    });
-    eager.addBatch(ids.slice(0, 500), data.slice(0, 500));
-    await eager.settled();
-    eager.addBatch(ids.slice(500, 650), data.slice(500, 650));
-    eager.addBatch(ids.slice(650), data.slice(650));
-    await eager.settled();
-    expect(now).toEqual(['hnsw 500', 'hnsw 650']);
-    for (const x of [index, eager]) x.clear();
+    // buildRest 0: the rebuild starts at once, and what comes during it waits in the tail.
+    const eager = slowIndex(400, 0);
+    add(eager.index, 0, 500);
+    await eager.index.settled();
+    add(eager.index, 500, 650);
+    add(eager.index, 650, 700);
+    await eager.index.settled();
+    expect(eager.events).toEqual(['hnsw 500', 'hnsw 650']);
+    for (const x of [index, eager.index]) x.clear();
   });
 
   it('clear() during a rest ends it: settled() resolves and nothing is built', async () => {
-    const events: string[] = [];
-    const index = createVectorIndex({
-      dim: DIM,
-      kind: 'hnsw',
-      tailMax: 100,
-      onBuild: (e) => events.push(`${e.kind} ${e.vectors}`),
-      builder: slowBuilder(300),
-    });
-    const data = clusteredVectors(650, 82);
-    index.addBatch(
-      data.slice(0, 500).map((_, i) => i + 1),
-      data.slice(0, 500),
-    );
+    const { index, events } = slowIndex(300);
+    add(index, 0, 500);
     await index.settled();
-    index.addBatch(
-      data.slice(500).map((_, i) => i + 501),
-      data.slice(500),
-    );
+    add(index, 500, 650);
     expect(index.building).toBe(true);
     const settling = index.settled();
     index.clear();

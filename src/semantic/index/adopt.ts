@@ -14,15 +14,12 @@ import { DEAD, Segment } from './segment.js';
 /** The four-character code FAISS writes first, per kind and quantization. */
 const FOURCC = { hnsw: { fp32: 'IHNf', q8: 'IHNs' }, ivf: { fp32: 'IwFl', q8: 'IwSq' } } as const;
 
-/** The first four bytes of FAISS's serialization, whole or in pieces. */
+/** The first four bytes of FAISS's serialization, whole or in (non-empty) pieces. */
 function fourcc(bytes: Buffer | readonly Buffer[]): string {
-  const pieces = Buffer.isBuffer(bytes) ? [bytes] : bytes;
-  let head = Buffer.alloc(0);
-  for (const p of pieces) {
-    if (head.length >= 4) break;
-    head = Buffer.concat([head, p.subarray(0, 4 - head.length)]);
-  }
-  return head.toString('latin1');
+  const head = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.concat(bytes.slice(0, 4).map((p) => p.subarray(0, 4)));
+  return head.toString('latin1', 0, 4);
 }
 
 /** The quantization of a serialized HNSW or IVF index, from its four-character code. */

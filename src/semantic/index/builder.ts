@@ -67,8 +67,8 @@ const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 parentPort.once('message', ({ load, template, vectors, train, storage }) => {
   try {
     if (load) {
-      // One buffer, or a snapshot's chunks in order: joined here, off the caller's event loop.
-      const bytes = Array.isArray(load) ? Buffer.concat(load.map(view)) : view(load);
+      // A snapshot's chunks in order: joined here, off the caller's event loop.
+      const bytes = load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view));
       parentPort.postMessage({ address: faiss.Index.fromBuffer(bytes).release() });
       return;
     }
@@ -106,26 +106,21 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
  * except any that may be Node's shared pool of small Buffers (poolSize
  * bytes or less).
  */
-export async function loadIndex(
+export function loadIndex(
   bytes: Buffer | readonly Buffer[],
   dim: number,
   transfer = false,
 ): Promise<FaissIndex> {
   if (!patched())
-    throw new Error("loading an index in a worker needs semcache's patched faiss-node");
+    return Promise.reject(
+      new Error("loading an index in a worker needs semcache's patched faiss-node"),
+    );
   const pieces = Buffer.isBuffer(bytes) ? [bytes] : [...bytes];
   const moved = new Set<ArrayBuffer>();
   if (transfer)
     for (const p of pieces)
       if (p.buffer.byteLength > Buffer.poolSize) moved.add(p.buffer as ArrayBuffer);
-  const message = { load: Buffer.isBuffer(bytes) ? bytes : pieces };
-  const index = await inWorker('load', message, [...moved], dim);
-  const d = index.dimension();
-  if (d !== dim) {
-    index.dispose();
-    throw new Error(`FAISS index of dimension ${d}, ${dim} expected`);
-  }
-  return index;
+  return inWorker('load', { load: pieces }, [...moved], dim);
 }
 
 /** One worker thread, one message; the index it released, adopted here. */

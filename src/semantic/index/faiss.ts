@@ -117,10 +117,6 @@ export class FaissIndex {
     return this.#index.ntotal();
   }
 
-  dimension(): number {
-    return this.#index.getDimension();
-  }
-
   /** Adds xs.length / dim vectors, laid out one after the other. */
   add(xs: Float32Array): void {
     this.#index.add(this.#typed ? xs : Array.from(xs));
@@ -156,16 +152,23 @@ export class FaissIndex {
     this.#raw = undefined;
   }
 
-  /** The index a worker thread released (its address, from release()); needs the patch. */
+  /**
+   * The index a worker thread released (its address, from release()); an
+   * error unless it has `dim` dimensions. Needs the patch.
+   */
   static adopt(address: bigint, dim: number): FaissIndex {
     const adopt = load().Index.adopt;
     if (!adopt) throw new Error('adopting an index needs the patched faiss-node');
-    return new FaissIndex(adopt(address), dim);
+    return FaissIndex.#ofDimension(adopt(address), dim);
   }
 
   /** An index FAISS serialized; an error unless it has `dim` dimensions. */
   static fromBuffer(buf: Buffer, dim: number): FaissIndex {
-    const index = new FaissIndex(load().Index.fromBuffer(buf), dim);
+    return FaissIndex.#ofDimension(load().Index.fromBuffer(buf), dim);
+  }
+
+  static #ofDimension(raw: RawIndex, dim: number): FaissIndex {
+    const index = new FaissIndex(raw, dim);
     const d = index.#index.getDimension();
     if (d !== dim) {
       index.dispose();
