@@ -79,6 +79,9 @@ export interface EntryStore {
 /** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
 export const DEFAULT_FEED_MAXLEN = 100_000;
 
+/** Batches of records the rebuild asks Redis for before it indexes the first (scan()). */
+const READ_AHEAD = 3;
+
 export interface FeedSettings {
   /** This instance's id, written with each of its events. */
   origin: string;
@@ -229,24 +232,33 @@ export class SemanticStore implements EntryStore {
 
   /** Every stored entry, in batches, for the rebuild on start. */
   async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
-    // One batch ahead: Redis scans and reads the next batch while the caller
-    // indexes this one.
-    let next = this.fetchRecords('0', batch);
-    for (;;) {
-      const { cursor, entries } = await next;
-      if (cursor !== '0') next = this.fetchRecords(cursor, batch);
+    // READ_AHEAD batches of HMGETs stay sent: Redis reads the next records
+    // while the caller indexes these (with one, each waited for the other).
+    const reads: Promise<StoredEntry[]>[] = [];
+    let cursor = '0';
+    let done = false;
+    const ahead = async (): Promise<void> => {
+      while (!done && reads.length < READ_AHEAD) {
+        const [next, keys] = await this.scanStep('rec:', cursor, batch);
+        [cursor, done] = [next, next === '0'];
+        if (keys.length === 0) continue;
+        const read = this.readRecords(keys);
+        read.catch(() => {}); // thrown where it is awaited
+        reads.push(read);
+      }
+    };
+    await ahead();
+    while (reads.length > 0) {
+      const entries = await reads.shift()!;
+      const refill = ahead();
+      refill.catch(() => {}); // thrown where it is awaited
       if (entries.length > 0) yield entries;
-      if (cursor === '0') return;
+      await refill;
     }
   }
 
-  /** One SCAN step over the records, and the records it found (HMGET, pipelined). */
-  private async fetchRecords(
-    from: string,
-    count: number,
-  ): Promise<{ cursor: string; entries: StoredEntry[] }> {
-    const [cursor, keys] = await this.scanStep('rec:', from, count);
-    if (keys.length === 0) return { cursor, entries: [] };
+  /** Records of the keys SCAN found (HMGET, pipelined). */
+  private async readRecords(keys: Buffer[]): Promise<StoredEntry[]> {
     const skip = Buffer.byteLength(`${this.prefix}rec:`);
     const replies = await this.redis.pipeline(keys.map((k) => ['HMGET', k, ...RECORD_FIELDS]));
     const entries: StoredEntry[] = [];
@@ -254,7 +266,7 @@ export class SemanticStore implements EntryStore {
       const e = toEntry(keys[i]!.subarray(skip), r, this.prefix);
       if (e !== undefined) entries.push(e);
     });
-    return { cursor, entries };
+    return entries;
   }
 
   // Namespace filter for `semcache import` (src/tools/import.ts), kept apart

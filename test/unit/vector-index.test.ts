@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
 import { WIDE_EF_MAX } from '../../src/semantic/index/segment.js';
+import { unitCopy, unitOrCopy } from '../../src/semantic/index/validate.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/index/vector-index.js';
 
 import {
@@ -65,6 +66,27 @@ describe('flat index', () => {
       for (const q of randomVectors(20, 3)) expectExact(index, live, q);
       for (const q of clusteredVectors(20, 4)) expectExact(index, live, q);
     }
+  });
+
+  it('adds unit vectors without copying them, normalizes others without touching the caller\'s', () => {
+    const [unit] = randomVectors(1, 9);
+    expect(unitOrCopy(unit, DIM)).toBe(unit);
+    const long = unit!.map((x) => x * 3);
+    const made = unitOrCopy(long, DIM);
+    expect(made).not.toBe(long);
+    expect(long[0]).toBeCloseTo(unit![0]! * 3, 6);
+    expect(dot(made, made)).toBeCloseTo(1, 6);
+    expect(dot(made, unit!)).toBeCloseTo(1, 6);
+    expect(() => unitOrCopy(new Float32Array(DIM), DIM)).toThrow(/all zeros/);
+    expect(() => unitOrCopy(unit!.subarray(1), DIM)).toThrow(/dimension/);
+    expect(unitCopy(unit, DIM)).not.toBe(unit);
+    // Stored through the index, the caller's array may change afterwards.
+    const index = createVectorIndex({ dim: DIM, kind: 'flat' });
+    const v = Float32Array.from(unit!);
+    index.add(1, v);
+    v.fill(0);
+    v[0] = 1;
+    expect(index.search(unit!, 1)[0]).toEqual({ id: 1, score: expect.closeTo(1, 5) });
   });
 
   it('stays exact through removals, replacements and compactions', () => {

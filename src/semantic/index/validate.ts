@@ -24,6 +24,30 @@ export function checkK(k: unknown): number {
  * cosine similarity, in [-1, 1], whatever the caller passed.
  */
 export function unitCopy(v: unknown, dim: number, what = 'vector'): Float32Array {
+  const inv = 1 / Math.sqrt(sumOfSquares(v, dim, what));
+  const u = v as Float32Array;
+  const out = new Float32Array(dim);
+  for (let i = 0; i < dim; i++) out[i] = u[i]! * inv;
+  return out;
+}
+
+/**
+ * `v` itself when it is of unit length already (as vectors read back from
+ * Redis are), else unitCopy(v): for callers that copy what they keep (the
+ * index's add copies into FAISS and the vector store) and read it in the
+ * same turn.
+ */
+export function unitOrCopy(v: unknown, dim: number, what = 'vector'): Float32Array {
+  const sq = sumOfSquares(v, dim, what);
+  if (Math.abs(sq - 1) <= UNIT_TOLERANCE) return v as Float32Array;
+  return unitCopy(v, dim, what);
+}
+
+/** |length² - 1| below which a vector counts as unit: float32 rounding of a normalized one. */
+const UNIT_TOLERANCE = 1e-6;
+
+/** The squared length of `v`, which must be a finite, non-zero vector of `dim` floats. */
+function sumOfSquares(v: unknown, dim: number, what: string): number {
   if (!(v instanceof Float32Array)) throw new TypeError(`${what} must be a Float32Array`);
   if (v.length !== dim) {
     throw new RangeError(`${what} has dimension ${v.length}, the index has ${dim}`);
@@ -33,10 +57,7 @@ export function unitCopy(v: unknown, dim: number, what = 'vector'): Float32Array
   // NaN or an infinity anywhere makes the sum NaN or Infinity.
   if (!Number.isFinite(sq)) throw new RangeError(`${what} has a NaN or infinite component`);
   if (sq === 0) throw new RangeError(`${what} is all zeros and has no direction`);
-  const inv = 1 / Math.sqrt(sq);
-  const out = new Float32Array(dim);
-  for (let i = 0; i < dim; i++) out[i] = v[i]! * inv;
-  return out;
+  return sq;
 }
 
 /** An integer option in [min, max], or its default when undefined. */

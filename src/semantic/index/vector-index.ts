@@ -52,7 +52,7 @@ export {
 } from './options.js';
 export { SHARD_SIZE } from './tail.js';
 
-import { checkId, checkK, intOption, unitCopy } from './validate.js';
+import { checkId, checkK, intOption, unitCopy, unitOrCopy } from './validate.js';
 
 export function createVectorIndex(opts: VectorIndexOptions): FaissVectorIndex {
   return new FaissVectorIndex(opts);
@@ -165,9 +165,10 @@ export class FaissVectorIndex implements VectorIndex {
       throw new RangeError('addBatch needs two arrays of the same length');
     }
     // Check everything before changing anything; a repeated id keeps its last vector.
+    // Not kept: the tail and the vector store copy them, in this turn.
     const batch = new Map<number, Float32Array>();
     for (let i = 0; i < ids.length; i++) {
-      batch.set(checkId(ids[i]), unitCopy(vectors[i], this.dim, `vector of id ${ids[i]}`));
+      batch.set(checkId(ids[i]), unitOrCopy(vectors[i], this.dim, `vector of id ${ids[i]}`));
     }
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
