@@ -11,7 +11,11 @@
 // find that record (--probes of them).
 //
 //   npm run build && node bench/join.mjs [--entries 100000] [--probes 200] [--data random|clustered]
+//                                        [--joins 1] [--baseline path/to/other/dist/cli.js]
 // (clustered: points around 100 centres, whose graph builds several times faster)
+// --joins N: B joins N times (stopped in between), the median reported; --baseline: each
+// join of B is followed by one of that other build of semcache (e.g. a worktree of an
+// earlier commit), side by side on the same snapshot.
 import path from 'node:path';
 import {
   fmt,
@@ -33,15 +37,15 @@ import {
   writeEntries,
 } from './lib.mjs';
 
-const OPTS = { entries: 100_000, probes: 200, data: 'random' };
+const OPTS = { entries: 100_000, probes: 200, data: 'random', joins: 1, baseline: '' };
 const MODEL = 'hash:hash-v1-384:384';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSidecar(name, redisPort) {
+async function startSidecar(name, redisPort, cli = path.join(ROOT, 'dist', 'cli.js')) {
   const port = await freePort();
   const t0 = performance.now();
   const child = startServer(name, process.execPath, [
-    path.join(ROOT, 'dist', 'cli.js'),
+    cli,
     ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
     ...['--embedder', 'hash'],
   ]);
@@ -117,11 +121,31 @@ async function main() {
   const snap = await snapshotBytes(redis.port);
   const ra = await selfRecall(a.port, redis.port, o.probes, o.entries);
 
-  const b = await startSidecar('semcache-b', redis.port);
-  const tb = await timeline(b, 600_000);
-  const rb = await selfRecall(b.port, redis.port, o.probes, o.entries);
-  const loaded = /snapshot loaded.*/.exec(b.child.log())?.[0] ?? '(no snapshot loaded)';
-  const rebuilt = /index rebuilt from redis.*/.exec(b.child.log())?.[0] ?? '';
+  /** One join of `cli`: times, self-recall, what its log says; stopped after. */
+  const join = async (name, cli) => {
+    const s = await startSidecar(name, redis.port, cli);
+    const t = await timeline(s, 600_000);
+    const recall = await selfRecall(s.port, redis.port, o.probes, o.entries);
+    const log = s.child.log();
+    await respOnce(s.port, ['SEMINFO']); // still up
+    s.child.kill('SIGTERM');
+    await s.child.exitPromise;
+    return { ...t, recall, log };
+  };
+  const joins = [];
+  const baselines = [];
+  for (let i = 0; i < Math.max(1, Number(o.joins)); i++) {
+    joins.push(await join(`semcache-b${i}`, undefined));
+    if (o.baseline) baselines.push(await join(`baseline-b${i}`, path.resolve(o.baseline)));
+  }
+  const median = (runs, f) => runs.map(f).sort((x, y) => x - y)[Math.floor((runs.length - 1) / 2)];
+  const tb = { ready: median(joins, (j) => j.ready), graph: median(joins, (j) => j.graph) };
+  const rb = median(joins, (j) => j.recall);
+  const last = joins.at(-1).log;
+  const loaded = /snapshot loaded.*/.exec(last)?.[0] ?? '(no snapshot loaded)';
+  const rebuilt = /index rebuilt from redis.*/.exec(last)?.[0] ?? '';
+  const taken = /\d+ vectors taken from the snapshot.*/.exec(last)?.[0] ?? '';
+  const each = (runs) => runs.map((j) => fmt1(j.graph / 1000)).join(', ');
 
   console.log(`\n${fmt(o.entries)} entries, 384-d, --index auto; load after ${loadavg()}\n`);
   console.log(
@@ -135,11 +159,21 @@ async function main() {
           ra.toFixed(3),
         ],
         [
-          'B: joins, loads the snapshot',
+          `B: joins, loads the snapshot${joins.length > 1 ? ` (median of ${joins.length})` : ''}`,
           fmt1(tb.ready / 1000),
           fmt1(tb.graph / 1000),
           rb.toFixed(3),
         ],
+        ...(baselines.length > 0
+          ? [
+              [
+                `baseline ${o.baseline} joins${baselines.length > 1 ? ` (median of ${baselines.length})` : ''}`,
+                fmt1(median(baselines, (j) => j.ready) / 1000),
+                fmt1(median(baselines, (j) => j.graph) / 1000),
+                median(baselines, (j) => j.recall).toFixed(3),
+              ],
+            ]
+          : []),
       ],
       ['l', 'r', 'r', 'r'],
     ),
@@ -147,7 +181,13 @@ async function main() {
   console.log(
     `\njoin to a full graph: ${(ta.graph / tb.graph).toFixed(1)}x faster than building it`,
   );
+  if (baselines.length > 0) {
+    const ratio = median(baselines, (j) => j.graph) / tb.graph;
+    console.log(`baseline's join / B's join: ${ratio.toFixed(2)}`);
+    console.log(`B's joins (s): ${each(joins)}; baseline's: ${each(baselines)}`);
+  }
   console.log(`B: ${rebuilt}`);
+  if (taken) console.log(`B: ${taken}`);
   console.log(`B: ${loaded}`);
   console.log(
     `snapshot in redis: ${fmt(snap.positions)} positions, payload ${fmt1(snap.payload / 1e6)} MB, MEMORY USAGE ${fmt1(snap.memory / 1e6)} MB (${fmt(snap.memory / snap.positions)} B per entry)`,

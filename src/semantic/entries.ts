@@ -19,7 +19,7 @@ import {
   parseAttrs,
 } from './namespace.js';
 import { exactKey } from './normalize.js';
-import type { EntryStore, StoredEntry } from './store.js';
+import type { EntryStore, ScannedEntry } from './store.js';
 import type { BuildEvent, IndexFactory, IndexKind, Quant, VectorIndex } from './types.js';
 import { semError } from './types.js';
 
@@ -86,8 +86,11 @@ export class EntryTable {
    * Records read from Redis (the rebuild, the feed): remembered, and indexed
    * a namespace at a time. A record this table already mirrors at the same
    * or a newer version is skipped, so reading one again costs no index work.
+   * Returns the entries read without their vector (a join's, which a
+   * snapshot holds): remembered, in no index yet.
    */
-  addStored(entries: Omit<StoredEntry, 'model'>[]): void {
+  addStored(entries: Omit<ScannedEntry, 'model'>[]): Entry[] {
+    const unindexed: Entry[] = [];
     const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
     for (const e of entries) {
       const ver = e.ver ?? '';
@@ -108,12 +111,17 @@ export class EntryTable {
           ? exactKey(e.text)
           : e.exactHash;
       const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs, ver);
+      if (e.vector === undefined) {
+        unindexed.push(entry);
+        continue;
+      }
       let g = groups.get(space);
       if (g === undefined) groups.set(space, (g = { ids: [], vectors: [] }));
       g.ids.push(entry.id);
       g.vectors.push(e.vector);
     }
     for (const [space, g] of groups) this.indexOf(space).addBatch(g.ids, g.vectors);
+    return unindexed;
   }
 
   /** A new entry for `key` (replacing its old one); not yet in the index. */

@@ -9,8 +9,8 @@
  */
 import type { EngineOptions } from './engine-types.js';
 import type { ChangeFeed } from './feed.js';
-import type { Namespace } from './namespace.js';
-import { type RebuildDeps, rebuildFromRedis, storageError } from './rebuild.js';
+import type { Entry, Namespace } from './namespace.js';
+import { indexFromRedis, type RebuildDeps, rebuildFromRedis, storageError } from './rebuild.js';
 import type { SnapshotSync } from './snapshot-sync.js';
 import { since } from './stats.js';
 import { EmbedderUnavailableError, type StorageUnavailableError, semError } from './types.js';
@@ -60,26 +60,48 @@ export class Lifecycle {
       return;
     }
     this.loadingWhat = 'the index from redis';
-    this.p.snapshots?.prefetch();
+    const snapshots = this.p.snapshots;
+    snapshots?.prefetch();
+    // Which records' vectors the fleet's snapshots hold: those are not read from Redis.
+    const covered = snapshots === undefined ? undefined : await snapshots.coverage();
     let head = '0-0';
-    while (!this.#stopped) {
-      try {
+    // Kept across attempts: an entry read without its vector is not read again.
+    const unindexed: Entry[] = [];
+    if (
+      !(await this.retrying(async () => {
         // Changes made while the rebuild reads are applied after it, from here.
         head = (await this.p.feed?.head()) ?? head;
-        await rebuildFromRedis(this.p.rebuildDeps());
-        break;
+        const lean = covered?.size ? covered.covered : undefined;
+        await rebuildFromRedis(this.p.rebuildDeps(), lean, unindexed);
+      }))
+    )
+      return;
+    // Before any build may start: another instance's graph, where there is one.
+    await snapshots?.loadAll(unindexed, async (entries) => {
+      await this.retrying(() => indexFromRedis(this.p.rebuildDeps(), entries));
+    });
+    if (this.#stopped) return;
+    this.state = 'ready';
+    this.failure = undefined;
+    for (const space of this.p.namespaces()) space.index?.bulkLoad(false);
+    this.p.feed?.start(head);
+  }
+
+  /**
+   * Run `step` until it succeeds, every STORAGE_RETRY_MS while semcache's
+   * own connection to Redis fails; false when stopped first.
+   */
+  private async retrying(step: () => Promise<void>): Promise<boolean> {
+    while (!this.#stopped) {
+      try {
+        await step();
+        return true;
       } catch (err) {
         this.fail(storageError(err as Error));
         await new Promise((r) => setTimeout(r, STORAGE_RETRY_MS).unref());
       }
     }
-    if (this.#stopped) return;
-    // Before any build may start: another instance's graph, where there is one.
-    await this.p.snapshots?.loadAll();
-    this.state = 'ready';
-    this.failure = undefined;
-    for (const space of this.p.namespaces()) space.index?.bulkLoad(false);
-    this.p.feed?.start(head);
+    return false;
   }
 
   private fail(failure: EmbedderUnavailableError | StorageUnavailableError): void {

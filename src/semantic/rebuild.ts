@@ -9,10 +9,14 @@
  */
 import type { Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
+import type { Entry, Namespace } from './namespace.js';
 import { applySettings } from './namespace.js';
 import { since } from './stats.js';
-import type { EntryStore } from './store.js';
+import type { Covered, EntryStore } from './store.js';
 import { StorageUnavailableError } from './types.js';
+
+/** Vectors read per round trip by indexFromRedis(). */
+const FROM_REDIS_BATCH = 1000;
 
 export interface RebuildDeps {
   store: EntryStore;
@@ -24,18 +28,30 @@ export interface RebuildDeps {
   reindex(e: { key: Buffer; text: string; ns: string; attrs: string | undefined }): Promise<void>;
 }
 
-/** Namespaces and entries from Redis into memory; throws when Redis cannot be read. */
-export async function rebuildFromRedis(d: RebuildDeps): Promise<void> {
+/**
+ * Namespaces and entries from Redis into memory; throws when Redis cannot
+ * be read. With `covered` (a join beside snapshots, snapshot-join.ts), the
+ * records it covers are read without their vectors, and their entries,
+ * remembered in no index, are added to `unindexed` as they are read (also
+ * when it throws later), for indexFromRedis() or the snapshot to give them
+ * their vectors.
+ */
+export async function rebuildFromRedis(
+  d: RebuildDeps,
+  covered?: Covered,
+  unindexed: Entry[] = [],
+): Promise<void> {
   const t = process.hrtime.bigint();
   for (const [name, settings] of await d.store.namespaces()) {
     applySettings(d.entries.namespace(name, true), settings);
   }
   let n = 0;
   let stale: { key: Buffer; text: string; ns: string; attrs: string | undefined }[] = [];
-  for await (const batch of d.store.scan()) {
+  const before = unindexed.length;
+  for await (const batch of covered ? d.store.scan(covered) : d.store.scan()) {
     const fresh = batch.filter((e) => e.model === d.modelId);
     for (const e of batch) if (e.model !== d.modelId) stale.push(e);
-    d.entries.addStored(fresh);
+    for (const e of d.entries.addStored(fresh)) unindexed.push(e);
     n += fresh.length;
     if (n > 0 && n % 10_000 < fresh.length) d.logger.info(`rebuilding index: ${n} entries`);
   }
@@ -47,9 +63,40 @@ export async function rebuildFromRedis(d: RebuildDeps): Promise<void> {
     n += chunk.length;
   }
   const ms = since(t);
+  const lean =
+    unindexed.length > before ? `, ${unindexed.length - before} without their vectors` : '';
   d.logger.info(
-    `index rebuilt from redis: ${n} entries in ${ms.toFixed(0)} ms (${Math.round(n / Math.max(ms / 1000, 1e-3))}/s)`,
+    `index rebuilt from redis: ${n} entries${lean} in ${ms.toFixed(0)} ms (${Math.round(n / Math.max(ms / 1000, 1e-3))}/s)`,
   );
+}
+
+/**
+ * The vectors of entries in no index, read from their records (HGET vec)
+ * and indexed; an entry whose record is gone is forgotten. One that changed
+ * since it was read gets the newer vector until the feed, applied from
+ * before the read, brings the change. Throws when Redis cannot be read;
+ * `entries` is emptied as they are done, so calling it again with the same
+ * array goes on where it stopped.
+ */
+export async function indexFromRedis(d: RebuildDeps, entries: Entry[]): Promise<void> {
+  while (entries.length > 0) {
+    const batch = entries.slice(0, FROM_REDIS_BATCH).filter((e) => e.ns.entries.get(e.id) === e);
+    const vectors = await d.store.vectors(batch.map((e) => e.key));
+    const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
+    for (const [i, e] of batch.entries()) {
+      const v = vectors[i];
+      if (v === undefined) {
+        d.entries.forget(e);
+        continue;
+      }
+      let g = groups.get(e.ns);
+      if (g === undefined) groups.set(e.ns, (g = { ids: [], vectors: [] }));
+      g.ids.push(e.id);
+      g.vectors.push(v);
+    }
+    for (const [space, g] of groups) d.entries.indexOf(space).addBatch(g.ids, g.vectors);
+    entries.splice(0, FROM_REDIS_BATCH);
+  }
 }
 
 /**

@@ -19,6 +19,9 @@ export interface StoredEntry {
   ver?: string;
 }
 
+/** A record as a join reads it: its vector left out where a snapshot has it (store.ts scan()). */
+export type ScannedEntry = Omit<StoredEntry, 'vector'> & { vector: Float32Array | undefined };
+
 const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** FP32 little-endian bytes (the layout Redis's VADD FP32 uses too). */
@@ -39,12 +42,33 @@ export function bytesToVector(b: Buffer): Float32Array {
 }
 
 export const RECORD_FIELDS = ['ns', 'text', 'vec', 'attrs', 'model', 'exact', 'ver'];
+/** RECORD_FIELDS but the vector (scan() of a join, leanEntry()). */
+export const LEAN_FIELDS = ['ns', 'text', 'attrs', 'model', 'exact', 'ver'];
 
 /** A record read with HMGET RECORD_FIELDS; undefined when there is none (or it is damaged). */
 export function toEntry(key: Buffer, r: RedisValue, prefix: string): StoredEntry | undefined {
   if (!Array.isArray(r)) return undefined;
   const [ns, text, vec, attrs, model, exact, ver] = r;
-  if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text) || !Buffer.isBuffer(vec)) return undefined;
+  if (!Buffer.isBuffer(vec)) return undefined;
+  const e = fields(key, [ns, text, attrs, model, exact, ver], prefix);
+  return e === undefined ? undefined : { ...e, vector: bytesToVector(vec) };
+}
+
+/** A record read with HMGET LEAN_FIELDS, without its vector; undefined as toEntry(). */
+export function leanEntry(
+  key: Buffer,
+  r: RedisValue,
+  prefix: string,
+): Omit<StoredEntry, 'vector'> | undefined {
+  return Array.isArray(r) ? fields(key, r, prefix) : undefined;
+}
+
+function fields(
+  key: Buffer,
+  [ns, text, attrs, model, exact, ver]: (RedisValue | undefined)[],
+  prefix: string,
+): Omit<StoredEntry, 'vector'> | undefined {
+  if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text)) return undefined;
   const space = ns.toString();
   const exactPrefix = `${prefix}exact:${space}:`;
   const exactName = Buffer.isBuffer(exact) ? exact.toString() : '';
@@ -52,7 +76,6 @@ export function toEntry(key: Buffer, r: RedisValue, prefix: string): StoredEntry
     key,
     ns: space,
     text: text.toString(),
-    vector: bytesToVector(vec),
     attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
     model: Buffer.isBuffer(model) ? model.toString() : '',
     exactHash: exactName.startsWith(exactPrefix) ? exactName.slice(exactPrefix.length) : undefined,

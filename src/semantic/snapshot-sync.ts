@@ -22,8 +22,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import type { BuildHooks, EntryTable } from './entries.js';
 import { quantOf } from './index/adopt.js';
-import type { Namespace } from './namespace.js';
-import type { Snapshot, SnapshotManifest, SnapshotStore } from './snapshot.js';
+import type { Entry, Namespace } from './namespace.js';
+import type { Snapshot, SnapshotFetch, SnapshotManifest, SnapshotStore } from './snapshot.js';
+import { JoinCoverage } from './snapshot-join.js';
 import { Leases, RENEW_MS } from './snapshot-lease.js';
 import type { BuildEvent, IndexKind } from './types.js';
 
@@ -65,6 +66,10 @@ export class SnapshotSync implements BuildHooks {
   /** Snapshots being fetched since prefetch(), by namespace. */
   private readonly fetched = new Map<string, Promise<Snapshot | undefined>>();
   private readonly fetchMs = new Map<string, number>();
+  /** The same fetches, whose slots come first (coverage()). */
+  private readonly heads = new Map<string, Promise<SnapshotFetch | undefined>>();
+  /** What coverage() found, until loadAll() used it. */
+  private join: JoinCoverage | undefined;
   private fetching: Promise<void> | undefined;
   private stopped = false;
 
@@ -79,38 +84,66 @@ export class SnapshotSync implements BuildHooks {
    */
   prefetch(): void {
     this.fetching = this.d.store.list().then(
-      (names) => {
+      async (names) => {
         for (const ns of names) {
           const t0 = performance.now();
-          const p = this.d.store.load(ns).then((snap) => {
-            this.fetchMs.set(ns, performance.now() - t0);
-            return snap;
-          });
-          p.catch(() => {}); // reported when adopted
-          this.fetched.set(ns, p);
+          const f = this.d.store.fetch(ns);
+          const snap = f.then((x) => x?.snapshot);
+          snap.then(() => this.fetchMs.set(ns, performance.now() - t0)).catch(() => {}); // reported when adopted
+          this.fetched.set(ns, snap);
+          this.heads.set(ns, f);
         }
       },
       (err: Error) => this.d.logger.warn(`snapshots not listed: ${err.message}`),
     );
   }
 
-  /** Adopt every namespace's snapshot (at start, while the indexes bulk load). */
-  async loadAll(): Promise<void> {
+  /**
+   * Which records' vectors the prefetched snapshots hold (snapshot-join.ts):
+   * their slots, which come first. Never rejects: a snapshot whose slots do
+   * not come covers nothing.
+   */
+  async coverage(): Promise<JoinCoverage> {
     await this.fetching;
+    this.join = await JoinCoverage.of(this.heads, this.d.modelId(), this.d.dim());
+    this.heads.clear();
+    return this.join;
+  }
+
+  /**
+   * Adopt every namespace's snapshot (at start, while the indexes bulk
+   * load). Entries the rebuild read without their vectors (`unindexed`,
+   * covered by coverage()) get them first, from the snapshot, or else from
+   * `fromRedis`.
+   */
+  async loadAll(
+    unindexed: Entry[] = [],
+    fromRedis: (entries: Entry[]) => Promise<void> = async () => {},
+  ): Promise<void> {
+    await this.fetching;
+    const pending = JoinCoverage.byNamespace(unindexed);
+    const notLoaded = (space: Namespace) => (err: Error) => {
+      this.d.logger.warn(`namespace ${space.name}: snapshot not loaded: ${err.message}`);
+      return undefined;
+    };
     for (const space of this.d.entries.namespaces.values()) {
       const fetched = this.fetched.get(space.name);
       this.fetched.delete(space.name);
+      const mine = pending.get(space) ?? [];
+      pending.delete(space);
       if (space.entries.size === 0) continue;
-      try {
-        if (fetched !== undefined) await this.adopt(space, await fetched);
-        else if (this.fetching === undefined) await this.load(space);
-      } catch (err) {
-        this.d.logger.warn(
-          `namespace ${space.name}: snapshot not loaded: ${(err as Error).message}`,
-        );
-      }
+      const snap = await (
+        fetched ?? (this.fetching ? undefined : this.d.store.load(space.name))
+      )?.catch(notLoaded(space));
+      const left =
+        snap && this.join ? await this.join.fill(this.d.entries.indexOf(space), mine, snap) : mine;
+      if (mine.length > 0) this.d.logger.info(JoinCoverage.said(space.name, mine, left));
+      await fromRedis(left);
+      if (snap !== undefined) await this.adopt(space, snap).catch(notLoaded(space));
     }
+    for (const rest of pending.values()) await fromRedis(rest);
     this.fetched.clear();
+    this.join = undefined;
     this.timers.push(
       setInterval(() => void this.poll(), POLL_MS).unref(),
       setInterval(() => void this.leases.renew(this.d.entries.namespaces), RENEW_MS).unref(),
@@ -162,6 +195,7 @@ export class SnapshotSync implements BuildHooks {
     );
   }
 
+  /** Fetch and adopt `ns`'s snapshot (a namespace found without one at start, the poll). */
   private async load(space: Namespace, known?: SnapshotManifest): Promise<boolean> {
     const t0 = performance.now();
     const snap = await this.d.store.load(space.name, known);

@@ -60,6 +60,21 @@ export interface Snapshot {
   slots: (SlotEntry | undefined)[];
 }
 
+/** A snapshot being read (SnapshotStore.fetch). */
+export interface SnapshotFetch {
+  manifest: SnapshotManifest;
+  /** The entry at each position, as soon as the chunks that hold them came. */
+  slots: Promise<(SlotEntry | undefined)[] | undefined>;
+  snapshot: Promise<Snapshot | undefined>;
+}
+
+/** Replies that are all strings, or undefined (a chunk was missing). */
+function buffers(replies: unknown[]): Buffer[] | undefined {
+  return replies.every((c) => Buffer.isBuffer(c)) ? (replies as Buffer[]) : undefined;
+}
+
+const length = (chunks: Buffer[]) => chunks.reduce((n, c) => n + c.length, 0);
+
 /** Point the manifest at a new generation; returns the old gen and chunk count. */
 const SWAP_SCRIPT = `
 local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
@@ -195,33 +210,46 @@ export class SnapshotStore {
 
   /** `ns`'s snapshot, or undefined when there is none or it changed while read. */
   async load(ns: string, m?: SnapshotManifest): Promise<Snapshot | undefined> {
+    return (await this.fetch(ns, m))?.snapshot;
+  }
+
+  /**
+   * Start reading `ns`'s snapshot: the chunks that hold its slots are asked
+   * for first, so `slots` is known (undefined: not apart, or gone) long
+   * before `snapshot`, the whole, comes; undefined when there is none.
+   */
+  async fetch(ns: string, m?: SnapshotManifest): Promise<SnapshotFetch | undefined> {
     const manifest = m ?? (await this.manifest(ns));
     if (manifest === undefined) return undefined;
-    // Pipelined: the chunks stream back to back.
-    const parts = await this.redis.pipeline(
-      Array.from({ length: manifest.chunks }, (_, i) => ['GET', this.chunkKey(manifest.gen, i)]),
-    );
-    if (!parts.every((c) => Buffer.isBuffer(c))) return undefined; // replaced meanwhile
-    const chunks = parts as Buffer[];
-    if (chunks.reduce((n, c) => n + c.length, 0) !== manifest.bytes) return undefined;
-    // The slots end where a chunk ends (save() chunks the two parts apart): only they are
-    // joined here; FAISS's chunks are joined by the worker that reads them (index/builder.ts).
-    let h = 0;
-    let at = 0;
-    while (manifest.head !== undefined && h < chunks.length && at < manifest.head)
-      at += chunks[h++]!.length;
-    const split = h > 0 && h < chunks.length && at === manifest.head; // else: join everything
-    const payload = Buffer.concat(split ? chunks.slice(0, h) : chunks);
-    await yieldToLoop(); // the copy above and the decoding below in turns of their own
-    const { slots, faiss } = await decodePayload(payload);
-    const rest = split ? chunks.slice(h) : [];
-    return {
-      manifest,
-      kind: manifest.kind,
-      efSearch: manifest.efSearch,
-      faiss: faiss.length > 0 ? [faiss, ...rest] : rest,
-      slots,
-    };
+    const get = (from: number, to: number) =>
+      this.redis.pipeline(
+        Array.from({ length: to - from }, (_, i) => ['GET', this.chunkKey(manifest.gen, from + i)]),
+      );
+    // The slots end where a chunk ends (save() chunks the two parts apart), in the
+    // chunks of CHUNK_BYTES that hold `head` bytes, unless they were saved in others.
+    const h = Math.min(manifest.chunks, Math.ceil((manifest.head ?? 0) / CHUNK_BYTES));
+    const first = get(0, h).then(buffers);
+    const rest = get(h, manifest.chunks).then(buffers);
+    const slots = first.then(async (heads) => {
+      if (heads === undefined || h === 0 || length(heads) !== manifest.head) return undefined;
+      const joined = Buffer.concat(heads);
+      await yieldToLoop(); // the copy above and the decoding below in turns of their own
+      return (await decodePayload(joined)).slots;
+    });
+    const snapshot = Promise.all([first, rest, slots]).then(async ([heads, tail, decoded]) => {
+      if (heads === undefined || tail === undefined) return undefined; // replaced meanwhile
+      if (length(heads) + length(tail) !== manifest.bytes) return undefined;
+      const whole = { manifest, kind: manifest.kind, efSearch: manifest.efSearch };
+      // Apart: only the slots were joined here; FAISS's chunks are joined by the worker
+      // that reads them (index/builder.ts). Else (older snapshots) all is joined.
+      if (decoded !== undefined) return { ...whole, slots: decoded, faiss: tail };
+      const payload = Buffer.concat([...heads, ...tail]);
+      await yieldToLoop();
+      const { slots: all, faiss } = await decodePayload(payload);
+      return { ...whole, slots: all, faiss: faiss.length > 0 ? [faiss] : [] };
+    });
+    slots.catch(() => {}); // also rejects `snapshot`, where it is awaited
+    return { manifest, slots, snapshot };
   }
 
   /** Remove `ns`'s snapshot (SEMFLUSH, SEMNS DEL). */

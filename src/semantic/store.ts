@@ -19,7 +19,8 @@
  */
 import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
-import type { StoredEntry } from './records.js';
+import { type Covered, scanKeys, scanRecords } from './record-scan.js';
+import type { ScannedEntry, StoredEntry } from './records.js';
 import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
 import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT, VERSIONS_SCRIPT } from './scripts.js';
 import { SemanticError } from './types.js';
@@ -32,7 +33,8 @@ export class WrongTypeError extends SemanticError {
 }
 
 export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | '';
-export type { StoredEntry } from './records.js';
+export type { Covered } from './record-scan.js';
+export type { ScannedEntry, StoredEntry } from './records.js';
 export { bytesToVector, vectorToBytes } from './records.js';
 
 /** What put() wrote: the key's PTTL and the record's version (its feed id). */
@@ -69,6 +71,8 @@ export interface EntryStore {
   versions(keys: Buffer[], applied: string): Promise<(string | undefined)[] | 'current'>;
   /** Every stored entry, in batches, for the rebuild on start. */
   scan(): AsyncGenerator<StoredEntry[]>;
+  /** The same, without the vectors of the records `covered` says a snapshot holds. */
+  scan(covered: Covered): AsyncGenerator<ScannedEntry[]>;
   namespaces(): Promise<Map<string, Record<string, string>>>;
   /** One namespace's settings; undefined when it has none. */
   namespaceSettings(ns: string): Promise<Record<string, string> | undefined>;
@@ -78,9 +82,6 @@ export interface EntryStore {
 
 /** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
 export const DEFAULT_FEED_MAXLEN = 100_000;
-
-/** Batches of records the rebuild asks Redis for before it indexes the first (scan()). */
-const READ_AHEAD = 3;
 
 export interface FeedSettings {
   /** This instance's id, written with each of its events. */
@@ -220,7 +221,7 @@ export class SemanticStore implements EntryStore {
 
   async namespaces(): Promise<Map<string, Record<string, string>>> {
     const out = new Map<string, Record<string, string>>();
-    for await (const keys of this.keys('ns:', 1000)) {
+    for await (const keys of scanKeys(this.redis, this.prefix, 'ns:', 1000)) {
       const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
       replies.forEach((r, i) => {
         if (!Array.isArray(r)) return;
@@ -231,42 +232,11 @@ export class SemanticStore implements EntryStore {
   }
 
   /** Every stored entry, in batches, for the rebuild on start. */
-  async *scan(batch = 1000): AsyncGenerator<StoredEntry[]> {
-    // READ_AHEAD batches of HMGETs stay sent: Redis reads the next records
-    // while the caller indexes these (with one, each waited for the other).
-    const reads: Promise<StoredEntry[]>[] = [];
-    let cursor = '0';
-    let done = false;
-    const ahead = async (): Promise<void> => {
-      while (!done && reads.length < READ_AHEAD) {
-        const [next, keys] = await this.scanStep('rec:', cursor, batch);
-        [cursor, done] = [next, next === '0'];
-        if (keys.length === 0) continue;
-        const read = this.readRecords(keys);
-        read.catch(() => {}); // thrown where it is awaited
-        reads.push(read);
-      }
-    };
-    await ahead();
-    while (reads.length > 0) {
-      const entries = await reads.shift()!;
-      const refill = ahead();
-      refill.catch(() => {}); // thrown where it is awaited
-      if (entries.length > 0) yield entries;
-      await refill;
-    }
-  }
-
-  /** Records of the keys SCAN found (HMGET, pipelined). */
-  private async readRecords(keys: Buffer[]): Promise<StoredEntry[]> {
-    const skip = Buffer.byteLength(`${this.prefix}rec:`);
-    const replies = await this.redis.pipeline(keys.map((k) => ['HMGET', k, ...RECORD_FIELDS]));
-    const entries: StoredEntry[] = [];
-    replies.forEach((r, i) => {
-      const e = toEntry(keys[i]!.subarray(skip), r, this.prefix);
-      if (e !== undefined) entries.push(e);
-    });
-    return entries;
+  scan(): AsyncGenerator<StoredEntry[]>;
+  /** The same, without the vectors of the records `covered` says a snapshot holds. */
+  scan(covered: Covered): AsyncGenerator<ScannedEntry[]>;
+  scan(covered?: Covered): AsyncGenerator<ScannedEntry[]> {
+    return scanRecords(this.redis, this.prefix, covered);
   }
 
   // Namespace filter for `semcache import` (src/tools/import.ts), kept apart
@@ -274,34 +244,10 @@ export class SemanticStore implements EntryStore {
 
   /** Whether any record names namespace `ns`: SCAN and HGET ns, up to the first. */
   async hasEntries(ns: string): Promise<boolean> {
-    for await (const keys of this.keys('rec:', 1000)) {
+    for await (const keys of scanKeys(this.redis, this.prefix, 'rec:', 1000)) {
       const owners = await this.redis.pipeline(keys.map((k) => ['HGET', k, 'ns']));
       if (owners.some((o) => Buffer.isBuffer(o) && o.toString() === ns)) return true;
     }
     return false;
-  }
-
-  /** Our keys of one kind ('rec:', 'ns:'), by SCAN, in non-empty batches. */
-  private async *keys(kind: string, count: number): AsyncGenerator<Buffer[]> {
-    let cursor = '0';
-    do {
-      let keys: Buffer[];
-      [cursor, keys] = await this.scanStep(kind, cursor, count);
-      if (keys.length > 0) yield keys;
-    } while (cursor !== '0');
-  }
-
-  /** One SCAN step over our keys of one kind: the next cursor and the keys. */
-  private async scanStep(kind: string, cursor: string, count: number): Promise<[string, Buffer[]]> {
-    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}${kind}*`;
-    const [next, keys] = (await this.redis.call(
-      'SCAN',
-      cursor,
-      'MATCH',
-      pattern,
-      'COUNT',
-      count,
-    )) as [Buffer, Buffer[]];
-    return [next.toString(), keys];
   }
 }

@@ -57,6 +57,33 @@ async function servesFromGraph(s: Sidecar, sample: number[], value = (i: number)
   }
 }
 
+/**
+ * Each sampled entry's own vector, as Redis holds it, finds that entry with
+ * score 1 in `s` (the vectors `s` indexed are the records', wherever it read them).
+ */
+async function ownVectorsFound(s: Sidecar, direct: Redis, sample: number[]) {
+  for (const i of sample) {
+    const vec = await direct.hgetBuffer(`semcache:rec:e:${i}`, 'vec');
+    expect(vec?.length).toBe(384 * 4);
+    const got = (await s.client.call(
+      'SEMSEARCH',
+      'FP32',
+      vec!,
+      'COUNT',
+      '1',
+      'WITHSCORES',
+    )) as unknown[][];
+    expect(String(got[0]?.[1])).toBe(`e:${i}`);
+    expect(Number(got[0]?.at(-1))).toBeGreaterThan(0.99999);
+  }
+}
+
+/** How many vectors a joiner took from the snapshot and read from Redis, from its log. */
+function vectorsTaken(s: Sidecar): [number, number] | undefined {
+  const m = /(\d+) vectors taken from the snapshot, (\d+) read from redis/.exec(s.log());
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
 /** A saves its graph of N entries (one of most of them) and stops; B starts and loads it. */
 async function savedThenLoaded(env: Awaited<ReturnType<typeof setup>>, beforeB = async () => {}) {
   const a = await env.start();
@@ -76,13 +103,44 @@ describe('shared HNSW snapshots', () => {
     const env = await setup();
     const { direct } = env;
     const b = await savedThenLoaded(env);
-    expect(b.log()).toMatch(/hnsw snapshot loaded, \d+ of \d+ positions used \(3000 entries\)/);
+    const used = /hnsw snapshot loaded, (\d+) of \d+ positions used \(3000 entries\)/.exec(b.log());
     expect((await info(b)).snapshot_loads).toBe(1);
+    // The records the graph covers were read without their vectors, taken from the graph's bytes.
+    expect(b.log()).toMatch(
+      new RegExp(`rebuilt from redis: 3000 entries, ${used?.[1]} without their vectors`),
+    );
+    expect(vectorsTaken(b)).toEqual([Number(used?.[1]), 0]);
     await servesFromGraph(b, [0, 1, 500, 1999, 2500, 2999]);
+    await ownVectorsFound(b, direct, [0, 1, 2, 500, 1000, 1500, 1999, 2000, 2500, 2998, 2999]);
     // SEMFLUSH empties the namespace: its snapshot goes with it.
     expect(await b.client.call('SEMFLUSH')).toBe(N);
     expect(await direct.keys('semcache:snap:*')).toEqual([]);
     expect(await direct.keys('semcache:snapchunk:*')).toEqual([]);
+  });
+
+  it('records changed or deleted after the snapshot are read whole, not taken from it', async () => {
+    const env = await setup();
+    const { direct } = env;
+    const moved = (i: number) => (i % 100 === 7 ? `w${i}` : `v${i}`);
+    const b = await savedThenLoaded(env, async () => {
+      // Behind the graph's back, through an instance that shares nothing: new
+      // versions of 30 entries (same texts, other values), and 30 deleted.
+      const seed = await env.start(['--index', 'flat', '--snapshots', 'off']);
+      for (let i = 7; i < N; i += 100) {
+        await seed.client.call('SEMSET', `e:${i}`, text(i), moved(i));
+        expect(await seed.client.call('SEMDEL', `e:${i + 1}`)).toBe(1);
+      }
+      await seed.stop();
+    });
+    expect((await info(b, 'default')).entries).toBe(N - 30);
+    const used = Number(/snapshot loaded, (\d+) of/.exec(b.log())?.[1]);
+    // What the graph holds at the records' versions is taken from it, nothing else.
+    expect(b.log()).toMatch(new RegExp(`rebuilt from redis: ${N - 30} entries, ${used} without`));
+    expect(vectorsTaken(b)).toEqual([used, 0]);
+    await servesFromGraph(b, [0, 7, 107, 1507, 2907, 2999], moved);
+    for (const i of [8, 1508, 2908])
+      expect(await b.client.call('SEMGET', text(i))).not.toBe(`v${i}`);
+    await ownVectorsFound(b, direct, [7, 107, 1507, 2907, 0, 2999]);
   });
 
   it("loads a snapshot whose manifest predates 'head' (slots and FAISS bytes joined on the event loop)", async () => {
@@ -96,6 +154,10 @@ describe('shared HNSW snapshots', () => {
       expect(await direct.hdel('semcache:snap:default', 'head')).toBe(1);
     });
     await servesFromGraph(b, [0, 1, 1999, 2999]);
+    // Its slots come only with the whole: every record is read with its vector.
+    expect(b.log()).toMatch(/rebuilt from redis: 3000 entries in/);
+    expect(vectorsTaken(b)).toBeUndefined();
+    await ownVectorsFound(b, direct, [0, 1999, 2999]);
   });
 
   it('two instances starting at once build once; the other adopts the graph when saved', async () => {
@@ -134,12 +196,16 @@ describe('shared HNSW snapshots', () => {
     expect(await waitFor(() => /hnsw snapshot loaded/.test(b.log()), 15_000)).toBe(true);
     expect(await info(b, 'default')).toMatchObject({ index: 'hnsw', quant: 'q8' });
     await servesFromGraph(b, [0, 1500, 2999]);
+    // A q8 graph's bytes hold no float vectors: read from Redis, all of them.
+    const [taken, read] = vectorsTaken(b) ?? [-1, -1];
+    expect([taken, read > N - 1100]).toEqual([0, true]);
     const c = await start(); // fp32
     expect(await waitFor(() => /hnsw index of \d+ vectors built/.test(c.log()), 60_000)).toBe(true);
     expect(c.log()).toMatch(/snapshot is not fp32 \(another --quant\?\): building here/);
     expect((await info(c)).snapshot_loads).toBe(0);
     expect(await info(c, 'default')).toMatchObject({ index: 'hnsw', quant: 'fp32' });
     await servesFromGraph(c, [0, 1500, 2999]);
+    await ownVectorsFound(c, direct, [0, 1500, 2999]);
   });
 
   it('below --snapshot-min-entries, each instance builds its own graph and nobody waits', async () => {

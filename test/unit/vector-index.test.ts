@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
 import { WIDE_EF_MAX } from '../../src/semantic/index/segment.js';
+import { storedVectors } from '../../src/semantic/index/stored-vectors.js';
 import { unitCopy, unitOrCopy } from '../../src/semantic/index/validate.js';
 import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/index/vector-index.js';
 
@@ -68,7 +69,7 @@ describe('flat index', () => {
     }
   });
 
-  it('adds unit vectors without copying them, normalizes others without touching the caller\'s', () => {
+  it("adds unit vectors without copying them, normalizes others without touching the caller's", () => {
     const [unit] = randomVectors(1, 9);
     expect(unitOrCopy(unit, DIM)).toBe(unit);
     const long = unit!.map((x) => x * 3);
@@ -641,6 +642,43 @@ describe('bad input never reaches FAISS', () => {
 });
 
 describe('a main segment shared between indexes (snapshots)', () => {
+  it('the vectors of an exported fp32 graph are read from its bytes, in any chunks; other bytes give no reader', async () => {
+    const data = clusteredVectors(1500, 37);
+    const a = createVectorIndex({ dim: DIM, kind: 'hnsw' });
+    fill(a, data);
+    await a.settled();
+    const m = a.exportMain()!;
+    const bytes = m.buffer;
+    // Chunks of odd sizes: vectors cross their borders.
+    const chunks: Buffer[] = [];
+    for (let at = 0, n = 1; at < bytes.length; at += n, n = n * 7 + 13)
+      chunks.push(bytes.subarray(at, at + n));
+    const read = storedVectors(chunks, m.ids.length, DIM)!;
+    expect(read).toBeTypeOf('function');
+    const out = new Float32Array(DIM);
+    m.ids.forEach((id, pos) => {
+      read(pos, out);
+      const want = data[(id - 1) / 3]!;
+      let worst = 0;
+      for (let i = 0; i < DIM; i++) worst = Math.max(worst, Math.abs(out[i]! - want[i]!));
+      expect(worst).toBeLessThan(1e-6);
+    });
+    expect(() => read(m.ids.length, out)).toThrow(RangeError);
+    // Another count, dimension, truncation, damage, or a q8 graph: no reader.
+    expect(storedVectors([bytes], m.ids.length - 1, DIM)).toBeUndefined();
+    expect(storedVectors([bytes], m.ids.length, DIM / 2)).toBeUndefined();
+    expect(storedVectors([bytes.subarray(0, bytes.length - 4)], m.ids.length, DIM)).toBeUndefined();
+    const damaged = Buffer.from(bytes);
+    damaged.write('IxFL', bytes.length - m.ids.length * DIM * 4 - 8 - 33 - 4, 'latin1');
+    expect(storedVectors([damaged], m.ids.length, DIM)).toBeUndefined();
+    expect(storedVectors([], 0, DIM)).toBeUndefined();
+    const q = createVectorIndex({ dim: DIM, kind: 'hnsw', quant: 'q8' });
+    fill(q, data);
+    await q.settled();
+    const mq = q.exportMain()!;
+    expect(storedVectors([mq.buffer], mq.ids.length, DIM)).toBeUndefined();
+  });
+
   it('exported and adopted under other ids: the same answers, dead where the ids are not live, the rest in the tail', async () => {
     const data = clusteredVectors(2000, 31);
     const a = createVectorIndex({ dim: DIM, kind: 'hnsw' });
