@@ -62,17 +62,30 @@ export class Lifecycle {
     this.loadingWhat = 'the index from redis';
     const snapshots = this.p.snapshots;
     snapshots?.prefetch();
+    // Changes made while the rebuild reads are applied after it, from `head`.
+    let head = '0-0';
+    let namespaces: Promise<Map<string, Record<string, string>>> | undefined;
+    if (snapshots !== undefined) {
+      // The settings and the snapshots' list both walk the keyspace (SCAN): at once.
+      try {
+        head = (await this.p.feed?.head()) ?? head;
+        namespaces = this.p.rebuildDeps().store.namespaces(true);
+        namespaces.catch(() => {}); // the rebuild asks again
+      } catch {
+        // The rebuild tries again.
+      }
+    }
     // Which records' vectors the fleet's snapshots hold: those are not read from Redis.
     const covered = snapshots === undefined ? undefined : await snapshots.coverage();
-    let head = '0-0';
     // Kept across attempts: an entry read without its vector is not read again.
     const unindexed: Entry[] = [];
     if (
       !(await this.retrying(async () => {
-        // Changes made while the rebuild reads are applied after it, from here.
-        head = (await this.p.feed?.head()) ?? head;
+        if (namespaces === undefined) head = (await this.p.feed?.head()) ?? head;
         const lean = covered?.size ? covered.covered : undefined;
-        await rebuildFromRedis(this.p.rebuildDeps(), lean, unindexed);
+        const read = { covered: lean, unindexed, namespaces };
+        namespaces = undefined;
+        await rebuildFromRedis(this.p.rebuildDeps(), read);
       }))
     )
       return;

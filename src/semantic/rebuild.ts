@@ -28,21 +28,25 @@ export interface RebuildDeps {
   reindex(e: { key: Buffer; text: string; ns: string; attrs: string | undefined }): Promise<void>;
 }
 
+/** How a rebuild reads (rebuildFromRedis()). */
+export interface RebuildRead {
+  /** A join beside snapshots (snapshot-join.ts): the records it covers are read without their vectors. */
+  covered?: Covered | undefined;
+  /** Where the entries read without their vectors go, as they are read (also when it throws later). */
+  unindexed?: Entry[];
+  /** The namespaces' settings, when already asked for. */
+  namespaces?: Promise<Map<string, Record<string, string>>> | undefined;
+}
+
 /**
  * Namespaces and entries from Redis into memory; throws when Redis cannot
- * be read. With `covered` (a join beside snapshots, snapshot-join.ts), the
- * records it covers are read without their vectors, and their entries,
- * remembered in no index, are added to `unindexed` as they are read (also
- * when it throws later), for indexFromRedis() or the snapshot to give them
- * their vectors.
+ * be read. The entries of records read without their vectors are in no
+ * index: indexFromRedis() or the snapshot gives them their vectors.
  */
-export async function rebuildFromRedis(
-  d: RebuildDeps,
-  covered?: Covered,
-  unindexed: Entry[] = [],
-): Promise<void> {
+export async function rebuildFromRedis(d: RebuildDeps, r: RebuildRead = {}): Promise<void> {
+  const { covered, unindexed = [] } = r;
   const t = process.hrtime.bigint();
-  for (const [name, settings] of await d.store.namespaces()) {
+  for (const [name, settings] of await (r.namespaces ?? d.store.namespaces())) {
     applySettings(d.entries.namespace(name, true), settings);
   }
   let n = 0;

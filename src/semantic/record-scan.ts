@@ -18,7 +18,7 @@ import {
 } from './records.js';
 
 /** Batches of records asked for before the first is indexed. */
-const READ_AHEAD = 3;
+const READ_AHEAD = 8;
 
 /** Whether a snapshot holds the vector of a record at this version. */
 export type Covered = (e: Omit<StoredEntry, 'vector'>) => boolean;

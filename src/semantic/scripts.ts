@@ -109,14 +109,18 @@ return n
 
 /**
  * Sets (ARGV[3..] field value pairs) or, with no pairs, deletes a
- * namespace's settings. KEYS: the settings hash, the feed. ARGV: namespace
- * name, instance id, MAXLEN, then the pairs. Returns the feed event's id.
+ * namespace's settings, and names it in (or removes it from) the set of
+ * namespaces with settings. KEYS: the settings hash, the feed, the set.
+ * ARGV: namespace name, instance id, MAXLEN, then the pairs. Returns the
+ * feed event's id.
  */
 export const NS_SCRIPT = `
 if #ARGV > 3 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('SADD', KEYS[3], ARGV[1])
 else
   redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[3], ARGV[1])
 end
 local ver = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'n', 'ns', ARGV[1], 'o', ARGV[2])
 redis.pcall('PUBLISH', KEYS[2], ver)

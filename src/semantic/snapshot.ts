@@ -9,6 +9,7 @@
  *                                bytes, head, feed, origin, ts: the manifest
  *   P snapchunk:<gen>:i  STRING  chunk i of the payload, CHUNK_BYTES at most
  *   P snaplease:N        STRING  the instance that builds N's graph now
+ *   P snaps              SET     the namespaces that have one, and '' once complete
  *
  * The payload names the entry at each FAISS position by its key and the
  * version (`ver`) its vector was indexed from; a loader uses a position only
@@ -26,9 +27,13 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisClient } from '../upstream/redis-client.js';
+import { scanKeys } from './record-scan.js';
 import { ScriptRunner } from './scripts.js';
 import { chunksOf, decodePayload, encodePayload, type SlotEntry } from './snapshot-payload.js';
 import type { IndexKind, MainExport } from './types.js';
+
+/** The member of P snaps that says it lists every snapshot (no namespace is named ''). */
+const LISTED = '';
 
 /** Bytes per chunk: far below Redis's proto-max-bulk-len (512 MB by default). */
 export const CHUNK_BYTES = 8 << 20;
@@ -110,6 +115,11 @@ export class SnapshotStore {
     this.scripts = new ScriptRunner(redis);
   }
 
+  /** The set of namespaces that have a snapshot (list()). */
+  private get listKey(): string {
+    return `${this.prefix}snaps`;
+  }
+
   manifestKey(ns: string): string {
     return `${this.prefix}snap:${ns}`;
   }
@@ -183,28 +193,26 @@ export class SnapshotStore {
       fields,
     )) as (Buffer | null)[];
     const [oldGen, oldChunks] = [old?.[0], Number(old?.[1])];
+    await this.redis.call('SADD', this.listKey, ns);
     if (oldGen && oldGen.toString() !== gen) await this.dropChunks(oldGen.toString(), oldChunks);
     return manifest;
   }
 
-  /** The namespaces that have a snapshot. */
+  /**
+   * The namespaces that have a snapshot: the members of P snaps, which
+   * save() and drop() keep, once it is complete (it holds LISTED). Before
+   * that (snapshots saved by an earlier version, or none yet), a walk over
+   * the keyspace (SCAN, as many calls as keys / 1,000), which then makes it
+   * complete.
+   */
   async list(): Promise<string[]> {
+    const members = ((await this.redis.call('SMEMBERS', this.listKey)) as Buffer[]).map(String);
+    if (members.includes(LISTED)) return members.filter((m) => m !== LISTED);
     const head = `${this.prefix}snap:`;
-    const pattern = `${head.replace(/[*?[\]\\]/g, '\\$&')}*`;
     const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = (await this.redis.call(
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        1000,
-      )) as [Buffer, Buffer[]];
-      cursor = next.toString();
+    for await (const keys of scanKeys(this.redis, this.prefix, 'snap:', 1000))
       for (const k of keys) out.push(k.toString().slice(head.length));
-    } while (cursor !== '0');
+    await this.redis.call('SADD', this.listKey, LISTED, ...out);
     return out;
   }
 
@@ -229,7 +237,8 @@ export class SnapshotStore {
     // chunks of CHUNK_BYTES that hold `head` bytes, unless they were saved in others.
     const h = Math.min(manifest.chunks, Math.ceil((manifest.head ?? 0) / CHUNK_BYTES));
     const first = get(0, h).then(buffers);
-    const rest = get(h, manifest.chunks).then(buffers);
+    // Asked for once the slots came: else they wait behind FAISS's bytes in the replies' stream.
+    const rest = first.then(() => get(h, manifest.chunks)).then(buffers);
     const slots = first.then(async (heads) => {
       if (heads === undefined || h === 0 || length(heads) !== manifest.head) return undefined;
       const joined = Buffer.concat(heads);
@@ -256,6 +265,7 @@ export class SnapshotStore {
   async drop(ns: string): Promise<void> {
     const m = await this.manifest(ns);
     await this.redis.call('DEL', this.manifestKey(ns));
+    await this.redis.call('SREM', this.listKey, ns);
     if (m !== undefined) await this.dropChunks(m.gen, m.chunks);
   }
 

@@ -73,12 +73,15 @@ export interface EntryStore {
   scan(): AsyncGenerator<StoredEntry[]>;
   /** The same, without the vectors of the records `covered` says a snapshot holds. */
   scan(covered: Covered): AsyncGenerator<ScannedEntry[]>;
-  namespaces(): Promise<Map<string, Record<string, string>>>;
+  namespaces(complete?: boolean): Promise<Map<string, Record<string, string>>>;
   /** One namespace's settings; undefined when it has none. */
   namespaceSettings(ns: string): Promise<Record<string, string> | undefined>;
   saveNamespace(ns: string, settings: Record<string, string>): Promise<void>;
   deleteNamespace(ns: string): Promise<void>;
 }
+
+/** The member of P namespaces that says it names every namespace with settings ('' is no name). */
+const LISTED = '';
 
 /** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
 export const DEFAULT_FEED_MAXLEN = 100_000;
@@ -196,7 +199,7 @@ export class SemanticStore implements EntryStore {
     const { origin, maxlen } = this.feed;
     return this.script(
       NS_SCRIPT,
-      [this.namespaceKey(ns), this.feedKey],
+      [this.namespaceKey(ns), this.feedKey, this.namespacesKey],
       [ns, origin, maxlen, ...fields],
     );
   }
@@ -219,16 +222,37 @@ export class SemanticStore implements EntryStore {
     return keys.map((_, i) => (Buffer.isBuffer(r[i]) ? r[i].toString() : undefined));
   }
 
-  async namespaces(): Promise<Map<string, Record<string, string>>> {
+  /**
+   * Every namespace's settings. Their names are the members of P
+   * namespaces, which the settings script keeps, once it is complete (it
+   * holds LISTED); before that (settings written by an earlier version, or
+   * none yet), a walk over the keyspace, which then makes it complete if it
+   * found any, or if `complete` (at start: a resync after FLUSHALL writes
+   * nothing).
+   */
+  async namespaces(complete = false): Promise<Map<string, Record<string, string>>> {
     const out = new Map<string, Record<string, string>>();
-    for await (const keys of scanKeys(this.redis, this.prefix, 'ns:', 1000)) {
+    const members = ((await this.redis.call('SMEMBERS', this.namespacesKey)) as Buffer[]).map(
+      String,
+    );
+    const listed = members.includes(LISTED);
+    const batches = listed
+      ? [members.filter((m) => m !== LISTED).map((m) => Buffer.from(this.namespaceKey(m)))]
+      : scanKeys(this.redis, this.prefix, 'ns:', 1000);
+    for await (const keys of batches) {
       const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
       replies.forEach((r, i) => {
-        if (!Array.isArray(r)) return;
+        if (!Array.isArray(r) || r.length === 0) return;
         out.set(keys[i]!.subarray(Buffer.byteLength(`${this.prefix}ns:`)).toString(), pairs(r));
       });
     }
+    if (!listed && (complete || out.size > 0))
+      await this.redis.call('SADD', this.namespacesKey, LISTED, ...out.keys());
     return out;
+  }
+
+  private get namespacesKey(): string {
+    return `${this.prefix}namespaces`;
   }
 
   /** Every stored entry, in batches, for the rebuild on start. */

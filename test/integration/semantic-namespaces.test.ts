@@ -173,6 +173,43 @@ describe('SEMNS', () => {
     }
   });
 
+  it('a start finds settings by the set of namespaces, and by a walk where an earlier version wrote them', async () => {
+    const direct = new Redis({ port: redis.port });
+    try {
+      await c.call('SEMNS', 'SET', 'listed', 'THRESHOLD', '0.35');
+      // The settings script names it in the set, in the same step.
+      expect(await direct.sismember('semcache:namespaces', 'listed')).toBe(1);
+      // Settings as an earlier version wrote them: the hash alone, named nowhere.
+      await direct.del('semcache:namespaces');
+      await direct.hset('semcache:ns:older', 'threshold', '0.25');
+      const restart = async () => {
+        await proxy.stop();
+        c.disconnect();
+        proxy = await startSemanticProxy(redis.port);
+        c = new Redis({ port: proxy.port });
+      };
+      await restart();
+      const threshold = async (ns: string) => {
+        const got = (await c.call('SEMNS', 'GET', ns)) as unknown[];
+        return Number(got[got.indexOf('threshold') + 1]);
+      };
+      // Found by the walk, which then made the set complete ('' says so).
+      expect([await threshold('older'), await threshold('listed')]).toEqual([0.25, 0.35]);
+      expect((await direct.smembers('semcache:namespaces')).sort()).toEqual(
+        expect.arrayContaining(['', 'listed', 'older']),
+      );
+      // From now on the set is read, not the keyspace: it must be exact.
+      expect(await c.call('SEMNS', 'DEL', 'older')).toBe(0);
+      expect(await direct.sismember('semcache:namespaces', 'older')).toBe(0);
+      await c.call('SEMNS', 'SET', 'later', 'THRESHOLD', '0.45');
+      await restart();
+      expect([await threshold('listed'), await threshold('later')]).toEqual([0.35, 0.45]);
+      await expect(c.call('SEMNS', 'GET', 'older')).rejects.toThrow("unknown namespace 'older'");
+    } finally {
+      direct.disconnect();
+    }
+  });
+
   it('SEMNS DEL drops a namespace and its settings; with entries only with FLUSH', async () => {
     const direct = new Redis({ port: redis.port });
     try {

@@ -414,11 +414,36 @@ describe('background builds', () => {
     index.bulkLoad(true);
     const live = fill(index, clusteredVectors(300, 32));
     expect([index.kind, index.building, index.size]).toEqual(['flat', false, 300]);
+    // Held in the vector store, not copied into the tail's FAISS shards yet.
+    expect([index.stored, index.tail, index.has(1), index.has(2)]).toEqual([0, 300, true, false]);
+    // Removed and replaced while held: gone, and the new vector kept.
+    expect(index.remove(1)).toBe(true);
+    expect(index.remove(1)).toBe(false);
+    live.delete(1);
+    const [moved] = clusteredVectors(1, 33);
+    index.add(4, moved!);
+    live.set(4, moved!);
+    expect(index.size).toBe(299);
     index.bulkLoad(false);
+    expect([index.stored, index.tail]).toEqual([299, 299]);
     expect(index.building).toBe(true);
     await index.settled();
-    expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 300, 300, 0]);
+    expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 299, 299, 0]);
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+    expect(index.search(moved!, 1)[0]).toEqual({ id: 4, score: expect.closeTo(1, 5) });
+  });
+
+  it('bulk loading a flat or q8 index adds to the tail at once', () => {
+    for (const opts of [
+      { kind: 'flat' as const },
+      { kind: 'hnsw' as const, quant: 'q8' as const },
+    ]) {
+      const index = createVectorIndex({ dim: DIM, ...opts });
+      index.bulkLoad(true);
+      const live = fill(index, clusteredVectors(50, 34));
+      expect([index.stored, index.tail]).toEqual([50, 50]);
+      for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
+    }
   });
 });
 

@@ -87,6 +87,10 @@ export class Jobs {
     this.#job?.dirty.add(id);
   }
 
+  get bulk(): boolean {
+    return this.#bulk;
+  }
+
   bulkLoad(on: boolean): void {
     this.#bulk = on;
     if (!on) this.check();

@@ -5,6 +5,10 @@
  * id buries it in its shard; tidy() then drops emptied shards and compacts
  * those with many tombstones. The owner (vector-index.ts) empties the tail
  * into each background build and refills it with what changed meanwhile.
+ * While the owner bulk loads, ids may be held (hold()): live here, but in
+ * no shard, hence not searched, until flush() adds their vectors; a
+ * snapshot loaded meanwhile takes them into its segment instead, and the
+ * copy into a shard is never made.
  */
 import type { SearchHit } from '../types.js';
 import { newFlatIP } from './faiss.js';
@@ -21,6 +25,8 @@ export class FlatTail {
   readonly #shardOf = new Map<number, Segment>();
   /** Shards that lost vectors since the last tidy(). */
   readonly #touched = new Set<Segment>();
+  /** Ids held, in no shard yet (hold()). */
+  readonly #held = new Set<number>();
 
   constructor(
     readonly dim: number,
@@ -28,9 +34,9 @@ export class FlatTail {
     readonly maxDeadRatio: number,
   ) {}
 
-  /** Live vectors. */
+  /** Live vectors (held ones included). */
   get live(): number {
-    return this.#shardOf.size;
+    return this.#shardOf.size + this.#held.size;
   }
 
   /** Vectors held by FAISS, live or tombstoned. */
@@ -52,11 +58,12 @@ export class FlatTail {
   }
 
   has(id: number): boolean {
-    return this.#shardOf.has(id);
+    return this.#shardOf.has(id) || this.#held.has(id);
   }
 
-  /** Marks `id` dead in its shard; false when it is not in the tail. */
+  /** Marks `id` dead in its shard (or no longer held); false when it is not in the tail. */
   bury(id: number): boolean {
+    if (this.#held.delete(id)) return true;
     const shard = this.#shardOf.get(id);
     if (shard === undefined) return false;
     shard.bury(id);
@@ -97,8 +104,25 @@ export class FlatTail {
     if (emptied) this.#shards = this.#shards.filter((s) => !s.disposed);
   }
 
+  /** Ids that are in no segment, in the tail without a vector in a shard yet. */
+  hold(ids: Iterable<number>): void {
+    for (const id of ids) this.#held.add(id);
+  }
+
+  /** The held ids into shards, each with its vector. */
+  flush(vectorOf: (id: number) => Float32Array): this {
+    const held = [...this.#held];
+    this.#held.clear();
+    // A shard at a time: the vectors' copies are garbage once FAISS has them.
+    for (let at = 0; at < held.length; at += SHARD_SIZE) {
+      this.append(held.slice(at, at + SHARD_SIZE).map((id) => [id, vectorOf(id)]));
+    }
+    return this;
+  }
+
   /** Frees every shard and forgets every id. */
   clear(): void {
+    this.#held.clear();
     for (const s of this.#shards) s.dispose();
     this.#shards = [];
     this.#touched.clear();

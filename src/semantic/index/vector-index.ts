@@ -15,9 +15,8 @@
  * - The main segment is HNSW or IVF (approximate), built from every live
  *   vector in a worker thread and swapped in when ready. Neither removes: a
  *   removal is a tombstone.
- * - Search asks both and merges; an id lives in exactly one of them.
- * Ids written while a build or load runs go to the new tail at the swap.
-
+ * - Search asks both and merges; an id lives in exactly one of them. Ids
+ *   written while a build or load runs go to the new tail at the swap.
  * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
  * place; 'hnsw' and 'ivf' as above; 'auto' is flat up to autoThreshold live
  * vectors, then HNSW (flat again only when emptied). An HNSW graph takes
@@ -172,8 +171,10 @@ export class FaissVectorIndex implements VectorIndex {
     }
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
-    this.#tail.append([...batch]);
     if (this.#o.kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
+    if (this.#jobs.bulk && this.#o.kind !== 'flat' && this.#o.quant === 'fp32')
+      this.#tail.hold(batch.keys());
+    else this.#tail.append([...batch]);
     for (const id of batch.keys()) this.#jobs.touched(id);
     this.#afterWrite();
   }
@@ -255,11 +256,12 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   /**
-   * Bulk loading on: adds go to the tail and no build starts, however many
-   * there are. Off: a build starts if one is due.
+   * Bulk loading on: no build starts, however many adds there are, and adds
+   * (to fp32 HNSW, IVF, auto) wait in the vector store (tail.ts hold()).
+   * Off: they go to the tail, and a build starts if one is due.
    */
   bulkLoad(on: boolean): void {
-    if (!on) this.#tail.tidy();
+    if (!on) this.#tail.flush((id) => this.#vectors.get(id)!).tidy();
     this.#jobs.bulkLoad(on);
   }
 
