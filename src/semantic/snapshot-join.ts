@@ -129,7 +129,8 @@ export class JoinCoverage {
         ids.push(e.id);
         vectors.push(v);
       }
-      index.addBatch(ids, vectors); // copies them: the buffer is used again
+      // Held for the load (not copied into the tail); copied: the buffer is used again.
+      index.addBatch(ids, vectors, true);
     }
     return left;
   }

@@ -84,7 +84,7 @@ export class SnapshotSync implements BuildHooks {
    */
   prefetch(): void {
     this.fetching = this.d.store.list().then(
-      async (names) => {
+      (names) => {
         for (const ns of names) {
           const t0 = performance.now();
           const f = this.d.store.fetch(ns);

@@ -105,7 +105,12 @@ export interface VectorIndex {
   readonly tail: number;
   /** Adds or replaces the vector of `id`. */
   add(id: number, vector: Float32Array): void;
-  addBatch(ids: number[], vectors: Float32Array[]): void;
+  /**
+   * `hold`: while bulk loading, vectors a snapshot about to be loaded holds:
+   * kept for the load to take (fp32 HNSW, IVF, auto), not copied into the
+   * tail; bulkLoad(false) adds to the tail those it did not take.
+   */
+  addBatch(ids: number[], vectors: Float32Array[], hold?: boolean): void;
   remove(id: number): boolean;
   has(id: number): boolean;
   /** Up to k live hits, best first. */

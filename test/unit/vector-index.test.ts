@@ -412,35 +412,47 @@ describe('background builds', () => {
   it('bulk loading builds nothing until it ends', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'auto', autoThreshold: 100 });
     index.bulkLoad(true);
-    const live = fill(index, clusteredVectors(300, 32));
+    const data = clusteredVectors(300, 32);
+    const ids = data.map((_, i) => i * 3 + 1);
+    // Held (a snapshot about to be loaded holds them): in the vector store, not in the tail's shards.
+    index.addBatch(ids, data, true);
+    const live = new Map(ids.map((id, i) => [id, data[i]!]));
     expect([index.kind, index.building, index.size]).toEqual(['flat', false, 300]);
-    // Held in the vector store, not copied into the tail's FAISS shards yet.
     expect([index.stored, index.tail, index.has(1), index.has(2)]).toEqual([0, 300, true, false]);
     // Removed and replaced while held: gone, and the new vector kept.
     expect(index.remove(1)).toBe(true);
     expect(index.remove(1)).toBe(false);
     live.delete(1);
-    const [moved] = clusteredVectors(1, 33);
-    index.add(4, moved!);
+    const [moved, plain] = clusteredVectors(2, 33);
+    index.addBatch([4], [moved!], true);
     live.set(4, moved!);
-    expect(index.size).toBe(299);
+    // Without `hold`, to the tail at once.
+    index.add(1000, plain!);
+    live.set(1000, plain!);
+    expect([index.size, index.stored]).toEqual([300, 1]);
     index.bulkLoad(false);
-    expect([index.stored, index.tail]).toEqual([299, 299]);
+    expect([index.stored, index.tail]).toEqual([300, 300]);
     expect(index.building).toBe(true);
     await index.settled();
-    expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 299, 299, 0]);
+    expect([index.kind, index.size, index.stored, index.tail]).toEqual(['hnsw', 300, 300, 0]);
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
     expect(index.search(moved!, 1)[0]).toEqual({ id: 4, score: expect.closeTo(1, 5) });
   });
 
-  it('bulk loading a flat or q8 index adds to the tail at once', () => {
+  it('bulk loading a flat or q8 index adds to the tail at once, held or not', () => {
     for (const opts of [
       { kind: 'flat' as const },
       { kind: 'hnsw' as const, quant: 'q8' as const },
     ]) {
       const index = createVectorIndex({ dim: DIM, ...opts });
       index.bulkLoad(true);
-      const live = fill(index, clusteredVectors(50, 34));
+      const data = clusteredVectors(50, 34);
+      index.addBatch(
+        data.map((_, i) => i),
+        data,
+        true,
+      );
+      const live = new Map(data.map((v, i) => [i, v]));
       expect([index.stored, index.tail]).toEqual([50, 50]);
       for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
     }

@@ -159,7 +159,7 @@ export class FaissVectorIndex implements VectorIndex {
     this.addBatch([id], [vector]);
   }
 
-  addBatch(ids: number[], vectors: Float32Array[]): void {
+  addBatch(ids: number[], vectors: Float32Array[], hold = false): void {
     if (!Array.isArray(ids) || !Array.isArray(vectors) || ids.length !== vectors.length) {
       throw new RangeError('addBatch needs two arrays of the same length');
     }
@@ -172,7 +172,7 @@ export class FaissVectorIndex implements VectorIndex {
     if (batch.size === 0) return;
     for (const id of batch.keys()) this.#bury(id);
     if (this.#o.kind !== 'flat') for (const [id, v] of batch) this.#vectors.set(id, v);
-    if (this.#jobs.bulk && this.#o.kind !== 'flat' && this.#o.quant === 'fp32')
+    if (hold && this.#jobs.bulk && this.#o.kind !== 'flat' && this.#o.quant === 'fp32')
       this.#tail.hold(batch.keys());
     else this.#tail.append([...batch]);
     for (const id of batch.keys()) this.#jobs.touched(id);
@@ -256,9 +256,9 @@ export class FaissVectorIndex implements VectorIndex {
   }
 
   /**
-   * Bulk loading on: no build starts, however many adds there are, and adds
-   * (to fp32 HNSW, IVF, auto) wait in the vector store (tail.ts hold()).
-   * Off: they go to the tail, and a build starts if one is due.
+   * Bulk loading on: no build starts, however many adds there are, and
+   * adds with `hold` wait in the vector store (tail.ts hold()). Off: those
+   * go to the tail, and a build starts if one is due.
    */
   bulkLoad(on: boolean): void {
     if (!on) this.#tail.flush((id) => this.#vectors.get(id)!).tidy();
