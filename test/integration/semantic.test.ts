@@ -1836,8 +1836,13 @@ describe('restart', () => {
       expect(await c.call('SEMFLUSH')).toBe(before);
       expect(asMap(2, await c.call('SEMINFO')).entries).toBe(0);
       const d = new Redis({ port: redis2.port });
-      // What is left is the change feed, which records the deletions.
-      expect(await d.keys(`${PREFIX}*`)).toEqual([`${PREFIX}feed`]);
+      // What is left is the change feed, which records the deletions, and the
+      // (complete, empty) sets of namespaces with settings and with snapshots.
+      expect((await d.keys(`${PREFIX}*`)).sort()).toEqual(
+        ['feed', 'namespaces', 'snaps'].map((k) => `${PREFIX}${k}`),
+      );
+      for (const k of ['namespaces', 'snaps'])
+        expect(await d.smembers(`${PREFIX}${k}`)).toEqual(['']);
       expect(await d.exists('rs:1', 'rs:2', 'rs:3', 'rs:4')).toBe(0);
       d.disconnect();
       expect(await c.call('SEMGET', 'house near ostsee')).toBeNull();
