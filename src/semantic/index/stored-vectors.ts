@@ -32,16 +32,14 @@ class Chunked {
     this.length = n;
   }
 
-  /** Copies bytes [at, at + out.length) into `out`. */
-  copy(at: number, out: Uint8Array): void {
+  /** Copies bytes [at, at + length) into `out` from `offset` on (no views made: one per vector cost more than the copy). */
+  copy(at: number, out: Buffer, offset = 0, length = out.length - offset): void {
     let i = this.#chunkAt(at);
     let done = 0;
-    while (done < out.length) {
+    while (done < length) {
       const c = this.chunks[i]!;
       const from = at + done - this.#starts[i]!;
-      const n = Math.min(c.length - from, out.length - done);
-      out.set(c.subarray(from, from + n), done);
-      done += n;
+      done += c.copy(out, offset + done, from, Math.min(c.length, from + length - done));
       i++;
     }
   }
@@ -87,11 +85,14 @@ export function storedVectors(
   if (h.readInt32LE(0) !== dim || h.readBigInt64LE(4) !== BigInt(positions)) return undefined;
   if (h.readInt32LE(HEADER - 4) !== METRIC_INNER_PRODUCT) return undefined;
   if (b.bytes(count, 8).readBigUInt64LE(0) !== BigInt(floats)) return undefined;
+  // A Buffer over the caller's memory, made again only when it passes other memory.
+  let bytes: Buffer = Buffer.alloc(0);
   return (pos, out) => {
     if (!Number.isInteger(pos) || pos < 0 || pos >= positions || out.length !== dim) {
       throw new RangeError(`no position ${pos} of ${positions}, or not ${dim} floats`);
     }
-    b.copy(data + pos * dim * 4, new Uint8Array(out.buffer, out.byteOffset, dim * 4));
+    if (bytes.buffer !== out.buffer) bytes = Buffer.from(out.buffer);
+    b.copy(data + pos * dim * 4, bytes, out.byteOffset, dim * 4);
     return out;
   };
 }
