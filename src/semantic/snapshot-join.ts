@@ -115,6 +115,7 @@ export class JoinCoverage {
     const left: Entry[] = [];
     const dim = this.dim;
     const buffer = new Float32Array(CHUNK * dim);
+    index.reserve?.(entries.length);
     for (let at = 0; at < entries.length; at += CHUNK) {
       if (at > 0) await yieldToLoop();
       const ids: number[] = [];

@@ -111,6 +111,8 @@ export interface VectorIndex {
    * tail; bulkLoad(false) adds to the tail those it did not take.
    */
   addBatch(ids: number[], vectors: Float32Array[], hold?: boolean): void;
+  /** Room for `n` more vectors, made at once: for bulk adds of known size. */
+  reserve?(n: number): void;
   remove(id: number): boolean;
   has(id: number): boolean;
   /** Up to k live hits, best first. */

@@ -72,6 +72,29 @@ describe('VectorStore', () => {
     s.clear();
     expect([s.size, s.bytes]).toEqual([0, 0]);
   });
+
+  it('reserve() makes slabs ahead, in one buffer, which sets then fill without making more', () => {
+    for (const quant of ['fp32', 'q8'] as const) {
+      const s = new VectorStore(4, quant);
+      const v = (i: number) => Float32Array.from([i, 1, 0, 0]).map((x) => x / Math.hypot(i, 1));
+      s.set(0, v(0));
+      s.reserve(3 * SLAB_SLOTS);
+      for (let i = 1; i <= 3 * SLAB_SLOTS; i++) s.set(i, v(i));
+      expect([s.size, s.bytes]).toEqual([
+        3 * SLAB_SLOTS + 1,
+        4 * SLAB_SLOTS * (quant === 'fp32' ? 16 : 4),
+      ]);
+      for (const i of [0, 1, SLAB_SLOTS, 2 * SLAB_SLOTS + 7, 3 * SLAB_SLOTS])
+        expect(s.dot(i, v(i))).toBeCloseTo(1, quant === 'fp32' ? 6 : 3);
+      // A vector beyond the reserve gets a slab made as before.
+      s.set(99_999, v(5));
+      expect(s.dot(99_999, v(5))).toBeCloseTo(1, 3);
+      expect(s.size).toBe(3 * SLAB_SLOTS + 2);
+      s.reserve(0);
+      s.reserve(-5);
+      expect(s.get(SLAB_SLOTS + 3)).toBeDefined();
+    }
+  });
 });
 
 describe.each(['hnsw', 'ivf'] as const)('%s with quant q8, 20k clustered vectors', (kind) => {

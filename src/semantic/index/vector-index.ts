@@ -1,20 +1,18 @@
 /*
- * The FAISS-backed VectorIndex. docs/index.md has the measurements behind the
- * defaults here.
+ * The FAISS-backed VectorIndex (docs/index.md: the measurements behind it).
  *
  * Model: a built segment and a tail (segment.ts: one FAISS index each, plus
  * the map between FAISS positions and the caller's ids, with tombstones).
  * This file keeps them in step; its parts do: tail.ts (the shards), jobs.ts
  * (the one background build or snapshot load: build.ts, adopt.ts; when a
  * build starts: policy.ts), search.ts (a search across segments), options.ts
- * (defaults, efSearch by size), scan.ts (the exact scan behind a short
- * approximate answer).
+ * (defaults, efSearch by size), scan.ts (exact, behind a short answer).
  * - The tail is flat (exact), in shards of SHARD_SIZE vectors. Every add goes
  *   there: a flat add is a copy, so a write never waits for a graph insert or
  *   a training run. A search yields to the event loop between shards.
  * - The main segment is HNSW or IVF (approximate), built from every live
- *   vector in a worker thread and swapped in when ready. Neither removes: a
- *   removal is a tombstone.
+ *   vector in a worker thread and swapped in when ready. A removal is a
+ *   tombstone.
  * - Search asks both and merges; an id lives in exactly one of them. Ids
  *   written while a build or load runs go to the new tail at the swap.
  * Kinds: 'flat' keeps everything in the tail and compacts its tombstones in
@@ -32,7 +30,6 @@
  * Every FAISS call is synchronous on the caller's thread and gets only input
  * checked beforehand (validate.ts).
  */
-
 import type { IndexKind, MainExport, MainImport, SearchHit, VectorIndex } from '../types.js';
 import { Jobs } from './jobs.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
@@ -42,14 +39,7 @@ import type { Segment } from './segment.js';
 import { FlatTail } from './tail.js';
 import { type Quant, VectorStore } from './vector-store.js';
 
-export type { BuildEvent } from '../types.js';
-export {
-  autoEfSearch,
-  DEFAULT_AUTO_THRESHOLD,
-  DEFAULT_INTERIM_IVF_ABOVE,
-  type VectorIndexOptions,
-} from './options.js';
-export { SHARD_SIZE } from './tail.js';
+export { autoEfSearch, type VectorIndexOptions } from './options.js';
 
 import { checkId, checkK, intOption, unitCopy, unitOrCopy } from './validate.js';
 
@@ -157,6 +147,11 @@ export class FaissVectorIndex implements VectorIndex {
 
   add(id: number, vector: Float32Array): void {
     this.addBatch([id], [vector]);
+  }
+
+  /** Room for `n` more vectors, made at once (vector-store.ts reserve()). */
+  reserve(n: number): void {
+    if (this.#o.kind !== 'flat') this.#vectors.reserve(n);
   }
 
   addBatch(ids: number[], vectors: Float32Array[], hold = false): void {
