@@ -116,3 +116,29 @@ async function scanStep(
   ];
   return [next.toString(), keys];
 }
+
+/** The member of a names set (P namespaces, P snaps) that says it is complete ('' is no name). */
+const LISTED = '';
+
+/**
+ * The names in the set `setKey` once it is complete (it holds LISTED);
+ * before that (names written by an earlier version, or none yet), the keys
+ * of `kind` found by a walk over the keyspace, which then completes the set
+ * if it found any, or if `complete` (a resync after FLUSHALL writes nothing).
+ */
+export async function listedNames(
+  redis: RedisClient,
+  prefix: string,
+  setKey: string,
+  kind: string,
+  complete: boolean,
+): Promise<string[]> {
+  const members = ((await redis.call('SMEMBERS', setKey)) as Buffer[]).map(String);
+  if (members.includes(LISTED)) return members.filter((m) => m !== LISTED);
+  const skip = Buffer.byteLength(`${prefix}${kind}`);
+  const out: string[] = [];
+  for await (const keys of scanKeys(redis, prefix, kind, 1000))
+    for (const k of keys) out.push(k.subarray(skip).toString());
+  if (complete || out.length > 0) await redis.call('SADD', setKey, LISTED, ...out);
+  return out;
+}

@@ -27,13 +27,10 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisClient } from '../upstream/redis-client.js';
-import { scanKeys } from './record-scan.js';
+import { listedNames } from './record-scan.js';
 import { ScriptRunner } from './scripts.js';
 import { chunksOf, decodePayload, encodePayload, type SlotEntry } from './snapshot-payload.js';
 import type { IndexKind, MainExport } from './types.js';
-
-/** The member of P snaps that says it lists every snapshot (no namespace is named ''). */
-const LISTED = '';
 
 /** Bytes per chunk: far below Redis's proto-max-bulk-len (512 MB by default). */
 export const CHUNK_BYTES = 8 << 20;
@@ -206,14 +203,7 @@ export class SnapshotStore {
    * complete.
    */
   async list(): Promise<string[]> {
-    const members = ((await this.redis.call('SMEMBERS', this.listKey)) as Buffer[]).map(String);
-    if (members.includes(LISTED)) return members.filter((m) => m !== LISTED);
-    const head = `${this.prefix}snap:`;
-    const out: string[] = [];
-    for await (const keys of scanKeys(this.redis, this.prefix, 'snap:', 1000))
-      for (const k of keys) out.push(k.toString().slice(head.length));
-    await this.redis.call('SADD', this.listKey, LISTED, ...out);
-    return out;
+    return listedNames(this.redis, this.prefix, this.listKey, 'snap:', true);
   }
 
   /** `ns`'s snapshot, or undefined when there is none or it changed while read. */

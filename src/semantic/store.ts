@@ -19,7 +19,7 @@
  */
 import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
-import { type Covered, scanKeys, scanRecords } from './record-scan.js';
+import { type Covered, listedNames, scanKeys, scanRecords } from './record-scan.js';
 import type { ScannedEntry, StoredEntry } from './records.js';
 import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
 import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT, VERSIONS_SCRIPT } from './scripts.js';
@@ -79,9 +79,6 @@ export interface EntryStore {
   saveNamespace(ns: string, settings: Record<string, string>): Promise<void>;
   deleteNamespace(ns: string): Promise<void>;
 }
-
-/** The member of P namespaces that says it names every namespace with settings ('' is no name). */
-const LISTED = '';
 
 /** Events kept in the change feed by default (--feed-maxlen; docs/fleet.md). */
 export const DEFAULT_FEED_MAXLEN = 100_000;
@@ -231,23 +228,13 @@ export class SemanticStore implements EntryStore {
    * nothing).
    */
   async namespaces(complete = false): Promise<Map<string, Record<string, string>>> {
+    const names = await listedNames(this.redis, this.prefix, this.namespacesKey, 'ns:', complete);
+    const replies = await this.redis.pipeline(names.map((n) => ['HGETALL', this.namespaceKey(n)]));
     const out = new Map<string, Record<string, string>>();
-    const members = ((await this.redis.call('SMEMBERS', this.namespacesKey)) as Buffer[]).map(
-      String,
-    );
-    const listed = members.includes(LISTED);
-    const batches = listed
-      ? [members.filter((m) => m !== LISTED).map((m) => Buffer.from(this.namespaceKey(m)))]
-      : scanKeys(this.redis, this.prefix, 'ns:', 1000);
-    for await (const keys of batches) {
-      const replies = await this.redis.pipeline(keys.map((k) => ['HGETALL', k]));
-      replies.forEach((r, i) => {
-        if (!Array.isArray(r) || r.length === 0) return;
-        out.set(keys[i]!.subarray(Buffer.byteLength(`${this.prefix}ns:`)).toString(), pairs(r));
-      });
-    }
-    if (!listed && (complete || out.size > 0))
-      await this.redis.call('SADD', this.namespacesKey, LISTED, ...out.keys());
+    names.forEach((n, i) => {
+      const r = replies[i];
+      if (Array.isArray(r) && r.length > 0) out.set(n, pairs(r));
+    });
     return out;
   }
 
