@@ -12,7 +12,7 @@ const faiss = require('faiss-node');
 const { Index, IndexFlatIP, MetricType } = faiss;
 
 /** The patch version this checkout expects (src/semantic/index/faiss.ts). */
-const PATCH_VERSION = 3;
+const PATCH_VERSION = 4;
 
 function basics() {
   const flat = new IndexFlatIP(4);
@@ -61,13 +61,17 @@ if (isMainThread) {
     patched();
     // The class constructors are per thread: an index made in a worker's
     // thread, serialized, comes back here as an index of this thread.
-    const w = new Worker(__filename);
+    // An index borrowed here is copied in the worker (v4) and extended there.
+    const borrowed = Index.fromBuffer(back.toBuffer());
+    const w = new Worker(__filename, { workerData: { borrowed: borrowed.borrow() } });
     w.once('message', ({ buf, ptr }) => {
+      assert.equal(borrowed.ntotal(), 3, 'the borrowed index is unchanged by its copy');
       const idx = Index.fromBuffer(Buffer.from(buf));
       assert.equal(idx.ntotal(), 3);
       assert.equal(back.ntotal(), 3);
       // An index released in the worker, adopted here: no serialization.
       const adopted = Index.adopt(ptr);
+      assert.equal(adopted.ntotal(), 4, 'the copy made in the worker, extended by one vector');
       w.terminate().then(() => {
         // After the worker's environment is gone, this thread's classes (and
         // the adopted index) still work.
@@ -91,7 +95,10 @@ if (isMainThread) {
   patched();
   const built = basics();
   const buf = built.toBuffer();
-  const ptr = built.release();
-  assert.throws(() => built.ntotal !== undefined && built.release(), /disposed or released/);
+  const copy = Index.copyOf(require('node:worker_threads').workerData.borrowed);
+  copy.add(new Float32Array([0, 0, 1, 0]));
+  assert.throws(() => Index.copyOf(0n), /address/);
+  const ptr = copy.release();
+  assert.throws(() => copy.release(), /disposed or released/);
   parentPort.postMessage({ buf, ptr });
 }

@@ -98,6 +98,13 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     help: 'IVF: inverted lists searched per lookup (higher: better recall, slower)',
   },
   {
+    key: 'hnswExtend',
+    flag: 'hnsw-extend',
+    kind: { oneOf: ['on', 'off'] },
+    def: 'on',
+    help: 'on: an fp32 HNSW graph whose flat tail outgrew its bound is extended with the tail in a worker thread; off: built again from every vector (docs/index.md)',
+  },
+  {
     key: 'maxTextBytes',
     flag: 'max-text-bytes',
     kind: 'int',

@@ -42,6 +42,7 @@ export interface Config {
   prefix: string;
   efSearch: number;
   nprobe: number;
+  hnswExtend: 'on' | 'off';
   embedBatch: number;
   embedWait: number;
   embedCache: number;

@@ -104,6 +104,7 @@ export function createSemanticCache(
     indexFactory: faissIndexFactory({
       efSearch: config.efSearch > 0 ? config.efSearch : undefined,
       nprobe: config.nprobe,
+      extendGraph: config.hnswExtend === 'on',
       logger,
     }),
     maxTextBytes: config.maxTextBytes,

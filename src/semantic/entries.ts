@@ -162,17 +162,19 @@ export class EntryTable {
       dim: this.opts.dim(),
       kind: space.indexKind ?? this.opts.indexKind,
       quant: space.quant ?? this.opts.quant,
-      onBuild: ({ kind, vectors, ms, error }) => {
+      onBuild: (event) => {
+        const { kind, vectors, ms, added, error } = event;
         if (this.opts.stopped()) return;
+        const what = added === undefined ? 'built' : `extended by ${added}`;
         if (error) {
           logger.warn(
-            `namespace ${space.name}: ${kind} index build of ${vectors} vectors failed, retrying in a minute: ${error.message}`,
+            `namespace ${space.name}: ${kind} index of ${vectors} vectors not ${what}, retrying in a minute: ${error.message}`,
           );
         } else {
           logger.info(
-            `namespace ${space.name}: ${kind} index of ${vectors} vectors built in ${(ms / 1000).toFixed(1)} s`,
+            `namespace ${space.name}: ${kind} index of ${vectors} vectors ${what} in ${(ms / 1000).toFixed(1)} s`,
           );
-          this.hooks?.built(space, { kind, vectors, ms });
+          this.hooks?.built(space, event);
         }
       },
       mayBuild: (kind) => this.hooks?.mayBuild(space, kind) ?? true,

@@ -8,14 +8,16 @@
  *   indexed, every other entry goes to the flat tail. A snapshot that would
  *   cover less than half of the namespace's entries is not used.
  * - Before an HNSW build of a namespace of minEntries or more starts
- *   (index/options.ts mayBuild), the instance takes the namespace's lease;
- *   smaller ones build their own graphs, in seconds at most. Holding it, it builds, saves the graph as
- *   the new snapshot, and renews the lease every RENEW_MS. Without it, it
- *   serves from its tail (or an interim IVF) and polls the manifest every
- *   POLL_MS until a newer snapshot comes, which it adopts; if the holder
- *   goes away, its lease runs out (LEASE_MS) and the next instance that
- *   wants a build takes it; one that stops gracefully gives it up at once.
- * - When Redis refuses the lease (an error, not a lease held elsewhere), the
+ *   (index/options.ts mayBuild), the instance takes the namespace's lease
+ *   (smaller ones build their own graphs, in seconds at most). Holding it,
+ *   it builds, saves the graph, and renews the lease every RENEW_MS; without
+ *   it, it serves from its tail (or an interim IVF) and polls the manifest
+ *   every POLL_MS until a newer snapshot comes, which it adopts. A holder
+ *   gone, its lease runs out (LEASE_MS; a graceful stop gives it up).
+ * - An extension of a graph with its tail is never deferred: the instance
+ *   that extends one of minEntries or more takes the lease if free, and
+ *   the holder saves extended graphs at the pace of snapshot-pace.ts.
+ * - Redis refusing the lease (an error, not a lease held elsewhere), the
  *   instance builds on its own, as without snapshots.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -26,6 +28,7 @@ import type { Entry, Namespace } from './namespace.js';
 import type { Snapshot, SnapshotFetch, SnapshotManifest, SnapshotStore } from './snapshot.js';
 import { JoinCoverage } from './snapshot-join.js';
 import { Leases, RENEW_MS } from './snapshot-lease.js';
+import { SavePace } from './snapshot-pace.js';
 import type { BuildEvent, IndexKind } from './types.js';
 
 /** Snapshot positions mapped to this instance's entries per turn of the event loop. */
@@ -60,14 +63,13 @@ export class SnapshotSync implements BuildHooks {
   private readonly gens = new Map<string, string>();
   /** Who builds which namespace's graph (snapshot-lease.ts). */
   private readonly leases: Leases;
+  private readonly pace = new SavePace();
   private loads = 0;
   private saves = 0;
   private readonly timers: NodeJS.Timeout[] = [];
-  /** Snapshots being fetched since prefetch(), by namespace. */
-  private readonly fetched = new Map<string, Promise<Snapshot | undefined>>();
+  /** Snapshots being fetched since prefetch(), by namespace: slots first (coverage()), then FAISS's bytes. */
+  private readonly fetches = new Map<string, Promise<SnapshotFetch | undefined>>();
   private readonly fetchMs = new Map<string, number>();
-  /** The same fetches, whose slots come first (coverage()). */
-  private readonly heads = new Map<string, Promise<SnapshotFetch | undefined>>();
   /** What coverage() found, until loadAll() used it. */
   private join: JoinCoverage | undefined;
   private fetching: Promise<void> | undefined;
@@ -88,10 +90,9 @@ export class SnapshotSync implements BuildHooks {
         for (const ns of names) {
           const t0 = performance.now();
           const f = this.d.store.fetch(ns);
-          const snap = f.then((x) => x?.snapshot);
-          snap.then(() => this.fetchMs.set(ns, performance.now() - t0)).catch(() => {}); // reported when adopted
-          this.fetched.set(ns, snap);
-          this.heads.set(ns, f);
+          this.fetches.set(ns, f);
+          const done = () => this.fetchMs.set(ns, performance.now() - t0);
+          f.then((x) => x?.snapshot).then(done, () => {}); // a failure is reported when adopted
         }
       },
       (err: Error) => this.d.logger.warn(`snapshots not listed: ${err.message}`),
@@ -105,8 +106,7 @@ export class SnapshotSync implements BuildHooks {
    */
   async coverage(): Promise<JoinCoverage> {
     await this.fetching;
-    this.join = await JoinCoverage.of(this.heads, this.d.modelId(), this.d.dim());
-    this.heads.clear();
+    this.join = await JoinCoverage.of(this.fetches, this.d.modelId(), this.d.dim());
     return this.join;
   }
 
@@ -127,8 +127,8 @@ export class SnapshotSync implements BuildHooks {
       return undefined;
     };
     for (const space of this.d.entries.namespaces.values()) {
-      const fetched = this.fetched.get(space.name);
-      this.fetched.delete(space.name);
+      const fetched = this.fetches.get(space.name)?.then((x) => x?.snapshot);
+      this.fetches.delete(space.name);
       const mine = pending.get(space) ?? [];
       pending.delete(space);
       if (space.entries.size === 0) continue;
@@ -142,7 +142,7 @@ export class SnapshotSync implements BuildHooks {
       if (snap !== undefined) await this.adopt(space, snap).catch(notLoaded(space));
     }
     for (const rest of pending.values()) await fromRedis(rest);
-    this.fetched.clear();
+    this.fetches.clear();
     this.join = undefined;
     this.timers.push(
       setInterval(() => void this.poll(), POLL_MS).unref(),
@@ -153,6 +153,7 @@ export class SnapshotSync implements BuildHooks {
   stop(): void {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.pace.clear();
   }
 
   /** Give up the leases held (on a graceful stop). */
@@ -161,17 +162,14 @@ export class SnapshotSync implements BuildHooks {
   }
 
   info(): SnapshotInfo {
-    return {
-      loads: this.loads,
-      saves: this.saves,
-      leases: this.leases.held.size,
-      waiting: this.leases.waiting.size,
-    };
+    const { held, waiting } = this.leases;
+    return { loads: this.loads, saves: this.saves, leases: held.size, waiting: waiting.size };
   }
 
   /** The namespace was emptied (SEMFLUSH, SEMNS DEL): its snapshot goes too. */
   async drop(ns: string): Promise<void> {
     this.gens.delete(ns);
+    this.pace.clear(ns);
     this.leases.waiting.delete(ns);
     try {
       await this.d.store.drop(ns);
@@ -188,11 +186,15 @@ export class SnapshotSync implements BuildHooks {
   }
 
   built(space: Namespace, event: BuildEvent): void {
-    if (event.kind !== 'hnsw' || !this.leases.held.has(space.name) || this.stopped) return;
-    if (event.vectors < this.d.minEntries) return;
-    this.save(space).catch((err: Error) =>
-      this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
-    );
+    if (event.kind !== 'hnsw' || this.stopped || event.vectors < this.d.minEntries) return;
+    const save = () => {
+      if (!this.leases.held.has(space.name) || this.stopped) return;
+      this.save(space).catch((err: Error) =>
+        this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
+      );
+    };
+    if (event.added === undefined) save();
+    else void this.leases.claim(space).then((held) => held && this.pace.after(space.name, save));
   }
 
   /** Fetch and adopt `ns`'s snapshot (a namespace found without one at start, the poll). */
@@ -269,6 +271,7 @@ export class SnapshotSync implements BuildHooks {
       feed: this.d.applied(),
     });
     this.gens.set(space.name, manifest.gen);
+    this.pace.saved(space.name, performance.now() - t0);
     this.saves++;
     this.d.logger.info(
       `namespace ${space.name}: hnsw snapshot saved, ${slots.length} positions, ${(manifest.bytes / 1e6).toFixed(1)} MB in ${(performance.now() - t0).toFixed(0)} ms`,

@@ -155,6 +155,8 @@ export interface BuildEvent {
   kind: IndexKind;
   vectors: number;
   ms: number;
+  /** An extension: vectors added to a copy of the previous graph (the tail). */
+  added?: number;
   error?: Error;
 }
 

@@ -233,6 +233,31 @@ describe('shared HNSW snapshots', () => {
     await servesFromGraph(b, [0, 25, 49]);
   });
 
+  it('graphs outgrowing their tail are extended everywhere; the first to extend a shared one saves it, paced', async () => {
+    const { start, direct } = await setup();
+    const [a, b] = [await start(), await start()];
+    for (let at = 0; at < N; at += 500) await fill(a, at, at + 500);
+    const extended = (s: Sidecar) => /hnsw index of \d+ vectors extended by \d+/.test(s.log());
+    for (const s of [a, b]) {
+      expect(
+        await waitFor(async () => {
+          const ns = await info(s, 'default');
+          return extended(s) && ns.entries === N && ns.index_building === 0;
+        }, 30_000),
+      ).toBe(true);
+    }
+    // Nobody waited for a graph; one of the two took the lease when it extended one of
+    // 1,000 or more, and its last save, paced, covers most of the entries.
+    const [ia, ib] = [await info(a), await info(b)];
+    expect([ia.snapshot_waiting, ib.snapshot_waiting]).toEqual([0, 0]);
+    expect(Number(ia.snapshot_leases) + Number(ib.snapshot_leases)).toBe(1);
+    const holder = ia.snapshot_leases === 1 ? a : b;
+    expect(await waitFor(async () => Number(await saved(direct)) >= N - 1100, 30_000)).toBe(true);
+    expect((await info(holder)).snapshot_saves).toBeGreaterThanOrEqual(1);
+    expect((await info(holder === a ? b : a)).snapshot_saves).toBe(0);
+    for (const s of [a, b]) await servesFromGraph(s, [0, 1500, 2999]);
+  });
+
   it('a snapshot adopted while writes race with it loses none of them', async () => {
     const { start, direct } = await setup();
     const a = await start();

@@ -8,11 +8,16 @@
  * HNSW's included); the build itself in
  * a worker thread (builder.ts); and the segment that maps FAISS positions
  * back to ids. The caller buries what changed meanwhile at the swap.
+ *
+ * An extension (`base`: the main HNSW segment, whose tail outgrew its
+ * bound) snapshots only the tail's vectors; the worker adds them to a copy
+ * of the base's graph, and the new segment holds the base's slots (its
+ * tombstones too) followed by the tail's ids.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 import type { IndexKind } from '../types.js';
-import { type FaissIndex, newHnswIP, newIvfIP, newSq8IP } from './faiss.js';
+import { type FaissIndex, newHnswIP, newIvfIP, newSq8IP, patched } from './faiss.js';
 import { autoEfSearch, IVF_TRAIN_PER_LIST, type Settings } from './options.js';
 import { Segment } from './segment.js';
 import type { VectorStore } from './vector-store.js';
@@ -24,8 +29,10 @@ const SQ_TRAIN = 65_536;
 
 export interface BuildRequest {
   kind: IndexKind;
-  /** The ids to build from, in the order their vectors go to FAISS. */
+  /** The ids to build from, in the order their vectors go to FAISS (after `base`'s). */
   ids: number[];
+  /** An HNSW segment to copy and extend with `ids`, instead of building from them alone. */
+  base?: Segment | undefined;
   /** Live vectors by id (read while the snapshot is copied). */
   vectors: VectorStore;
   settings: Settings;
@@ -38,6 +45,7 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
   const { kind, ids, settings: o } = req;
   const n = ids.length;
   const dim = o.dim;
+  if (req.base !== undefined) return extend(req, req.base);
   const xs = await snapshot(req);
   if (xs === undefined) return undefined;
   const efSearch = o.efSearch ?? autoEfSearch(n);
@@ -64,6 +72,22 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
     return undefined;
   }
   return new Segment(kind, faiss, ids, efSearch);
+}
+
+/** `base`'s graph copied and extended with the vectors of `req.ids` (builder.ts). */
+async function extend(req: BuildRequest, base: Segment): Promise<Segment | undefined> {
+  const slots = base.slotIds(); // the job's view: what is buried from now on is dirty
+  const xs = await snapshot(req);
+  // A load or a clear meanwhile replaced or freed the base: abandoned.
+  if (xs === undefined || !req.alive() || base.disposed) return undefined;
+  const faiss = await req.settings.builder({ template: base.faiss, vectors: xs, extend: true });
+  if (!req.alive()) {
+    faiss.dispose();
+    return undefined;
+  }
+  const efSearch = req.settings.efSearch ?? autoEfSearch(base.live + req.ids.length);
+  if (patched()) faiss.setParam('efSearch', efSearch);
+  return new Segment('hnsw', faiss, [...slots, ...req.ids], efSearch);
 }
 
 /**

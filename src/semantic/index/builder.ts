@@ -16,6 +16,12 @@
  * (measured in bench/fleet.mjs's instances); a kept worker would save that,
  * but would hold the transferred vectors until its next garbage collection.
  *
+ * Extending (patch v4): the worker gets the address of the main HNSW graph,
+ * lent (FaissIndex.lend()), copies it (FAISS's serialization, in memory,
+ * while this thread goes on searching the original) and adds the tail's
+ * vectors to the copy: a graph that outgrew its tail costs the tail's
+ * inserts, not a build of every vector again (build.ts).
+ *
  * A worker of the same source reads a serialized index back (loadIndex(): a
  * snapshot another instance built, snapshot-sync.ts), at normal priority:
  * FAISS's read copies every vector and link, 53 ms for 5,000 HNSW vectors
@@ -45,6 +51,11 @@ export interface BuildInput {
    * it found 0.936 of the true top 10 at 100k clustered vectors).
    */
   storage?: Buffer | undefined;
+  /**
+   * True: `template` is a built index in use (the main HNSW segment's),
+   * which the worker copies and extends with `vectors`; the caller keeps it.
+   */
+  extend?: boolean | undefined;
 }
 
 const WORKER_SOURCE = `
@@ -64,8 +75,15 @@ if (workerData.nice) try {
 } catch {}
 ${QUANTIZED_GRAPH_SOURCE}
 const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-parentPort.once('message', ({ load, template, vectors, train, storage }) => {
+parentPort.once('message', ({ load, extend, template, vectors, train, storage }) => {
   try {
+    if (extend !== undefined) {
+      // A live index of the caller's, lent: copied, and the copy extended.
+      const index = faiss.Index.copyOf(extend);
+      if (vectors.length > 0) index.add(vectors);
+      parentPort.postMessage({ address: index.release() });
+      return;
+    }
     if (load) {
       // A snapshot's chunks in order: joined here, off the caller's event loop.
       const bytes = load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view));
@@ -91,6 +109,13 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
   if (!patched()) return Promise.resolve().then(() => buildInline(input));
   const { template, vectors, train } = input;
   const transfer = [vectors.buffer as ArrayBuffer];
+  if (input.extend) {
+    const lent = template.lend();
+    const built = inWorker('build', { extend: lent.address, vectors }, transfer, template.dim);
+    // Returned once the worker no longer reads it: it has answered, failed or exited.
+    void built.then(lent.done, lent.done);
+    return built;
+  }
   if (train && train.buffer !== vectors.buffer) transfer.push(train.buffer as ArrayBuffer);
   const message = { template: template.toBuffer(), vectors, train, storage: input.storage };
   template.dispose(); // the worker gets its own copy
@@ -166,7 +191,12 @@ function inWorker(
   });
 }
 
-function buildInline({ template, vectors, train, storage }: BuildInput): FaissIndex {
+function buildInline({ template, vectors, train, storage, extend }: BuildInput): FaissIndex {
+  if (extend) {
+    const copy = FaissIndex.fromBuffer(template.toBuffer(), template.dim);
+    if (vectors.length > 0) copy.add(vectors);
+    return copy;
+  }
   if (storage) {
     return quantizedGraph(
       (b) => FaissIndex.fromBuffer(b, template.dim),

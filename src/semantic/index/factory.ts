@@ -14,6 +14,8 @@ export interface FaissFactoryOptions {
   efSearch?: number | undefined;
   /** IVF nprobe; undefined: the index's default. */
   nprobe?: number | undefined;
+  /** VectorIndexOptions.extendGraph; default true. */
+  extendGraph?: boolean;
   logger: Logger;
 }
 
@@ -34,6 +36,7 @@ export function faissIndexFactory(opts: FaissFactoryOptions): IndexFactory {
       ...(quant === undefined ? {} : { quant }),
       ...(opts.efSearch === undefined ? {} : { efSearch: opts.efSearch }),
       ...(opts.nprobe === undefined ? {} : { nprobe: opts.nprobe }),
+      ...(opts.extendGraph === undefined ? {} : { extendGraph: opts.extendGraph }),
       ...(onBuild === undefined ? {} : { onBuild }),
       ...(mayBuild === undefined ? {} : { mayBuild }),
     });

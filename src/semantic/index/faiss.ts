@@ -12,7 +12,8 @@
  *   event loop (index/builder.ts), and serialization leaks nothing;
  * - setParam sets efSearch (HNSW) and nprobe (IVF);
  * - release/adopt move an index from a worker thread to this one without
- *   serializing it (v3);
+ *   serializing it (v3); borrow/copyOf copy a live index in a worker thread
+ *   while this one goes on searching it (v4: builder.ts extend());
  * - dispose frees an index's memory at once: V8 does not see FAISS's memory,
  *   so an index left to the garbage collector (150 MB at 100k vectors) can
  *   stay allocated for a long time.
@@ -27,7 +28,7 @@ import { createRequire } from 'node:module';
 import { setHnswParams } from './hnsw-params.js';
 
 /** The patch version this code expects; scripts/faiss/smoke.cjs checks the same. */
-export const PATCH_VERSION = 3;
+export const PATCH_VERSION = 4;
 
 export interface FaissSearchResult {
   distances: ArrayLike<number>;
@@ -45,6 +46,7 @@ interface RawIndex {
   toBuffer(): Buffer;
   setParam?(name: string, value: number): void;
   dispose?(): void;
+  borrow?(): bigint;
 }
 
 interface FaissModule {
@@ -94,6 +96,10 @@ export function addonPath(): string {
 export class FaissIndex {
   #raw: RawIndex | undefined;
   readonly #typed: boolean;
+  /** Copies being made of it in worker threads (lend()). */
+  #lent = 0;
+  /** Disposed while lent: freed when the last copy is made. */
+  #orphan: RawIndex | undefined;
 
   constructor(
     raw: RawIndex,
@@ -146,10 +152,38 @@ export class FaissIndex {
     raw.setParam(name, value);
   }
 
-  /** Frees FAISS's memory now (with the patch; else when collected). Idempotent. */
+  /**
+   * Frees FAISS's memory now (with the patch; else when collected), or, while
+   * it is lent, once the last copy is made. Unusable afterwards. Idempotent.
+   */
   dispose(): void {
-    this.#raw?.dispose?.();
+    if (this.#lent > 0) this.#orphan ??= this.#raw;
+    else this.#raw?.dispose?.();
     this.#raw = undefined;
+  }
+
+  /**
+   * The index's address, for a worker thread to copy (builder.ts, patch v4),
+   * and `done`, to call once that thread no longer reads it. Meanwhile this
+   * index is searched as usual and not changed (only a flat tail adds, and
+   * none is lent; a search may set efSearch, which the copy's owner sets
+   * again), and dispose() waits for `done`.
+   */
+  lend(): { address: bigint; done: () => void } {
+    const raw = this.#index;
+    if (!raw.borrow) throw new Error('lending an index needs the patched faiss-node');
+    const address = raw.borrow();
+    this.#lent++;
+    let returned = false;
+    const done = (): void => {
+      if (returned) return;
+      returned = true;
+      if (--this.#lent === 0 && this.#orphan !== undefined) {
+        this.#orphan.dispose?.();
+        this.#orphan = undefined;
+      }
+    };
+    return { address, done };
   }
 
   /**

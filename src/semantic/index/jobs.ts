@@ -11,6 +11,8 @@
  * from Redis), a build failed less than retryAfterMs ago, or a job runs;
  * policy.ts says whether one is due and of what kind; mayBuild may defer an
  * HNSW build to another instance of the fleet (it then adopts the snapshot).
+ * An extension of the HNSW graph with its tail (policy.ts extendable())
+ * costs the tail's inserts only and is never deferred.
  * A rebuild of the main segment's own kind first rests, after the previous
  * one, as long as that one took (REST_MAX_MS at most): builds of a small
  * namespace take at most half of the time, and a fleet's instances no
@@ -22,7 +24,7 @@ import type { IndexKind, MainImport } from '../types.js';
 import { loadSegment } from './adopt.js';
 import { buildSegment } from './build.js';
 import type { Settings } from './options.js';
-import { buildDue } from './policy.js';
+import { buildDue, extendable } from './policy.js';
 import type { Segment } from './segment.js';
 import type { VectorStore } from './vector-store.js';
 
@@ -137,8 +139,9 @@ export class Jobs {
       }
       return;
     }
-    this.#deferred = kind === 'hnsw' && this.o.mayBuild?.(kind) === false;
-    if (!this.#deferred) this.#build(kind);
+    const base = kind === 'hnsw' && extendable(this.o, state.main) ? state.main : undefined;
+    this.#deferred = kind === 'hnsw' && !base && this.o.mayBuild?.(kind) === false;
+    if (!this.#deferred) this.#build(kind, base);
   }
 
   /**
@@ -178,21 +181,25 @@ export class Jobs {
     return segment.live;
   }
 
-  #build(kind: IndexKind): void {
-    const ids = [...this.vectors.keys()];
+  /** A build of `kind` from every live vector, or `base` extended with those it lacks. */
+  #build(kind: IndexKind, base?: Segment): void {
+    const live = [...this.vectors.keys()];
+    const ids = base === undefined ? live : live.filter((id) => !base.has(id));
     const generation = this.#generation;
     const t0 = performance.now();
     const job: Job = { kind, dirty: new Set(), done: Promise.resolve() };
     this.#job = job;
     const event = (error?: Error) => ({
       kind,
-      vectors: ids.length,
+      vectors: live.length,
       ms: performance.now() - t0,
+      ...(base ? { added: ids.length } : {}),
       ...(error ? { error } : {}),
     });
     job.done = buildSegment({
       kind,
       ids,
+      base,
       vectors: this.vectors,
       settings: this.o,
       alive: () => generation === this.#generation,

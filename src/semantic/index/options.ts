@@ -51,6 +51,12 @@ export interface VectorIndexOptions {
   buildRest?: number;
   /** Builds an index off the event loop; default index/builder.ts (tests inject faults). */
   builder?: (input: BuildInput) => Promise<FaissIndex>;
+  /**
+   * A float32 HNSW graph whose tail outgrew its bound is extended with the
+   * tail in a worker (policy.ts extendable()) rather than built again from
+   * every vector; default true.
+   */
+  extendGraph?: boolean;
 }
 
 export const DEFAULT_AUTO_THRESHOLD = 2048;
@@ -93,6 +99,7 @@ export interface Settings {
   retryAfterMs: number;
   buildRest: number;
   builder: (input: BuildInput) => Promise<FaissIndex>;
+  extendGraph: boolean;
 }
 
 /** Checks every option (RangeError) and fills in the defaults. */
@@ -142,5 +149,6 @@ export function resolveOptions(opts: VectorIndexOptions): Settings {
     retryAfterMs: intOption('retryAfterMs', opts.retryAfterMs, DEFAULT_RETRY_AFTER_MS, 0, MAX),
     buildRest: intOption('buildRest', opts.buildRest, 1, 0, 100),
     builder: opts.builder ?? buildIndex,
+    extendGraph: opts.extendGraph ?? true,
   };
 }

@@ -4,8 +4,9 @@
  * have changed (an 'auto' index outgrowing autoThreshold, an 'ivf' index
  * reaching IVF_MIN_VECTORS), when the flat tail outgrew its bound (searching
  * it costs like a flat index of its size), or when tombstones passed
- * maxDeadRatio of the main segment. docs/index.md has the measurements
- * behind the numbers.
+ * maxDeadRatio of the main segment. A due HNSW rebuild whose only reason
+ * is the tail extends the graph instead (extendable()). docs/index.md has
+ * the measurements behind the numbers.
  */
 import type { IndexKind } from '../types.js';
 import { patched } from './faiss.js';
@@ -52,4 +53,24 @@ export function buildDue(
     tail > maxTail(o, size) ||
     main.dead > o.maxDeadRatio * main.stored;
   return due ? kind : undefined;
+}
+
+/**
+ * Whether a due HNSW build may extend `main` with the tail instead of
+ * building from every vector (build.ts): the graph is already HNSW, float32
+ * (a q8 graph's links come from a float32 build, builder.ts), has no more
+ * tombstones than allowed (an extension keeps them; a build drops them),
+ * and the addon can copy it in a worker (patch v4).
+ */
+export function extendable(
+  o: Settings,
+  main: { kind: IndexKind; dead: number; stored: number } | undefined,
+): boolean {
+  return (
+    o.extendGraph &&
+    o.quant === 'fp32' &&
+    main?.kind === 'hnsw' &&
+    main.dead <= o.maxDeadRatio * main.stored &&
+    patched()
+  );
 }

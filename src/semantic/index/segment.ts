@@ -73,7 +73,17 @@ export class Segment {
 
   /** FAISS's own serialization, and the id at each position (DEAD: none). */
   serialize(): { buffer: Buffer; ids: number[] } {
-    return { buffer: this.#faiss.toBuffer(), ids: [...this.#slots] };
+    return { buffer: this.#faiss.toBuffer(), ids: this.slotIds() };
+  }
+
+  /** The id at each position (DEAD: none). */
+  slotIds(): number[] {
+    return [...this.#slots];
+  }
+
+  /** The FAISS index, for builder.ts to copy and extend (it lends it; nothing else may change it). */
+  get faiss(): FaissIndex {
+    return this.#faiss;
   }
 
   get dim(): number {
