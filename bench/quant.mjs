@@ -24,7 +24,7 @@
 // Usage: node bench/quant.mjs [--sizes 100000,1000000] [--data clustered]
 //          [--setups flat:fp32,hnsw:fp32,hnsw:q8,ivf:fp32,ivf:q8]
 //          [--queries 500] [--skip 1000000:hnsw] [--json out.json]
-//          [--ef-search N] [--m N] [--nprobe N] (default: semcache's)
+//          [--ef-search N] [--m N] [--nprobe N] [--nlist N] (default: semcache's)
 // Results: stdout and bench/results/quant-<time>.md.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -121,6 +121,7 @@ async function child({ n, kind, quant, data, queries: truthFile, tuning = {} }) 
     ...(tuning.efSearch ? { efSearch: tuning.efSearch } : {}),
     ...(tuning.m ? { hnswM: tuning.m } : {}),
     ...(tuning.nprobe ? { nprobe: tuning.nprobe } : {}),
+    ...(tuning.nlist ? { nlist: tuning.nlist } : {}),
   });
   index.search(new Float32Array(DIM).fill(1 / Math.sqrt(DIM)), 1); // loads the addon
   gc();
@@ -209,11 +210,12 @@ async function main() {
   const setups = flag('setups', 'flat:fp32,hnsw:fp32,hnsw:q8,ivf:fp32,ivf:q8').split(',');
   const skip = new Set(flag('skip', '1000000:hnsw').split(','));
   const count = Number(flag('queries', '500'));
-  // Index options other than the defaults (HNSW's efSearch and M, IVF's nprobe).
+  // Index options other than the defaults (HNSW's efSearch and M, IVF's nprobe and nlist).
   const tuning = {
     efSearch: Number(flag('ef-search', '0')),
     m: Number(flag('m', '0')),
     nprobe: Number(flag('nprobe', '0')),
+    nlist: Number(flag('nlist', '0')),
   };
   const results = [];
   console.log(`machine: ${JSON.stringify(machineInfo())}; load ${loadavg()}`);
