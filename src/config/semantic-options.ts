@@ -86,7 +86,7 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     def: 0,
     min: 0,
     max: 100_000,
-    help: 'HNSW: candidates searched per lookup (higher: better recall, slower); 0: by index size, 64 up to 10,000 entries, 128 up to 50,000, 256 above (docs/index.md)',
+    help: 'HNSW: candidates searched per lookup (higher: better recall, slower); 0: by index size, 64 up to 10,000 entries, 128 up to 50,000, 256 above (384 for q8 graphs; docs/index.md)',
   },
   {
     key: 'nprobe',

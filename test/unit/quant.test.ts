@@ -7,7 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { FaissIndex, newHnswIP, newSq8IP } from '../../src/semantic/index/faiss.js';
 import { quantizedGraph } from '../../src/semantic/index/quantized-graph.js';
-import { createVectorIndex, type FaissVectorIndex } from '../../src/semantic/index/vector-index.js';
+import {
+  autoEfSearch,
+  createVectorIndex,
+  type FaissVectorIndex,
+} from '../../src/semantic/index/vector-index.js';
 import { SLAB_SLOTS, VectorStore } from '../../src/semantic/index/vector-store.js';
 import { bruteForce, clusteredVectors, DIM, dot, randomVectors } from '../helpers/vectors.js';
 
@@ -122,6 +126,14 @@ describe.each(['hnsw', 'ivf'] as const)('%s with quant q8, 20k clustered vectors
     expect(m.buffer.length).toBeLessThan(20_000 * (DIM + (kind === 'hnsw' ? 200 : 40)));
     index.clear();
   }, 120_000);
+});
+
+describe('efSearch by size', () => {
+  it('a q8 graph of more than 50,000 vectors searches wider than an fp32 one (docs/index.md)', () => {
+    const sizes = [1, 10_000, 10_001, 50_000, 50_001, 1_000_000];
+    expect(sizes.map((n) => autoEfSearch(n))).toEqual([64, 64, 128, 128, 256, 256]);
+    expect(sizes.map((n) => autoEfSearch(n, 'q8'))).toEqual([64, 64, 128, 128, 384, 384]);
+  });
 });
 
 describe('quantizedGraph (a graph built on float32, stored in SQ8)', () => {

@@ -48,7 +48,7 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
   if (req.base !== undefined) return extend(req, req.base);
   const xs = await snapshot(req);
   if (xs === undefined) return undefined;
-  const efSearch = o.efSearch ?? autoEfSearch(n);
+  const efSearch = o.efSearch ?? autoEfSearch(n, o.quant);
   let template: FaissIndex;
   let train: Float32Array | undefined;
   let storage: Buffer | undefined;
@@ -85,7 +85,8 @@ async function extend(req: BuildRequest, base: Segment): Promise<Segment | undef
     faiss.dispose();
     return undefined;
   }
-  const efSearch = req.settings.efSearch ?? autoEfSearch(base.live + req.ids.length);
+  const efSearch =
+    req.settings.efSearch ?? autoEfSearch(base.live + req.ids.length, req.settings.quant);
   if (patched()) faiss.setParam('efSearch', efSearch);
   return new Segment('hnsw', faiss, [...slots, ...req.ids], efSearch);
 }

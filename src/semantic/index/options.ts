@@ -72,11 +72,16 @@ const DEFAULT_RETRY_AFTER_MS = 60_000;
  * bench/recall.mjs at 10k (64: 1.000 / 0.967), 20k-50k (128: 0.984-0.999 /
  * 0.968-0.990) and 100k (256: 0.957 / 0.987); docs/index.md, "Recall as
  * shipped". Not measured beyond 100k. 256 costs 0.6-2.4 ms per search at
- * 100k on that data (3 ms on uniformly random vectors).
+ * 100k on that data (3 ms on uniformly random vectors). A q8 graph (its
+ * walk over SQ8 distances) needs 384 above 50k: recall@10 0.946 with 256,
+ * 0.954 with 384, 0.955 with 512 at 100k clustered vectors (bench/quant.mjs
+ * --ef-search, 2026-12-07); at 10k and 50k the fp32 values give it 0.985
+ * and 0.967.
  */
-export function autoEfSearch(vectors: number): number {
+export function autoEfSearch(vectors: number, quant: Quant = 'fp32'): number {
   if (vectors <= 10_000) return 64;
-  return vectors <= 50_000 ? 128 : 256;
+  if (vectors <= 50_000) return 128;
+  return quant === 'q8' ? 384 : 256;
 }
 
 /** The options as the index uses them: checked, with their defaults. */

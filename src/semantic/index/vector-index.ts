@@ -236,7 +236,7 @@ export class FaissVectorIndex implements VectorIndex {
   exportMain(): MainExport | undefined {
     const main = this.#main;
     if (main === undefined) return undefined;
-    const efSearch = this.#o.efSearch ?? autoEfSearch(main.live);
+    const efSearch = this.#o.efSearch ?? autoEfSearch(main.live, this.#o.quant);
     return { kind: main.kind, efSearch, ...main.serialize() };
   }
 
