@@ -10,11 +10,9 @@
  * index, and hands the index itself back: release() in the worker, adopt()
  * here (patch v3), its address in the message. Same process, same heap: the
  * caller's thread pays nothing for the size of the index.
- * One worker per build, at nice 19 on Linux (a build may take longer on a
- * busy machine, the lookups do not wait for it); it exits when done.
- * Starting one costs the event loop 1-40 ms on a loaded 2-core machine
- * (measured in bench/fleet.mjs's instances); a kept worker would save that,
- * but would hold the transferred vectors until its next garbage collection.
+ * Builds run at nice 19 on Linux (a build may take longer on a busy
+ * machine, the lookups do not wait for it), in the process's kept build
+ * thread when it is free, else in one of their own (threads.ts).
  *
  * Extending (patch v4): the worker gets the address of the main HNSW graph,
  * lent (FaissIndex.lend()), copies it (FAISS's serialization, in memory,
@@ -32,9 +30,9 @@
  * refused: adopt.ts).
  */
 
-import { Worker } from 'node:worker_threads';
-import { addonPath, FaissIndex, patched } from './faiss.js';
+import { FaissIndex, patched } from './faiss.js';
 import { QUANTIZED_GRAPH_SOURCE, quantizedGraph } from './quantized-graph.js';
+import { IndexThreads } from './threads.js';
 
 export interface BuildInput {
   /** Empty index of the wanted kind and parameters (untrained for IVF). */
@@ -75,34 +73,41 @@ if (workerData.nice) try {
 } catch {}
 ${QUANTIZED_GRAPH_SOURCE}
 const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-parentPort.once('message', ({ load, extend, template, vectors, train, storage }) => {
-  try {
-    if (extend !== undefined) {
-      // A live index of the caller's, lent: copied, and the copy extended.
-      const index = faiss.Index.copyOf(extend);
-      if (vectors.length > 0) index.add(vectors);
-      parentPort.postMessage({ address: index.release() });
-      return;
-    }
-    if (load) {
-      // A snapshot's chunks in order: joined here, off the caller's event loop.
-      const bytes = load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view));
-      parentPort.postMessage({ address: faiss.Index.fromBuffer(bytes).release() });
-      return;
-    }
-    let index = faiss.Index.fromBuffer(view(template));
-    if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), vectors, train);
-    else {
-      if (train) index.train(train);
-      if (vectors.length > 0) index.add(vectors);
-    }
-    // Hand the index itself over (same process, same heap): no serialization.
-    parentPort.postMessage({ address: index.release() });
-  } catch (err) {
-    parentPort.postMessage({ error: err instanceof Error ? err.message : String(err) });
+function run({ load, extend, template, vectors, train, storage }) {
+  if (extend !== undefined) {
+    // A live index of the caller's, lent: copied, and the copy extended.
+    const index = faiss.Index.copyOf(extend);
+    if (vectors.length > 0) index.add(vectors);
+    return index;
   }
+  if (load) {
+    // A snapshot's chunks in order: joined here, off the caller's event loop.
+    return faiss.Index.fromBuffer(load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view)));
+  }
+  let index = faiss.Index.fromBuffer(view(template));
+  if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), vectors, train);
+  else {
+    if (train) index.train(train);
+    if (vectors.length > 0) index.add(vectors);
+  }
+  return index;
+}
+// One message, one job (threads.ts may keep this thread for the next one).
+parentPort.on('message', (job) => {
+  let reply;
+  try {
+    // Hand the index itself over (same process, same heap): no serialization.
+    reply = { address: run(job).release() };
+  } catch (err) {
+    reply = { error: err instanceof Error ? err.message : String(err) };
+  }
+  // The job's vectors go back with the answer: a kept thread holds none of them.
+  const back = [...new Set([job.vectors?.buffer, job.train?.buffer])].filter((b) => b && b.byteLength > 0);
+  parentPort.postMessage(reply, back);
 });
 `;
+
+const threads = new IndexThreads(WORKER_SOURCE);
 
 export function buildIndex(input: BuildInput): Promise<FaissIndex> {
   // Without the patch the addon is not safe in a second thread: build inline.
@@ -111,7 +116,7 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
   const transfer = [vectors.buffer as ArrayBuffer];
   if (input.extend) {
     const lent = template.lend();
-    const built = inWorker('build', { extend: lent.address, vectors }, transfer, template.dim);
+    const built = threads.run('build', { extend: lent.address, vectors }, transfer, template.dim);
     // Returned once the worker no longer reads it: it has answered, failed or exited.
     void built.then(lent.done, lent.done);
     return built;
@@ -119,7 +124,7 @@ export function buildIndex(input: BuildInput): Promise<FaissIndex> {
   if (train && train.buffer !== vectors.buffer) transfer.push(train.buffer as ArrayBuffer);
   const message = { template: template.toBuffer(), vectors, train, storage: input.storage };
   template.dispose(); // the worker gets its own copy
-  return inWorker('build', message, transfer, template.dim);
+  return threads.run('build', message, transfer, template.dim);
 }
 
 /**
@@ -145,50 +150,7 @@ export function loadIndex(
   if (transfer)
     for (const p of pieces)
       if (p.buffer.byteLength > Buffer.poolSize) moved.add(p.buffer as ArrayBuffer);
-  return inWorker('load', { load: pieces }, [...moved], dim);
-}
-
-/** One worker thread, one message; the index it released, adopted here. */
-function inWorker(
-  what: 'build' | 'load',
-  message: object,
-  transfer: ArrayBuffer[],
-  dim: number,
-): Promise<FaissIndex> {
-  return new Promise<FaissIndex>((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { addon: addonPath(), nice: what === 'build' },
-      name: `semcache-index-${what}`,
-    });
-    let settled = false;
-    const settle = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      fn();
-      void worker.terminate();
-    };
-    worker.once('message', (msg: { address?: bigint; error?: string }) => {
-      settle(() => {
-        if (msg.address === undefined) {
-          reject(new Error(`index ${what} failed: ${msg.error ?? 'no reason given'}`));
-          return;
-        }
-        try {
-          resolve(FaissIndex.adopt(msg.address, dim));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    worker.once('error', (err) =>
-      settle(() => reject(new Error(`index ${what} failed: ${err.message}`))),
-    );
-    worker.once('exit', (code) =>
-      settle(() => reject(new Error(`index ${what} worker exited (code ${code})`))),
-    );
-    worker.postMessage(message, transfer);
-  });
+  return threads.run('load', { load: pieces }, [...moved], dim);
 }
 
 function buildInline({ template, vectors, train, storage, extend }: BuildInput): FaissIndex {
