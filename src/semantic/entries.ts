@@ -91,7 +91,7 @@ export class EntryTable {
    */
   addStored(entries: Omit<ScannedEntry, 'model'>[]): Entry[] {
     const unindexed: Entry[] = [];
-    const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
+    const indexed: [Entry, Float32Array][] = [];
     for (const e of entries) {
       const ver = e.ver ?? '';
       const old = this.#byKey.get(e.key.toString('latin1'));
@@ -111,17 +111,23 @@ export class EntryTable {
           ? exactKey(e.text)
           : e.exactHash;
       const entry = this.remember(e.key, space, e.text, exact, attrs, e.attrs, ver);
-      if (e.vector === undefined) {
-        unindexed.push(entry);
-        continue;
-      }
-      let g = groups.get(space);
-      if (g === undefined) groups.set(space, (g = { ids: [], vectors: [] }));
-      g.ids.push(entry.id);
-      g.vectors.push(e.vector);
+      if (e.vector === undefined) unindexed.push(entry);
+      else indexed.push([entry, e.vector]);
+    }
+    this.indexAll(indexed);
+    return unindexed;
+  }
+
+  /** Entries' vectors into their namespaces' indexes, one addBatch per namespace. */
+  indexAll(vectors: [Entry, Float32Array][]): void {
+    const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
+    for (const [e, v] of vectors) {
+      let g = groups.get(e.ns);
+      if (g === undefined) groups.set(e.ns, (g = { ids: [], vectors: [] }));
+      g.ids.push(e.id);
+      g.vectors.push(v);
     }
     for (const [space, g] of groups) this.indexOf(space).addBatch(g.ids, g.vectors);
-    return unindexed;
   }
 
   /** A new entry for `key` (replacing its old one); not yet in the index. */

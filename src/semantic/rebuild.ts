@@ -9,7 +9,7 @@
  */
 import type { Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
-import type { Entry, Namespace } from './namespace.js';
+import type { Entry } from './namespace.js';
 import { applySettings } from './namespace.js';
 import { since } from './stats.js';
 import type { Covered, EntryStore } from './store.js';
@@ -86,19 +86,13 @@ export async function indexFromRedis(d: RebuildDeps, entries: Entry[]): Promise<
   while (entries.length > 0) {
     const batch = entries.slice(0, FROM_REDIS_BATCH).filter((e) => e.ns.entries.get(e.id) === e);
     const vectors = await d.store.vectors(batch.map((e) => e.key));
-    const groups = new Map<Namespace, { ids: number[]; vectors: Float32Array[] }>();
+    const found: [Entry, Float32Array][] = [];
     for (const [i, e] of batch.entries()) {
       const v = vectors[i];
-      if (v === undefined) {
-        d.entries.forget(e);
-        continue;
-      }
-      let g = groups.get(e.ns);
-      if (g === undefined) groups.set(e.ns, (g = { ids: [], vectors: [] }));
-      g.ids.push(e.id);
-      g.vectors.push(v);
+      if (v === undefined) d.entries.forget(e);
+      else found.push([e, v]);
     }
-    for (const [space, g] of groups) d.entries.indexOf(space).addBatch(g.ids, g.vectors);
+    d.entries.indexAll(found);
     entries.splice(0, FROM_REDIS_BATCH);
   }
 }
