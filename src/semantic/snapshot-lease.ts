@@ -54,28 +54,6 @@ export class Leases {
     );
   }
 
-  /**
-   * Take the lease if it is free, without waiting for it: an extension of a
-   * graph (index/jobs.ts), which runs wherever the graph is, makes its
-   * instance the one that shares it when no other does. True when held.
-   */
-  async claim(space: Namespace): Promise<boolean> {
-    const name = space.name;
-    if (this.held.has(name)) return true;
-    if (this.asking.has(name) || this.stopped()) return false;
-    this.asking.add(name);
-    try {
-      if (!(await this.store.lease(name, LEASE_MS))) return false;
-      this.held.add(name);
-      this.waiting.delete(name);
-      return true;
-    } catch {
-      return false; // refused (NOPERM...) or unreachable: nothing is shared
-    } finally {
-      this.asking.delete(name);
-    }
-  }
-
   /** This instance builds `space`'s graph (lease or not): the build check runs again. */
   buildHere(space: Namespace): void {
     this.held.add(space.name);

@@ -14,8 +14,7 @@
  *   it, it serves from its tail (or an interim IVF) and polls the manifest
  *   every POLL_MS until a newer snapshot comes, which it adopts. A holder
  *   gone, its lease runs out (LEASE_MS; a graceful stop gives it up).
- * - An extension of a graph with its tail is never deferred: the instance
- *   that extends one of minEntries or more takes the lease if free, and
+ * - An extension of a graph with its tail (index/jobs.ts) is leased alike;
  *   the holder saves extended graphs at the pace of snapshot-pace.ts.
  * - Redis refusing the lease (an error, not a lease held elsewhere), the
  *   instance builds on its own, as without snapshots.
@@ -194,7 +193,7 @@ export class SnapshotSync implements BuildHooks {
       );
     };
     if (event.added === undefined) save();
-    else void this.leases.claim(space).then((held) => held && this.pace.after(space.name, save));
+    else this.pace.after(space.name, save);
   }
 
   /** Fetch and adopt `ns`'s snapshot (a namespace found without one at start, the poll). */

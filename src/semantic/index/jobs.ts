@@ -12,7 +12,9 @@
  * policy.ts says whether one is due and of what kind; mayBuild may defer an
  * HNSW build to another instance of the fleet (it then adopts the snapshot).
  * An extension of the HNSW graph with its tail (policy.ts extendable())
- * costs the tail's inserts only and is never deferred.
+ * costs the tail's inserts only, and is deferred alike: in a fleet, one
+ * instance extending and sharing beats every instance extending its own
+ * (docs/benchmarks.md §7).
  * A rebuild of the main segment's own kind first rests, after the previous
  * one, as long as that one took (REST_MAX_MS at most): builds of a small
  * namespace take at most half of the time, and a fleet's instances no
@@ -139,8 +141,8 @@ export class Jobs {
       }
       return;
     }
+    this.#deferred = kind === 'hnsw' && this.o.mayBuild?.(kind) === false;
     const base = kind === 'hnsw' && extendable(this.o, state.main) ? state.main : undefined;
-    this.#deferred = kind === 'hnsw' && !base && this.o.mayBuild?.(kind) === false;
     if (!this.#deferred) this.#build(kind, base);
   }
 
