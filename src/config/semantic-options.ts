@@ -101,8 +101,8 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     key: 'hnswExtend',
     flag: 'hnsw-extend',
     kind: { oneOf: ['on', 'off'] },
-    def: 'on',
-    help: 'on: an fp32 HNSW graph whose flat tail outgrew its bound is extended with the tail in a worker thread; off: built again from every vector (docs/index.md)',
+    def: 'off',
+    help: 'on: an fp32 HNSW graph whose flat tail outgrew its bound is extended with the tail in a worker thread (7-15x less CPU than a rebuild; worse for a warm fleet sharing graphs, docs/index.md); off: built again from every vector',
   },
   {
     key: 'maxTextBytes',

@@ -2,9 +2,14 @@
  * How often the holder of a namespace's lease saves its graph after an
  * extension (index/jobs.ts: a graph is extended with its tail every maxTail
  * writes, seconds apart while writes come): at most once per
- * max(MIN_GAP_MS, GAP_PER_SAVE x the last save's time), and the latest
- * graph is saved when the gap is over, so the snapshot of a namespace that
- * went quiet ends up current. A save moves the whole graph through Redis
+ * max(MIN_GAP_MS, GAP_PER_SAVE x the last save's time, FULL_BUILDS x the
+ * last full build's time), and the latest graph is saved when the gap is
+ * over, so the snapshot of a namespace that went quiet ends up current.
+ * Every save is fetched and loaded by every other instance and moves the
+ * whole graph through Redis, which serves everyone else meanwhile: saved
+ * every 10 s, a warm fleet's propagation p99 was 3-5x that of full builds
+ * saved as they came (one a build and a rest apart, docs/benchmarks.md §7),
+ * so extensions are saved no more often than full builds were. A save moves the whole graph through Redis
  * (about 170 MB at 100,000 fp32 vectors); between saves, an instance that
  * joins reads what the snapshot lacks from the records and extends the
  * graph with it. A full build is saved at once (snapshot-sync.ts).
@@ -14,9 +19,12 @@
 export const MIN_GAP_MS = 10_000;
 /** ...and the gap in multiples of the last save's own time. */
 const GAP_PER_SAVE = 20;
+/** ...and in multiples of the last full build's time (a build and its rest: index/jobs.ts). */
+const FULL_BUILDS = 2;
 
 export class SavePace {
   readonly #last = new Map<string, { end: number; ms: number }>();
+  readonly #fullMs = new Map<string, number>();
   readonly #due = new Map<string, NodeJS.Timeout>();
 
   /** `save` now, or once the gap since `ns`'s last save is over (one pending per namespace). */
@@ -26,7 +34,9 @@ export class SavePace {
     const wait =
       last === undefined
         ? 0
-        : last.end + Math.max(MIN_GAP_MS, GAP_PER_SAVE * last.ms) - performance.now();
+        : last.end +
+          Math.max(MIN_GAP_MS, GAP_PER_SAVE * last.ms, FULL_BUILDS * (this.#fullMs.get(ns) ?? 0)) -
+          performance.now();
     if (wait <= 0) {
       save();
       return;
@@ -36,6 +46,11 @@ export class SavePace {
       save();
     }, wait).unref();
     this.#due.set(ns, timer);
+  }
+
+  /** A full build of `ns` took `ms`. */
+  built(ns: string, ms: number): void {
+    this.#fullMs.set(ns, ms);
   }
 
   /** A save of `ns` that took `ms` ended now. */
@@ -50,7 +65,12 @@ export class SavePace {
       clearTimeout(timer);
       this.#due.delete(name);
     }
-    if (ns === undefined) this.#last.clear();
-    else this.#last.delete(ns);
+    if (ns === undefined) {
+      this.#last.clear();
+      this.#fullMs.clear();
+    } else {
+      this.#last.delete(ns);
+      this.#fullMs.delete(ns);
+    }
   }
 }

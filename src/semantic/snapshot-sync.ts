@@ -192,8 +192,9 @@ export class SnapshotSync implements BuildHooks {
         this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
       );
     };
-    if (event.added === undefined) save();
-    else this.pace.after(space.name, save);
+    if (event.added !== undefined) return this.pace.after(space.name, save);
+    this.pace.built(space.name, event.ms);
+    save();
   }
 
   /** Fetch and adopt `ns`'s snapshot (a namespace found without one at start, the poll). */

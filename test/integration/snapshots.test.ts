@@ -235,7 +235,8 @@ describe('shared HNSW snapshots', () => {
 
   it('a graph that only grew is extended by the lease holder and shared; the other adopts its paced saves', async () => {
     const { start, direct } = await setup();
-    const [a, b] = [await start(), await start()];
+    const args = [...HNSW, '--hnsw-extend', 'on'];
+    const [a, b] = [await start(args), await start(args)];
     for (let at = 0; at < N; at += 500) await fill(a, at, at + 500);
     // Both built their first graphs alone (below 1,000 entries); past it, one holds the lease.
     const extended = (s: Sidecar) => /hnsw index of \d+ vectors extended by \d+/.test(s.log());

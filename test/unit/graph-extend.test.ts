@@ -26,7 +26,7 @@ function graphIndex(opts: { delayMs?: number; quant?: 'fp32' | 'q8'; extendGraph
     tailMax: 100,
     buildRest: 0,
     ...(opts.quant ? { quant: opts.quant } : {}),
-    ...(opts.extendGraph === undefined ? {} : { extendGraph: opts.extendGraph }),
+    extendGraph: opts.extendGraph ?? true,
     onBuild: (e) => built.push(e),
     builder: async (input) => {
       const index = await buildIndex(input);

@@ -14,7 +14,7 @@ export interface FaissFactoryOptions {
   efSearch?: number | undefined;
   /** IVF nprobe; undefined: the index's default. */
   nprobe?: number | undefined;
-  /** VectorIndexOptions.extendGraph; default true. */
+  /** VectorIndexOptions.extendGraph; default false. */
   extendGraph?: boolean;
   logger: Logger;
 }

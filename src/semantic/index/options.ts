@@ -54,7 +54,7 @@ export interface VectorIndexOptions {
   /**
    * A float32 HNSW graph whose tail outgrew its bound is extended with the
    * tail in a worker (policy.ts extendable()) rather than built again from
-   * every vector; default true.
+   * every vector; default false (docs/index.md, "Extending the graph").
    */
   extendGraph?: boolean;
 }
@@ -154,6 +154,6 @@ export function resolveOptions(opts: VectorIndexOptions): Settings {
     retryAfterMs: intOption('retryAfterMs', opts.retryAfterMs, DEFAULT_RETRY_AFTER_MS, 0, MAX),
     buildRest: intOption('buildRest', opts.buildRest, 1, 0, 100),
     builder: opts.builder ?? buildIndex,
-    extendGraph: opts.extendGraph ?? true,
+    extendGraph: opts.extendGraph ?? false,
   };
 }
