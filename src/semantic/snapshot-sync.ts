@@ -4,20 +4,18 @@
  *
  * - On start, after the rebuild from Redis has read every record and before
  *   any build may start, each namespace's snapshot is loaded and adopted:
- *   a position is used for the entry held here at the version the snapshot
- *   indexed, every other entry goes to the flat tail. A snapshot that would
- *   cover less than half of the namespace's entries is not used.
- * - Before an HNSW build of a namespace of minEntries or more starts
- *   (index/options.ts mayBuild), the instance takes the namespace's lease
- *   (smaller ones build their own graphs, in seconds at most). Holding it,
+ *   a position is used for the entry held here at the version it indexed,
+ *   the other entries go to the flat tail; one covering less than half of
+ *   them is not used.
+ * - Before an HNSW build of a namespace of minEntries or more (smaller ones
+ *   build their own) starts, the instance takes its lease. Holding it,
  *   it builds, saves the graph, and renews the lease every RENEW_MS; without
  *   it, it serves from its tail (or an interim IVF) and polls the manifest
  *   every POLL_MS until a newer snapshot comes, which it adopts. A holder
  *   gone, its lease runs out (LEASE_MS; a graceful stop gives it up).
  * - An extension of a graph with its tail (index/jobs.ts) is leased alike;
  *   the holder saves extended graphs at the pace of snapshot-pace.ts.
- * - Redis refusing the lease (an error, not a lease held elsewhere), the
- *   instance builds on its own, as without snapshots.
+ * - Redis refusing the lease (an error, not one held elsewhere): it builds alone.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '../log.js';
@@ -192,9 +190,11 @@ export class SnapshotSync implements BuildHooks {
         this.d.logger.warn(`namespace ${space.name}: snapshot not saved: ${err.message}`),
       );
     };
-    if (event.added !== undefined) return this.pace.after(space.name, save);
-    this.pace.built(space.name, event.ms);
-    save();
+    if (event.added !== undefined) this.pace.after(space.name, save);
+    else {
+      this.pace.built(space.name, event.ms);
+      save();
+    }
   }
 
   /** Fetch and adopt `ns`'s snapshot (a namespace found without one at start, the poll). */
