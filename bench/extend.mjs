@@ -17,28 +17,19 @@
 //   npm run build && node bench/extend.mjs [--sizes 10000,100000] [--queries 200]
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { machineInfo, mdTable, parseFlags, ROOT, runMain, syntheticVectors } from './lib.mjs';
+import {
+  longestGap,
+  machineInfo,
+  mdTable,
+  parseFlags,
+  ROOT,
+  runMain,
+  syntheticVectors,
+} from './lib.mjs';
 
 const OPTS = { sizes: '10000,100000', queries: 200, data: 'clustered' };
 const DIM = 384;
 const dist = (p) => import(pathToFileURL(path.join(ROOT, 'dist', p)).href);
-
-/** Longest gap between 1 ms timer ticks while `work` runs (ms). */
-async function stalls(work) {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  return longest;
-}
 
 async function oneSetup(extendGraph, base, more, queries, truth) {
   const { createVectorIndex } = await dist('semantic/index/vector-index.js');
@@ -59,13 +50,15 @@ async function oneSetup(extendGraph, base, more, queries, truth) {
   await index.settled();
   const first = builds.at(-1);
   const t0 = performance.now();
-  const stall = await stalls(async () => {
-    index.addBatch(
-      more.map((_, i) => base.length + i + 1),
-      more,
-    );
-    await index.settled();
-  });
+  const stall = await longestGap(
+    (async () => {
+      index.addBatch(
+        more.map((_, i) => base.length + i + 1),
+        more,
+      );
+      await index.settled();
+    })(),
+  );
   const ms = performance.now() - t0;
   const last = builds.at(-1);
   if (last === first || last.error || index.tail !== 0) throw new Error('no second build');

@@ -56,7 +56,7 @@ import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
-import { loadavg, machineInfo, mdTable, syntheticVectors } from './lib.mjs';
+import { loadavg, longestGap, machineInfo, mdTable, syntheticVectors } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -156,20 +156,12 @@ Worker.prototype.emit = function emit(event, ...args) {
 async function stallsDuring(promise) {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  let last = performance.now();
-  let maxGap = 0;
-  const probe = setInterval(() => {
-    const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-  }, 1);
+  let maxGap;
   try {
-    await promise;
+    maxGap = await longestGap(promise);
   } finally {
-    clearInterval(probe);
     h.disable();
   }
-  maxGap = Math.max(maxGap, performance.now() - last);
   return { probeMaxMs: maxGap, histMaxMs: h.max / 1e6, histP99Ms: h.percentile(99) / 1e6 };
 }
 

@@ -695,3 +695,20 @@ export function parseFlags(defaults, argv = process.argv.slice(2)) {
   }
   return o;
 }
+
+/** The longest gap between the ticks of a 1 ms timer while `promise` runs (ms): the event loop's longest stall. */
+export async function longestGap(promise) {
+  let last = performance.now();
+  let longest = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    await promise;
+  } finally {
+    clearInterval(probe);
+  }
+  return Math.max(longest, performance.now() - last);
+}

@@ -50,6 +50,20 @@ function addRange(
   for (const id of ids) live.set(id, data[id - 1]!);
 }
 
+/**
+ * graphIndex(opts) with a graph of data[0..1000) built, then data[1000..added)
+ * added in one batch; `n` clustered vectors from `seed` in all.
+ */
+async function grown(opts: Parameters<typeof graphIndex>[0], seed: number, n: number, added = n) {
+  const { index, built } = graphIndex(opts);
+  const data = clusteredVectors(n, seed);
+  const live = new Map<number, Float32Array>();
+  addRange(index, live, data, 0, 1000);
+  await index.settled();
+  addRange(index, live, data, 1000, added);
+  return { index, built, data, live };
+}
+
 function findsOwn(index: FaissVectorIndex, live: Map<number, Float32Array>) {
   for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
 }
@@ -69,12 +83,7 @@ function recallAt10(
 
 describe('extending the graph with its tail', () => {
   it('adds the tail to a copy of the graph: same answers, recall as a full build', async () => {
-    const { index, built } = graphIndex();
-    const data = clusteredVectors(1500, 91);
-    const live = new Map<number, Float32Array>();
-    addRange(index, live, data, 0, 1000);
-    await index.settled();
-    addRange(index, live, data, 1000, 1150); // 150 > tailMax
+    const { index, built, data, live } = await grown({}, 91, 1500, 1150); // 150 > tailMax
     expect(index.building).toBe(true);
     await index.settled();
     addRange(index, live, data, 1150, 1500);
@@ -102,12 +111,7 @@ describe('extending the graph with its tail', () => {
   });
 
   it('what changes while a worker extends the copy is right after the swap', async () => {
-    const { index, built } = graphIndex({ delayMs: 300 });
-    const data = clusteredVectors(1400, 93);
-    const live = new Map<number, Float32Array>();
-    addRange(index, live, data, 0, 1000);
-    await index.settled();
-    addRange(index, live, data, 1000, 1150);
+    const { index, built, data, live } = await grown({ delayMs: 300 }, 93, 1400, 1150);
     expect(index.building).toBe(true); // extending by the 150
     // Meanwhile: removals in the graph and in the tail being added, replacements
     // of ids in the graph and in that tail, new ids.
@@ -156,12 +160,7 @@ describe('extending the graph with its tail', () => {
 
   it('q8 graphs and extendGraph false build from every vector', async () => {
     for (const opts of [{ quant: 'q8' as const }, { extendGraph: false }]) {
-      const { index, built } = graphIndex(opts);
-      const data = clusteredVectors(1150, 96);
-      const live = new Map<number, Float32Array>();
-      addRange(index, live, data, 0, 1000);
-      await index.settled();
-      addRange(index, live, data, 1000, 1150);
+      const { index, built } = await grown(opts, 96, 1150);
       await index.settled();
       expect(events(built)).toEqual(['hnsw 1000', 'hnsw 1150']);
       index.clear();
@@ -169,12 +168,7 @@ describe('extending the graph with its tail', () => {
   });
 
   it('clear() during an extension: the lent graph is freed once the worker is done, nothing crashes', async () => {
-    const { index, built } = graphIndex({ delayMs: 200 });
-    const data = clusteredVectors(1200, 97);
-    const live = new Map<number, Float32Array>();
-    addRange(index, live, data, 0, 1000);
-    await index.settled();
-    addRange(index, live, data, 1000, 1200);
+    const { index, built, data } = await grown({ delayMs: 200 }, 97, 1200);
     expect(index.building).toBe(true);
     const settling = index.settled();
     index.clear();
