@@ -12,7 +12,7 @@ const faiss = require('faiss-node');
 const { Index, IndexFlatIP, MetricType } = faiss;
 
 /** The patch version this checkout expects (src/semantic/index/faiss.ts). */
-const PATCH_VERSION = 4;
+const PATCH_VERSION = 5;
 
 function basics() {
   const flat = new IndexFlatIP(4);
@@ -34,6 +34,8 @@ function basics() {
 
 function patched() {
   assert.equal(faiss.semcachePatch, PATCH_VERSION, 'semcache patch version');
+  // v5: the C heap's free pages given back (true on glibc, false elsewhere).
+  assert.equal(typeof faiss.mallocTrim(), 'boolean', 'mallocTrim');
   const hnsw = Index.fromFactory(4, 'HNSW8', MetricType.METRIC_INNER_PRODUCT);
   hnsw.add(new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0.6, 0.8, 0, 0]));
   hnsw.setParam('efSearch', 32);

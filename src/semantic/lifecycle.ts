@@ -9,6 +9,7 @@
  */
 import type { EngineOptions } from './engine-types.js';
 import type { ChangeFeed } from './feed.js';
+import { trimSoon } from './index/heap-trim.js';
 import type { Entry, Namespace } from './namespace.js';
 import { indexFromRedis, type RebuildDeps, rebuildFromRedis, storageError } from './rebuild.js';
 import type { SnapshotSync } from './snapshot-sync.js';
@@ -97,6 +98,7 @@ export class Lifecycle {
     this.state = 'ready';
     this.failure = undefined;
     for (const space of this.p.namespaces()) space.index?.bulkLoad(false);
+    trimSoon(); // the records' reply buffers, freed
     this.p.feed?.start(head);
   }
 

@@ -31,6 +31,7 @@
  * checked beforehand (validate.ts).
  */
 import type { IndexKind, MainExport, MainImport, SearchHit, VectorIndex } from '../types.js';
+import { trimSoon } from './heap-trim.js';
 import { Jobs } from './jobs.js';
 import { autoEfSearch, resolveOptions, type Settings, type VectorIndexOptions } from './options.js';
 import { type ScanOptions, scanExact } from './scan.js';
@@ -266,6 +267,7 @@ export class FaissVectorIndex implements VectorIndex {
     this.#tail.clear();
     this.#main = undefined;
     this.#vectors.clear();
+    trimSoon();
   }
 
   #bury(id: number): boolean {
@@ -291,5 +293,6 @@ export class FaissVectorIndex implements VectorIndex {
     this.#tail.clear();
     this.#main = built;
     this.#tail.append(tail);
+    trimSoon();
   }
 }
