@@ -14,7 +14,7 @@ import {
   checkNamespaceName,
   compareVer,
   DEFAULT_NAMESPACE,
-  type Entry,
+  Entry,
   Namespace,
   parseAttrs,
 } from './namespace.js';
@@ -144,16 +144,7 @@ export class EntryTable {
     const old = this.#byKey.get(k);
     if (old) this.forget(old);
     this.#resyncSeen?.add(k);
-    const entry: Entry = {
-      id: this.#nextId++,
-      key: Buffer.from(key),
-      ns: space,
-      text,
-      attrs,
-      attrsJson,
-      exact,
-      ver,
-    };
+    const entry = new Entry(this.#nextId++, k, space, text, attrs, attrsJson, exact, ver);
     this.#byKey.set(k, entry);
     space.entries.set(entry.id, entry);
     space.exact.set(entry.exact, entry);
@@ -214,7 +205,7 @@ export class EntryTable {
   /** Drop an entry from memory only. */
   forget(entry: Entry): void {
     const space = entry.ns;
-    const k = entry.key.toString('latin1');
+    const k = entry.name;
     if (this.#byKey.get(k) === entry) this.#byKey.delete(k);
     space.entries.delete(entry.id);
     if (space.exact.get(entry.exact) === entry) space.exact.delete(entry.exact);
@@ -288,7 +279,7 @@ export class EntryTable {
       const slice = entries.slice(i, i + 200);
       const exists = await this.opts.store.exists(slice.map((e) => e.key));
       for (const [j, e] of slice.entries()) {
-        if (!exists[j] && this.#byKey.get(e.key.toString('latin1')) === e) {
+        if (!exists[j] && this.#byKey.get(e.name) === e) {
           this.drop(e);
           dropped++;
         }

@@ -11,16 +11,31 @@ import { type IndexKind, QUANTS, type Quant, semError, type VectorIndex } from '
 export const DEFAULT_NAMESPACE = 'default';
 export const MAX_NAMESPACE_LENGTH = 256;
 
-export interface Entry {
-  id: number;
-  key: Buffer;
-  ns: Namespace;
-  text: string;
-  attrs: Record<string, unknown> | undefined;
-  attrsJson: string | undefined;
-  exact: string;
-  /** The feed id of the record's change this entry mirrors ('' before the feed). */
-  ver: string;
+/**
+ * An entry mirrored from Redis. There is one per cached key, a million in a
+ * large cache, so it holds what it must and nothing twice: the key as a
+ * latin1 string (`name`: its bytes one to one, and the string EntryTable's
+ * map is keyed by, not a copy), its Buffer made only when asked for.
+ */
+export class Entry {
+  constructor(
+    readonly id: number,
+    /** The key's bytes as a latin1 string. */
+    readonly name: string,
+    readonly ns: Namespace,
+    readonly text: string,
+    readonly attrs: Record<string, unknown> | undefined,
+    readonly attrsJson: string | undefined,
+    /** The exact-match hash (hex). */
+    readonly exact: string,
+    /** The feed id of the record's change this entry mirrors ('' before the feed). */
+    readonly ver: string,
+  ) {}
+
+  /** The key (a new Buffer on each call). */
+  get key(): Buffer {
+    return Buffer.from(this.name, 'latin1');
+  }
 }
 
 export interface Hit {

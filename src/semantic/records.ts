@@ -70,15 +70,21 @@ function fields(
 ): Omit<StoredEntry, 'vector'> | undefined {
   if (!Buffer.isBuffer(ns) || !Buffer.isBuffer(text)) return undefined;
   const space = ns.toString();
-  const exactPrefix = `${prefix}exact:${space}:`;
-  const exactName = Buffer.isBuffer(exact) ? exact.toString() : '';
+  // The hash after the record's exact-match key's prefix, as a string of its own (a slice
+  // of the key's string would keep the whole key alive: 104 bytes more per entry).
+  const exactPrefix = Buffer.from(`${prefix}exact:${space}:`);
+  const plen = exactPrefix.length;
+  const exactHash =
+    Buffer.isBuffer(exact) && exact.length > plen && exactPrefix.compare(exact, 0, plen) === 0
+      ? exact.toString('utf8', plen)
+      : undefined;
   return {
     key,
     ns: space,
     text: text.toString(),
     attrs: Buffer.isBuffer(attrs) ? attrs.toString() : undefined,
     model: Buffer.isBuffer(model) ? model.toString() : '',
-    exactHash: exactName.startsWith(exactPrefix) ? exactName.slice(exactPrefix.length) : undefined,
+    exactHash,
     ver: Buffer.isBuffer(ver) ? ver.toString() : '',
   };
 }

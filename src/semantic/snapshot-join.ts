@@ -92,12 +92,13 @@ export class JoinCoverage {
   /** Whether the record's vector, at its version, is in its namespace's snapshot. */
   readonly covered = (e: Omit<StoredEntry, 'vector'>): boolean => {
     if (e.model !== this.modelId) return false;
-    return this.#position(e.ns, e.key, e.ver ?? '') !== undefined;
+    return this.#position(e.ns, e.key.toString('latin1'), e.ver ?? '') !== undefined;
   };
 
-  #position(ns: string, key: Buffer, ver: string): number | undefined {
+  /** `name`: the key as latin1. */
+  #position(ns: string, name: string, ver: string): number | undefined {
     const c = this.#byNs.get(ns);
-    const at = c?.pos.get(key.toString('latin1'));
+    const at = c?.pos.get(name);
     return at !== undefined && c!.slots[at]?.ver === ver ? at : undefined;
   }
 
@@ -121,7 +122,7 @@ export class JoinCoverage {
       const ids: number[] = [];
       const vectors: Float32Array[] = [];
       for (const e of entries.slice(at, at + CHUNK)) {
-        const pos = this.#position(e.ns.name, e.key, e.ver);
+        const pos = this.#position(e.ns.name, e.name, e.ver);
         const v = buffer.subarray(ids.length * dim, (ids.length + 1) * dim);
         if (pos === undefined || e.ns.entries.get(e.id) !== e || !isUnit(read(pos, v), dim)) {
           left.push(e);
