@@ -5,7 +5,7 @@
 // semcache's layout with --embedder hash's model id) are written into one redis-server; a
 // second redis-server stays empty. For each setup (--setups kind:quant, e.g. flat:fp32,
 // ivf:q8) a semcache process starts on each Redis with `--embedder hash --index kind --quant
-// quant`; once SEMINFO says ready and the default namespace is served by a built index of
+// quant --snapshots off` (each builds its own index, as a lone sidecar does); once SEMINFO says ready and the default namespace is served by a built index of
 // that kind (no build running), and --settle-ms later (V8 collects a build's garbage some
 // seconds after it; semcache gives freed C heap pages back a second after its last swap;
 // MEMORY_TRAIL=1 prints the RSS of each second meanwhile), its RSS is read from /proc/<pid>/status (VmRSS; VmHWM
@@ -18,7 +18,7 @@
 // in the same run (e.g. a worktree of an earlier commit).
 //
 //   npm run build && node bench/memory.mjs [--entries 100000] [--setups flat:fp32,ivf:q8]
-//                                          [--runs 1] [--settle-ms 20000] [--baseline cli.js]
+//                                          [--runs 1] [--settle-ms 30000] [--baseline cli.js]
 // Results: stdout and bench/results/memory-<time>.md.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,7 +46,7 @@ const OPTS = {
   entries: 100_000,
   setups: 'flat:fp32,ivf:q8',
   runs: 1,
-  'settle-ms': 20_000,
+  'settle-ms': 30_000,
   baseline: '',
   'timeout-s': 3600,
 };
@@ -66,6 +66,8 @@ async function measure(cli, redisPort, kind, quant, o, expectVectors) {
     cli,
     ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
     ...['--embedder', 'hash', '--index', kind, '--quant', quant],
+    // Each builds its own index, as a lone sidecar does (not the snapshot the last one saved).
+    ...['--snapshots', 'off'],
   ]);
   const t0 = performance.now();
   try {

@@ -8,7 +8,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildIndex } from '../../src/semantic/index/builder.js';
+import { buildIndex, buildInline } from '../../src/semantic/index/builder.js';
 import { type FaissIndex, newFlatIP } from '../../src/semantic/index/faiss.js';
 import { WIDE_EF_MAX } from '../../src/semantic/index/segment.js';
 import { storedVectors } from '../../src/semantic/index/stored-vectors.js';
@@ -386,20 +386,20 @@ describe('background builds', () => {
     for (const [id, v] of live) expect(index.search(v, 1)[0]?.id).toBe(id);
   });
 
-  it('the snapshot is copied over several turns: what changes meanwhile is right after the swap', async () => {
+  it('the slots are looked up over several turns: what changes meanwhile is right after the swap', async () => {
     const index = createVectorIndex({ dim: DIM, kind: 'ivf' });
     index.bulkLoad(true);
     const live = fill(index, clusteredVectors(10_000, 36)); // ids 1, 4, 7, ...
-    index.bulkLoad(false); // the build starts; its first 4096 vectors are copied now
+    index.bulkLoad(false); // the build starts; the slots of its first 4096 ids are looked up now
     expect(index.building).toBe(true);
     const ids = [...live.keys()];
     const fresh = clusteredVectors(50, 37);
     for (const [i, id] of ids.slice(9000, 9100).entries()) {
       if (i < 50) {
-        index.remove(id); // not copied yet: zeros in the snapshot
+        index.remove(id); // not looked up yet: zeros for the worker
         live.delete(id);
       } else {
-        index.add(id, fresh[i - 50]!); // not copied yet: its new vector, or the old one
+        index.add(id, fresh[i - 50]!); // its new vector, or the old one
         live.set(id, fresh[i - 50]!);
       }
     }
@@ -476,11 +476,7 @@ describe('FAISS memory', () => {
       dim: DIM,
       kind: 'ivf',
       // Built at once, in this thread: the swap comes before the search's next turn.
-      builder: ({ template, vectors, train }) => {
-        if (train) template.train(train);
-        template.add(vectors);
-        return Promise.resolve(template);
-      },
+      builder: (input) => Promise.resolve(buildInline(input)),
     });
     index.bulkLoad(true);
     const live = fill(index, randomVectors(40_000, 81)); // 10 flat shards

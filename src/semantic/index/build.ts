@@ -1,8 +1,9 @@
 /*
  * One background build of a vector index's main segment (vector-index.ts
- * decides when): a snapshot of the live vectors, copied SNAPSHOT_CHUNK at a
- * time with a turn of the event loop between chunks (100k vectors are
- * 150 MB); an empty FAISS index of the kind (HNSW with its efSearch, IVF
+ * decides when): where the live vectors are (their slots in the vector
+ * store's shared slabs, looked up SNAPSHOT_CHUNK at a time with a turn of
+ * the event loop between chunks; the worker reads the vectors there,
+ * slab-reader.ts); an empty FAISS index of the kind (HNSW with its efSearch, IVF
  * with nlist = sqrt(n) and a strided training sample; with quant q8, SQ8
  * storage, whose per-dimension ranges are trained on such a sample too,
  * HNSW's included); the build itself in
@@ -20,9 +21,10 @@ import type { IndexKind } from '../types.js';
 import { type FaissIndex, newHnswIP, newIvfIP, newSq8IP, patched } from './faiss.js';
 import { autoEfSearch, IVF_TRAIN_PER_LIST, type Settings } from './options.js';
 import { Segment } from './segment.js';
+import type { SlabSource } from './slab-reader.js';
 import type { VectorStore } from './vector-store.js';
 
-/** Vectors copied into a build's snapshot per turn of the event loop. */
+/** Slots looked up for a build per turn of the event loop. */
 const SNAPSHOT_CHUNK = 4096;
 /** Vectors SQ8 learns its per-dimension ranges from (HNSW; IVF trains on its own sample). */
 const SQ_TRAIN = 65_536;
@@ -46,27 +48,27 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
   const n = ids.length;
   const dim = o.dim;
   if (req.base !== undefined) return extend(req, req.base);
-  const xs = await snapshot(req);
-  if (xs === undefined) return undefined;
+  const source = await locate(req);
+  if (source === undefined) return undefined;
   const efSearch = o.efSearch ?? autoEfSearch(n, o.quant);
   let template: FaissIndex;
-  let train: Float32Array | undefined;
+  let trainCount: number | undefined;
   let storage: Buffer | undefined;
   if (kind === 'ivf') {
     const nlist = Math.max(1, Math.min(o.nlist ?? Math.round(Math.sqrt(n)), Math.floor(n / 39)));
     template = newIvfIP(dim, { nlist, nprobe: o.nprobe }, o.quant);
-    train = sample(xs, dim, Math.min(n, Math.max(nlist * IVF_TRAIN_PER_LIST, sqTrain(o))));
+    trainCount = Math.min(n, Math.max(nlist * IVF_TRAIN_PER_LIST, sqTrain(o)));
   } else {
     // q8: the graph is built on the float32 vectors, then stored in SQ8 (builder.ts).
     template = newHnswIP(dim, { ...o.hnsw, efSearch });
     if (o.quant === 'q8') {
-      train = sample(xs, dim, Math.min(n, SQ_TRAIN));
+      trainCount = Math.min(n, SQ_TRAIN);
       const sq = newSq8IP(dim);
       storage = sq.toBuffer();
       sq.dispose();
     }
   }
-  const faiss = await o.builder({ template, vectors: xs, train, storage });
+  const faiss = await o.builder({ template, source, trainCount, storage });
   if (!req.alive()) {
     faiss.dispose();
     return undefined;
@@ -77,10 +79,10 @@ export async function buildSegment(req: BuildRequest): Promise<Segment | undefin
 /** `base`'s graph copied and extended with the vectors of `req.ids` (builder.ts). */
 async function extend(req: BuildRequest, base: Segment): Promise<Segment | undefined> {
   const slots = base.slotIds(); // the job's view: what is buried from now on is dirty
-  const xs = await snapshot(req);
+  const source = await locate(req);
   // A load or a clear meanwhile replaced or freed the base: abandoned.
-  if (xs === undefined || !req.alive() || base.disposed) return undefined;
-  const faiss = await req.settings.builder({ template: base.faiss, vectors: xs, extend: true });
+  if (source === undefined || !req.alive() || base.disposed) return undefined;
+  const faiss = await req.settings.builder({ template: base.faiss, source, extend: true });
   if (!req.alive()) {
     faiss.dispose();
     return undefined;
@@ -92,38 +94,25 @@ async function extend(req: BuildRequest, base: Segment): Promise<Segment | undef
 }
 
 /**
- * The vectors of `ids`, one after the other. An id removed before its chunk
- * leaves zeros, and one replaced may give its new vector: both are in the
- * build's dirty set, buried in the built index at the swap. Undefined when
- * the index was cleared meanwhile.
+ * Where the vectors of `ids` are (slab-reader.ts): the store's slabs and
+ * each id's slot. An id removed meanwhile, or replaced, is in the build's
+ * dirty set and buried in the built index at the swap, whatever the worker
+ * reads for it. Undefined when the index was cleared meanwhile.
  */
-async function snapshot(req: BuildRequest): Promise<Float32Array | undefined> {
+async function locate(req: BuildRequest): Promise<SlabSource | undefined> {
   const { ids, vectors } = req;
-  const dim = req.settings.dim;
-  const xs = new Float32Array(ids.length * dim);
+  const slots = new Int32Array(ids.length);
   for (let at = 0; at < ids.length; at += SNAPSHOT_CHUNK) {
     if (at > 0) {
       await yieldToLoop();
       if (!req.alive()) return undefined;
     }
     const end = Math.min(ids.length, at + SNAPSHOT_CHUNK);
-    for (let i = at; i < end; i++) vectors.read(ids[i]!, xs, i * dim);
+    for (let i = at; i < end; i++) slots[i] = vectors.slotOf(ids[i]!);
   }
-  return xs;
+  return vectors.source(slots);
 }
 
 function sqTrain(o: Settings): number {
   return o.quant === 'q8' ? SQ_TRAIN : 0;
-}
-
-/** About `count` vectors of `xs`, evenly strided, in a fresh array. */
-function sample(xs: Float32Array, dim: number, count: number): Float32Array {
-  const n = xs.length / dim;
-  if (count >= n) return xs.slice();
-  const out = new Float32Array(count * dim);
-  for (let i = 0; i < count; i++) {
-    const from = Math.floor((i * n) / count) * dim;
-    out.set(xs.subarray(from, from + dim), i * dim);
-  }
-  return out;
 }

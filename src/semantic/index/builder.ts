@@ -32,15 +32,29 @@
 
 import { FaissIndex, patched } from './faiss.js';
 import { QUANTIZED_GRAPH_SOURCE, quantizedGraph } from './quantized-graph.js';
+import {
+  eachChunk,
+  SLAB_READER_SOURCE,
+  type SlabSource,
+  SOURCE_CHUNK,
+  sampleOf,
+} from './slab-reader.js';
 import { IndexThreads } from './threads.js';
 
 export interface BuildInput {
   /** Empty index of the wanted kind and parameters (untrained for IVF). */
   template: FaissIndex;
   /** The vectors, one after the other (length = n * dim); transferred to the worker. */
-  vectors: Float32Array;
+  vectors?: Float32Array | undefined;
+  /**
+   * Or where they are: the vector store's shared slabs, read by the worker
+   * where they lie (slab-reader.ts); `slots` is transferred.
+   */
+  source?: SlabSource | undefined;
   /** Training sample for indexes that need one (IVF, SQ8), else undefined. */
   train?: Float32Array | undefined;
+  /** Or the size of one to take from `source`, evenly strided. */
+  trainCount?: number | undefined;
   /**
    * An empty scalar quantizer (SQ8), serialized: the HNSW template's graph
    * is built on the float32 vectors, then its storage is replaced by this
@@ -72,23 +86,31 @@ if (workerData.nice) try {
   }
 } catch {}
 ${QUANTIZED_GRAPH_SOURCE}
+${SLAB_READER_SOURCE}
+// A full collection of this thread's small heap after a job that read shared slabs: until
+// then its dead references would keep them alive (all of a cleared namespace's vectors).
+require('node:v8').setFlagsFromString('--expose-gc');
+const collect = require('node:vm').runInNewContext('gc');
 const view = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-function run({ load, extend, template, vectors, train, storage }) {
+${feed.toString()}
+function run({ load, extend, template, vectors, source, train, trainCount, storage }) {
+  const each = feed(vectors, source, ${SOURCE_CHUNK}, eachChunk);
   if (extend !== undefined) {
     // A live index of the caller's, lent: copied, and the copy extended.
     const index = faiss.Index.copyOf(extend);
-    if (vectors.length > 0) index.add(vectors);
+    each((xs) => index.add(xs));
     return index;
   }
   if (load) {
     // A snapshot's chunks in order: joined here, off the caller's event loop.
     return faiss.Index.fromBuffer(load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view)));
   }
+  const sample = train || (source && trainCount ? sampleOf(source, trainCount) : undefined);
   let index = faiss.Index.fromBuffer(view(template));
-  if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), vectors, train);
+  if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), each, sample);
   else {
-    if (train) index.train(train);
-    if (vectors.length > 0) index.add(vectors);
+    if (sample) index.train(sample);
+    each((xs) => index.add(xs));
   }
   return index;
 }
@@ -101,28 +123,54 @@ parentPort.on('message', (job) => {
   } catch (err) {
     reply = { error: err instanceof Error ? err.message : String(err) };
   }
-  // The job's vectors go back with the answer: a kept thread holds none of them.
-  const back = [...new Set([job.vectors?.buffer, job.train?.buffer])].filter((b) => b && b.byteLength > 0);
+  // The job's own buffers go back with the answer: a kept thread holds none of them.
+  const back = [...new Set([job.vectors?.buffer, job.train?.buffer, job.source?.slots.buffer])].filter((b) => b && b.byteLength > 0);
+  const shared = job.source !== undefined;
+  job = undefined;
   parentPort.postMessage(reply, back);
+  if (shared) setImmediate(collect);
 });
 `;
+
+/**
+ * Calls of `fn` with every vector to add, a chunk at a time: `vectors` whole,
+ * or `source`'s read by `chunks` (slab-reader.ts eachChunk). Runs in the
+ * worker from its source too (so: plain JavaScript, no closures over imports).
+ */
+function feed(
+  vectors: Float32Array | undefined,
+  source: SlabSource | undefined,
+  chunk: number,
+  chunks: typeof eachChunk,
+): (fn: (xs: Float32Array) => void) => void {
+  return (fn) => {
+    if (source !== undefined) chunks(source, chunk, fn);
+    else if (vectors !== undefined && vectors.length > 0) fn(vectors);
+  };
+}
 
 const threads = new IndexThreads(WORKER_SOURCE);
 
 export function buildIndex(input: BuildInput): Promise<FaissIndex> {
   // Without the patch the addon is not safe in a second thread: build inline.
   if (!patched()) return Promise.resolve().then(() => buildInline(input));
-  const { template, vectors, train } = input;
-  const transfer = [vectors.buffer as ArrayBuffer];
+  const { template, vectors, source, train, trainCount } = input;
+  const transfer: ArrayBuffer[] = [];
+  if (vectors !== undefined) transfer.push(vectors.buffer as ArrayBuffer);
+  if (source !== undefined) transfer.push(source.slots.buffer as ArrayBuffer);
   if (input.extend) {
     const lent = template.lend();
-    const built = threads.run('build', { extend: lent.address, vectors }, transfer, template.dim);
+    const job = { extend: lent.address, vectors, source };
+    const built = threads.run('build', job, transfer, template.dim);
     // Returned once the worker no longer reads it: it has answered, failed or exited.
     void built.then(lent.done, lent.done);
     return built;
   }
-  if (train && train.buffer !== vectors.buffer) transfer.push(train.buffer as ArrayBuffer);
-  const message = { template: template.toBuffer(), vectors, train, storage: input.storage };
+  if (train && train.buffer !== vectors?.buffer) transfer.push(train.buffer as ArrayBuffer);
+  const message = {
+    template: template.toBuffer(),
+    ...{ vectors, source, train, trainCount, storage: input.storage },
+  };
   template.dispose(); // the worker gets its own copy
   return threads.run('build', message, transfer, template.dim);
 }
@@ -153,22 +201,27 @@ export function loadIndex(
   return threads.run('load', { load: pieces }, [...moved], dim);
 }
 
-function buildInline({ template, vectors, train, storage, extend }: BuildInput): FaissIndex {
+/** The build on the caller's thread (without the patched addon; and for tests). */
+export function buildInline(input: BuildInput): FaissIndex {
+  const { template, source, storage, extend } = input;
+  const each = feed(input.vectors, source, SOURCE_CHUNK, eachChunk);
   if (extend) {
     const copy = FaissIndex.fromBuffer(template.toBuffer(), template.dim);
-    if (vectors.length > 0) copy.add(vectors);
+    each((xs) => copy.add(xs));
     return copy;
   }
+  const train =
+    input.train ?? (source && input.trainCount ? sampleOf(source, input.trainCount) : undefined);
   if (storage) {
     return quantizedGraph(
       (b) => FaissIndex.fromBuffer(b, template.dim),
       template,
       FaissIndex.fromBuffer(storage, template.dim),
-      vectors,
+      each,
       train,
     );
   }
   if (train) template.train(train);
-  if (vectors.length > 0) template.add(vectors);
+  each((xs) => template.add(xs));
   return template;
 }

@@ -28,9 +28,12 @@ function hnswStorageOffset(buf) {
   return off;
 }
 function quantizedGraph(fromBuffer, graph, sq, vectors, train) {
-  if (vectors.length > 0) graph.add(vectors);
+  // vectors: all of them in one array, or a function that calls its argument with each chunk.
+  const each = typeof vectors === 'function' ? vectors : (fn) => { if (vectors.length > 0) fn(vectors); };
+  if (!train && typeof vectors === 'function') throw new Error('a q8 graph built from chunks needs a training sample');
+  each((xs) => graph.add(xs));
   sq.train(train || vectors);
-  if (vectors.length > 0) sq.add(vectors);
+  each((xs) => sq.add(xs));
   const g = graph.toBuffer();
   if (graph.dispose) graph.dispose();
   const codes = sq.toBuffer();
@@ -61,6 +64,6 @@ export const quantizedGraph = new Function(
   fromBuffer: (b: Buffer) => T,
   graph: Buildable,
   sq: Buildable,
-  vectors: Float32Array,
+  vectors: Float32Array | ((fn: (xs: Float32Array) => void) => void),
   train: Float32Array | undefined,
 ) => T;

@@ -65,8 +65,10 @@ export class IndexThreads {
     started++;
     return new Worker(this.source, {
       eval: true,
-      // The source is CommonJS, whatever the process's own entry was.
-      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+      // None of the process's options: the source is CommonJS whatever --input-type says,
+      // and Node refuses a worker any V8 option (node --max-old-space-size=4096 failed
+      // every build with ERR_WORKER_INVALID_EXEC_ARGV; V8's options apply to every thread).
+      execArgv: [],
       workerData: { addon: addonPath(), nice: role === 'build' },
       name: `semcache-index-${role}`,
     });

@@ -16,9 +16,12 @@
  * V8 runs a full garbage collection each time 64 MB more of such memory is
  * made, so 1,000 slabs one by one (1.5 GB, a million fp32 vectors) cost 22
  * of them, each marking the whole heap (seconds with a million entries).
+ * The slabs are views of SharedArrayBuffers: a build's worker reads them
+ * where they are (source(), slab-reader.ts) instead of a copy of them all.
  */
 import { dot } from '../dot.js';
 import type { Quant } from '../types.js';
+import { readSlot, type SlabSource } from './slab-reader.js';
 
 export type { Quant } from '../types.js';
 
@@ -30,14 +33,39 @@ const RESERVE_BLOCK_BYTES = 1 << 30;
 export class VectorStore {
   readonly #slot = new Map<number, number>();
   readonly #free: number[] = [];
-  readonly #f32: Float32Array[] = [];
-  readonly #i8: Int8Array[] = [];
+  /** Float32Array slabs for fp32, Int8Array for q8. */
+  readonly #slabs: (Float32Array | Int8Array)[] = [];
+  /** What readSlot() reads: the slabs above. */
+  readonly #src: SlabSource;
   #slots = 0;
 
   constructor(
     readonly dim: number,
     readonly quant: Quant,
-  ) {}
+  ) {
+    this.#src = { dim, quant, slabSlots: SLAB_SLOTS, slabs: this.#slabs, slots: new Int32Array(0) };
+  }
+
+  get #f32(): Float32Array[] {
+    return this.#slabs as Float32Array[];
+  }
+
+  get #i8(): Int8Array[] {
+    return this.#slabs as Int8Array[];
+  }
+
+  /**
+   * Where vectors are, for a build's worker to read (slab-reader.ts): the
+   * slabs themselves (shared memory) and `slots` (slotOf() of each id).
+   */
+  source(slots: Int32Array): SlabSource {
+    return { ...this.#src, slabs: [...this.#slabs], slots };
+  }
+
+  /** The slot id's vector is in, -1 when it has none. */
+  slotOf(id: number): number {
+    return this.#slot.get(id) ?? -1;
+  }
 
   get size(): number {
     return this.#slot.size;
@@ -91,19 +119,7 @@ export class VectorStore {
   read(id: number, out: Float32Array, offset = 0): boolean {
     const slot = this.#slot.get(id);
     if (slot === undefined) return false;
-    const dim = this.dim;
-    const s = slot % SLAB_SLOTS;
-    const slab = (slot - s) / SLAB_SLOTS;
-    if (this.quant === 'fp32') {
-      out.set(this.#f32[slab]!.subarray(s * dim, (s + 1) * dim), offset);
-      return true;
-    }
-    const codes = this.#i8[slab]!;
-    const at = s * dim;
-    let norm = 0;
-    for (let i = 0; i < dim; i++) norm += codes[at + i]! * codes[at + i]!;
-    const k = norm === 0 ? 0 : 1 / Math.sqrt(norm);
-    for (let i = 0; i < dim; i++) out[offset + i] = codes[at + i]! * k;
+    readSlot(this.#src, slot, out, offset);
     return true;
   }
 
@@ -136,35 +152,34 @@ export class VectorStore {
   clear(): void {
     this.#slot.clear();
     this.#free.length = 0;
-    this.#f32.length = 0;
-    this.#i8.length = 0;
+    this.#slabs.length = 0;
     this.#slots = 0;
   }
 
   /** Slabs for `n` more vectors than are stored, made now, in few buffers. */
   reserve(n: number): void {
-    const slabs = this.quant === 'fp32' ? this.#f32 : this.#i8;
+    const slabs = this.#slabs;
     const want = Math.ceil((this.#slots + Math.max(0, n - this.#free.length)) / SLAB_SLOTS);
     const slabBytes = SLAB_SLOTS * this.dim * (this.quant === 'fp32' ? 4 : 1);
     const perBlock = Math.max(1, Math.floor(RESERVE_BLOCK_BYTES / slabBytes));
     while (slabs.length < want) {
       const count = Math.min(perBlock, want - slabs.length);
-      const block = new ArrayBuffer(count * slabBytes);
-      for (let i = 0; i < count; i++) {
-        if (this.quant === 'fp32')
-          this.#f32.push(new Float32Array(block, i * slabBytes, SLAB_SLOTS * this.dim));
-        else this.#i8.push(new Int8Array(block, i * slabBytes, SLAB_SLOTS * this.dim));
-      }
+      const block = new SharedArrayBuffer(count * slabBytes);
+      for (let i = 0; i < count; i++) slabs.push(this.#slab(block, i * slabBytes));
     }
   }
 
   #grow(): number {
     const slot = this.#slots++;
-    const made = this.quant === 'fp32' ? this.#f32.length : this.#i8.length;
-    if (slot % SLAB_SLOTS === 0 && slot / SLAB_SLOTS >= made) {
-      if (this.quant === 'fp32') this.#f32.push(new Float32Array(SLAB_SLOTS * this.dim));
-      else this.#i8.push(new Int8Array(SLAB_SLOTS * this.dim));
+    if (slot % SLAB_SLOTS === 0 && slot / SLAB_SLOTS >= this.#slabs.length) {
+      const bytes = SLAB_SLOTS * this.dim * (this.quant === 'fp32' ? 4 : 1);
+      this.#slabs.push(this.#slab(new SharedArrayBuffer(bytes), 0));
     }
     return slot;
+  }
+
+  #slab(block: SharedArrayBuffer, at: number): Float32Array | Int8Array {
+    const n = SLAB_SLOTS * this.dim;
+    return this.quant === 'fp32' ? new Float32Array(block, at, n) : new Int8Array(block, at, n);
   }
 }
