@@ -5,7 +5,10 @@
  * (a removed id whose slot a new id took, a vector replaced in place) are
  * right after the swap, fp32 and q8; a build's training sample and chunks
  * read what the store holds; and the kept build thread lets go of the slabs
- * after a job, so that a cleared index's memory is given back.
+ * after a job, so that a cleared index's memory is given back (in a process
+ * started with a V8 option, --expose-gc, whose workers were refused until
+ * they were given no execArgv: every build failed under
+ * `node --max-old-space-size=... dist/cli.js`).
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
