@@ -63,6 +63,16 @@ export function leanEntry(
   return Array.isArray(r) ? fields(key, r, prefix) : undefined;
 }
 
+/** The last exact-match key prefix made: records come a namespace at a time, mostly. */
+let lastPrefix = { prefix: '', space: '', bytes: Buffer.alloc(0) };
+
+function exactPrefixOf(prefix: string, space: string): Buffer {
+  if (lastPrefix.prefix !== prefix || lastPrefix.space !== space) {
+    lastPrefix = { prefix, space, bytes: Buffer.from(`${prefix}exact:${space}:`) };
+  }
+  return lastPrefix.bytes;
+}
+
 function fields(
   key: Buffer,
   [ns, text, attrs, model, exact, ver]: (RedisValue | undefined)[],
@@ -72,7 +82,7 @@ function fields(
   const space = ns.toString();
   // The hash after the record's exact-match key's prefix, as a string of its own (a slice
   // of the key's string would keep the whole key alive: 104 bytes more per entry).
-  const exactPrefix = Buffer.from(`${prefix}exact:${space}:`);
+  const exactPrefix = exactPrefixOf(prefix, space);
   const plen = exactPrefix.length;
   const exactHash =
     Buffer.isBuffer(exact) && exact.length > plen && exactPrefix.compare(exact, 0, plen) === 0
