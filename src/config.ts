@@ -209,7 +209,10 @@ export function helpText(): string {
   ];
   for (const opt of OPTIONS) {
     const def = opt.def === undefined ? '' : ` (default: ${opt.def})`;
-    lines.push(`${`  --${opt.flag} <value>`.padEnd(30)}${opt.help}${def}`);
+    const flag = `  --${opt.flag} <value>`;
+    // A flag too long for the column gets its text on the next line, not run into it.
+    if (flag.length >= 30) lines.push(flag, `${' '.repeat(30)}${opt.help}${def}`);
+    else lines.push(`${flag.padEnd(30)}${opt.help}${def}`);
     lines.push(`${' '.repeat(30)}env ${envName(opt.flag)}`);
   }
   lines.push(`${`  -h, --help`.padEnd(30)}show this help`);

@@ -159,6 +159,9 @@ describe('help and argument errors', () => {
       expect(res.stdout).toContain(envName(opt.flag));
     }
     expect(res.stdout).toContain('--help');
+    // A long flag's text starts on the next line rather than running into it.
+    for (const line of res.stdout.split('\n').filter((l) => l.startsWith('  --')))
+      expect(line).toMatch(/^ {2}--\S+( <value>)?( {2,}\S.*)?$/);
     expect((await cli(['-h'])).stdout).toBe(res.stdout);
   });
 
