@@ -33,7 +33,9 @@
 //   npm run build && node bench/fleet.mjs [--instances 4] [--rate 1000] [--seconds 10]
 //                                         [--sample 5] [--poll-ms 1] [--probe ordered|each]
 //                                         [--probe-batch 64]
-//                                         [--preload 0] [--extra-args "--index flat"]
+//                                         [--preload 0] [--extra-args "--index flat"] [--stalls]
+// --stalls: each instance preloads bench/stall-probe.cjs, and the report says, per instance, how
+// often and how long its main thread was held (over 40 ms) during the run.
 import path from 'node:path';
 import {
   fmt1,
@@ -65,20 +67,34 @@ const OPTS = {
   'probe-batch': 64,
   preload: 0,
   'extra-args': '',
+  stalls: false,
 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startSidecars(n, redisPort, extra, first = 0) {
+/** The instances' processes (their logs hold the stall probe's lines with --stalls). */
+const sidecars = [];
+
+async function startSidecars(n, redisPort, extra, first = 0, stalls = false) {
   const ports = [];
+  const probe = `--require ${path.join(ROOT, 'bench', 'stall-probe.cjs')}`;
+  const env = stalls
+    ? { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${probe}`.trim() }
+    : process.env;
   for (let i = first; i < first + n; i++) {
     const port = await freePort();
-    const child = startServer(`semcache-${i}`, process.execPath, [
-      path.join(ROOT, 'dist', 'cli.js'),
-      ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
-      ...['--embedder', 'hash', '--log-level', 'warn'],
-      ...extra,
-    ]);
+    const child = startServer(
+      `semcache-${i}`,
+      process.execPath,
+      [
+        path.join(ROOT, 'dist', 'cli.js'),
+        ...['--port', String(port), '--upstream', `redis://127.0.0.1:${redisPort}`],
+        ...['--embedder', 'hash', '--log-level', 'warn'],
+        ...extra,
+      ],
+      { env },
+    );
+    sidecars.push(child);
     await waitForPing(`semcache-${i}`, port, child, 20_000);
     for (;;) {
       const info = pairs(await respOnce(port, ['SEMINFO']));
@@ -222,6 +238,17 @@ async function pubsub(redisPort, n, o) {
   return delays;
 }
 
+/** The stall probe's lines (bench/stall-probe.cjs) of an instance's log during the run, summed up. */
+function stallsOf(child, from, to) {
+  const late = [];
+  for (const line of child.log().split('\n')) {
+    const m = /^STALL (\d+) (\d+)/.exec(line);
+    if (m && Number(m[1]) >= from && Number(m[1]) <= to) late.push(Number(m[2]));
+  }
+  const over100 = late.filter((ms) => ms > 100).length;
+  return `main thread held over 40 ms ${late.length} times (over 100 ms: ${over100}; longest ${late.length ? Math.max(...late) : 0} ms)`;
+}
+
 function row(name, xs) {
   const s = [...xs].sort((a, b) => a - b);
   return [
@@ -250,16 +277,18 @@ async function main() {
       data: 'clustered',
     });
     console.log(`${o.preload} records written in ${fmt1(ms / 1000)} s`);
-    ports = await startSidecars(1, redis.port, extra);
+    ports = await startSidecars(1, redis.port, extra, 0, o.stalls);
     console.log(
       `instance 0: graph built and saved in ${fmt1((await fullGraph(ports[0], { saved: true })) / 1000)} s`,
     );
-    ports.push(...(await startSidecars(o.instances - 1, redis.port, extra, 1)));
+    ports.push(...(await startSidecars(o.instances - 1, redis.port, extra, 1, o.stalls)));
     for (const [i, port] of ports.entries())
       console.log(`instance ${i}: full graph after ${fmt1((await fullGraph(port)) / 1000)} s more`);
-  } else ports = await startSidecars(o.instances, redis.port, extra);
+  } else ports = await startSidecars(o.instances, redis.port, extra, 0, o.stalls);
   const load0 = loadavg();
+  const runFrom = Date.now();
   const p = await propagation(ports, o);
+  const runTo = Date.now();
   const ref = await pubsub(redis.port, o.instances, o);
   const infos = await Promise.all(ports.map((port) => respOnce(port, ['SEMINFO'])));
   const feedMem = await respOnce(redis.port, ['MEMORY', 'USAGE', 'semcache:feed']);
@@ -294,8 +323,9 @@ async function main() {
   );
   for (const [i, r] of infos.entries()) {
     const f = pairs(r);
+    const stalls = o.stalls ? `, ${stallsOf(sidecars[i], runFrom, runTo)}` : '';
     console.log(
-      `instance ${i}: feed_events ${f.feed_events}, lag ${f.feed_lag_ms} ms, entries ${f.entries}`,
+      `instance ${i}: feed_events ${f.feed_events}, lag ${f.feed_lag_ms} ms, entries ${f.entries}${stalls}`,
     );
   }
 }

@@ -186,8 +186,8 @@ export const SEMANTIC_OPTIONS: readonly Option[] = [
     key: 'snapshotMinEntries',
     flag: 'snapshot-min-entries',
     kind: 'int',
-    def: 10_000,
+    def: 1000,
     min: 1,
-    help: 'namespaces with fewer entries build their own graphs (seconds) instead of sharing one (docs/fleet.md)',
+    help: 'namespaces with fewer entries build their own graphs instead of sharing one (docs/fleet.md; 10000 until 2026-12-07)',
   },
 ];
