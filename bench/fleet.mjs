@@ -56,6 +56,7 @@ import {
   waitForPing,
   writeEntries,
 } from './lib.mjs';
+import { stallProbeEnv, stallsOf } from './stalls.mjs';
 
 const OPTS = {
   instances: 4,
@@ -77,10 +78,7 @@ const sidecars = [];
 
 async function startSidecars(n, redisPort, extra, first = 0, stalls = false) {
   const ports = [];
-  const probe = `--require ${path.join(ROOT, 'bench', 'stall-probe.cjs')}`;
-  const env = stalls
-    ? { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${probe}`.trim() }
-    : process.env;
+  const env = stalls ? stallProbeEnv() : process.env;
   for (let i = first; i < first + n; i++) {
     const port = await freePort();
     const child = startServer(
@@ -238,17 +236,6 @@ async function pubsub(redisPort, n, o) {
   return delays;
 }
 
-/** The stall probe's lines (bench/stall-probe.cjs) of an instance's log during the run, summed up. */
-function stallsOf(child, from, to) {
-  const late = [];
-  for (const line of child.log().split('\n')) {
-    const m = /^STALL (\d+) (\d+)/.exec(line);
-    if (m && Number(m[1]) >= from && Number(m[1]) <= to) late.push(Number(m[2]));
-  }
-  const over100 = late.filter((ms) => ms > 100).length;
-  return `main thread held over 40 ms ${late.length} times (over 100 ms: ${over100}; longest ${late.length ? Math.max(...late) : 0} ms)`;
-}
-
 function row(name, xs) {
   const s = [...xs].sort((a, b) => a - b);
   return [
@@ -323,7 +310,7 @@ async function main() {
   );
   for (const [i, r] of infos.entries()) {
     const f = pairs(r);
-    const stalls = o.stalls ? `, ${stallsOf(sidecars[i], runFrom, runTo)}` : '';
+    const stalls = o.stalls ? `, ${stallsOf(sidecars[i].log(), runFrom, runTo)}` : '';
     console.log(
       `instance ${i}: feed_events ${f.feed_events}, lag ${f.feed_lag_ms} ms, entries ${f.entries}${stalls}`,
     );
