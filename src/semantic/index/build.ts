@@ -1,7 +1,7 @@
 /*
  * One background build of a vector index's main segment (vector-index.ts
  * decides when): where the live vectors are (their slots in the vector
- * store's shared slabs, looked up SNAPSHOT_CHUNK at a time with a turn of
+ * store's shared slabs, looked up LOOKUP_CHUNK at a time with a turn of
  * the event loop between chunks; the worker reads the vectors there,
  * slab-reader.ts); an empty FAISS index of the kind (HNSW with its efSearch, IVF
  * with nlist = sqrt(n) and a strided training sample; with quant q8, SQ8
@@ -25,7 +25,7 @@ import type { SlabSource } from './slab-reader.js';
 import type { VectorStore } from './vector-store.js';
 
 /** Slots looked up for a build per turn of the event loop. */
-const SNAPSHOT_CHUNK = 4096;
+const LOOKUP_CHUNK = 4096;
 /** Vectors SQ8 learns its per-dimension ranges from (HNSW; IVF trains on its own sample). */
 const SQ_TRAIN = 65_536;
 
@@ -102,12 +102,12 @@ async function extend(req: BuildRequest, base: Segment): Promise<Segment | undef
 async function locate(req: BuildRequest): Promise<SlabSource | undefined> {
   const { ids, vectors } = req;
   const slots = new Int32Array(ids.length);
-  for (let at = 0; at < ids.length; at += SNAPSHOT_CHUNK) {
+  for (let at = 0; at < ids.length; at += LOOKUP_CHUNK) {
     if (at > 0) {
       await yieldToLoop();
       if (!req.alive()) return undefined;
     }
-    const end = Math.min(ids.length, at + SNAPSHOT_CHUNK);
+    const end = Math.min(ids.length, at + LOOKUP_CHUNK);
     for (let i = at; i < end; i++) slots[i] = vectors.slotOf(ids[i]!);
   }
   return vectors.source(slots);

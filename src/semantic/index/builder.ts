@@ -37,7 +37,7 @@ import {
   SLAB_READER_SOURCE,
   type SlabSource,
   SOURCE_CHUNK,
-  sampleOf,
+  trainingSet,
 } from './slab-reader.js';
 import { IndexThreads } from './threads.js';
 
@@ -105,7 +105,7 @@ function run({ load, extend, template, vectors, source, train, trainCount, stora
     // A snapshot's chunks in order: joined here, off the caller's event loop.
     return faiss.Index.fromBuffer(load.length === 1 ? view(load[0]) : Buffer.concat(load.map(view)));
   }
-  const sample = train || (source && trainCount ? sampleOf(source, trainCount) : undefined);
+  const sample = trainingSet(train, source, trainCount);
   let index = faiss.Index.fromBuffer(view(template));
   if (storage) index = quantizedGraph((b) => faiss.Index.fromBuffer(b), index, faiss.Index.fromBuffer(view(storage)), each, sample);
   else {
@@ -210,8 +210,7 @@ export function buildInline(input: BuildInput): FaissIndex {
     each((xs) => copy.add(xs));
     return copy;
   }
-  const train =
-    input.train ?? (source && input.trainCount ? sampleOf(source, input.trainCount) : undefined);
+  const train = trainingSet(input.train, source, input.trainCount);
   if (storage) {
     return quantizedGraph(
       (b) => FaissIndex.fromBuffer(b, template.dim),

@@ -58,6 +58,9 @@ function sampleOf(src, count) {
   for (let i = 0; i < take; i++) readSlot(src, src.slots[Math.floor((i * n) / take)], out, i * src.dim);
   return out;
 }
+function trainingSet(train, src, count) {
+  return train || (src && count ? sampleOf(src, count) : undefined);
+}
 `;
 
 /** Vectors the worker reads and adds per FAISS add() call. */
@@ -73,11 +76,16 @@ export interface SlabSource {
 }
 
 const compiled = new Function(
-  `${SLAB_READER_SOURCE}; return { readSlot, eachChunk, sampleOf };`,
+  `${SLAB_READER_SOURCE}; return { readSlot, eachChunk, sampleOf, trainingSet };`,
 )() as {
   readSlot(src: SlabSource, slot: number, out: Float32Array, off: number): void;
   eachChunk(src: SlabSource, chunk: number, fn: (xs: Float32Array) => void): void;
   sampleOf(src: SlabSource, count: number): Float32Array;
+  trainingSet(
+    train: Float32Array | undefined,
+    src: SlabSource | undefined,
+    count: number | undefined,
+  ): Float32Array | undefined;
 };
 
 /** The vector in `slot` into `out` at `off` (zeros for slot -1). */
@@ -86,3 +94,5 @@ export const readSlot = compiled.readSlot;
 export const eachChunk = compiled.eachChunk;
 /** About `count` vectors, evenly strided over the positions, in a fresh array. */
 export const sampleOf = compiled.sampleOf;
+/** `train` when given, else about `count` vectors of `src` (sampleOf), else undefined. */
+export const trainingSet = compiled.trainingSet;

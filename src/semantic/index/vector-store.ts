@@ -37,6 +37,8 @@ export class VectorStore {
   readonly #slabs: (Float32Array | Int8Array)[] = [];
   /** What readSlot() reads: the slabs above. */
   readonly #src: SlabSource;
+  /** Bytes a vector takes in a slab: dim x 4 for fp32, dim for q8. */
+  readonly #vectorBytes: number;
   #slots = 0;
 
   constructor(
@@ -44,6 +46,7 @@ export class VectorStore {
     readonly quant: Quant,
   ) {
     this.#src = { dim, quant, slabSlots: SLAB_SLOTS, slabs: this.#slabs, slots: new Int32Array(0) };
+    this.#vectorBytes = quant === 'fp32' ? dim * 4 : dim;
   }
 
   get #f32(): Float32Array[] {
@@ -73,7 +76,7 @@ export class VectorStore {
 
   /** Bytes of vector data allocated (slabs, free slots included). */
   get bytes(): number {
-    const per = this.quant === 'fp32' ? this.dim * 4 : this.dim;
+    const per = this.#vectorBytes;
     return Math.ceil(this.#slots / SLAB_SLOTS) * SLAB_SLOTS * per;
   }
 
@@ -160,7 +163,7 @@ export class VectorStore {
   reserve(n: number): void {
     const slabs = this.#slabs;
     const want = Math.ceil((this.#slots + Math.max(0, n - this.#free.length)) / SLAB_SLOTS);
-    const slabBytes = SLAB_SLOTS * this.dim * (this.quant === 'fp32' ? 4 : 1);
+    const slabBytes = SLAB_SLOTS * this.#vectorBytes;
     const perBlock = Math.max(1, Math.floor(RESERVE_BLOCK_BYTES / slabBytes));
     while (slabs.length < want) {
       const count = Math.min(perBlock, want - slabs.length);
@@ -172,8 +175,7 @@ export class VectorStore {
   #grow(): number {
     const slot = this.#slots++;
     if (slot % SLAB_SLOTS === 0 && slot / SLAB_SLOTS >= this.#slabs.length) {
-      const bytes = SLAB_SLOTS * this.dim * (this.quant === 'fp32' ? 4 : 1);
-      this.#slabs.push(this.#slab(new SharedArrayBuffer(bytes), 0));
+      this.#slabs.push(this.#slab(new SharedArrayBuffer(SLAB_SLOTS * this.#vectorBytes), 0));
     }
     return slot;
   }
