@@ -26,7 +26,9 @@
  * the subscription becomes live, as messages may have been missed before,
  * and every IDLE_READ_MS anyway. While the channel is not live (connection
  * down, or SUBSCRIBE refused by the user's ACL), it waits in XREAD BLOCK on
- * its own connection instead, which Redis counts as a blocked client.
+ * its own connection instead, which Redis counts as a blocked client; after
+ * a loss, from RETRY_MS on (the pub/sub connection is made again sooner, and
+ * a connection killed is not made again at once: CLIENT KILL's counts).
  */
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../upstream/redis-client.js';
@@ -109,12 +111,15 @@ export class ChangeFeed {
     if (sub !== undefined && !this.subscribed) {
       this.subscribed = true;
       const channel = this.d.stream.key;
-      // Read again when the channel goes live (messages before were not seen) or is lost.
+      // Read again when the channel goes live (messages before were not seen), and
+      // RETRY_MS after it was lost: the feed then waits in XREAD BLOCK, on a
+      // connection that was most likely lost with it (a Redis restart, CLIENT KILL)
+      // and is not made again at once.
       void sub
         .add(
           channel,
           () => this.wake(),
-          () => this.wake(),
+          (live) => (live ? this.wake() : this.wakeLater()),
         )
         .then((live) => {
           const why = sub.refusal(channel);
@@ -138,6 +143,15 @@ export class ChangeFeed {
     const w = this.waiting;
     this.waiting = undefined;
     w?.();
+  }
+
+  /** wake() in RETRY_MS, unless woken before. */
+  private wakeLater(): void {
+    const w = this.waiting;
+    if (w === undefined) return; // reading: the next wait sees the channel is not live
+    setTimeout(() => {
+      if (this.waiting === w) this.wake();
+    }, RETRY_MS).unref();
   }
 
   /** The id of the last event applied. */
