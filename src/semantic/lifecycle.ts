@@ -4,7 +4,8 @@
  * STORAGE_RETRY_MS while semcache's own connection fails (unreachable,
  * refused credentials), adopt the fleet's snapshots before any build may
  * start, then apply the change feed from the position taken before the
- * records were read. Failure is a state the commands report (ready()),
+ * records were read, or the oldest snapshot's whose entries were taken
+ * instead of their records (snapshot-held.ts). Failure is a state the commands report (ready()),
  * never a rejection.
  */
 import type { EngineOptions } from './engine-types.js';
@@ -12,6 +13,7 @@ import type { ChangeFeed } from './feed.js';
 import { trimSoon } from './index/heap-trim.js';
 import type { Entry, Namespace } from './namespace.js';
 import { indexFromRedis, type RebuildDeps, rebuildFromRedis, storageError } from './rebuild.js';
+import { HeldJoin } from './snapshot-held.js';
 import type { SnapshotSync } from './snapshot-sync.js';
 import { since } from './stats.js';
 import { EmbedderUnavailableError, type StorageUnavailableError, semError } from './types.js';
@@ -80,16 +82,26 @@ export class Lifecycle {
     const covered = snapshots === undefined ? undefined : await snapshots.coverage();
     // Kept across attempts: an entry read without its vector is not read again.
     const unindexed: Entry[] = [];
+    // The entries snapshots hold whole: taken, and their records not read (snapshot-held.ts).
+    const entries = this.p.rebuildDeps().entries;
+    const held = covered && (await HeldJoin.take(entries, covered.takeHeld(), unindexed));
     if (
       !(await this.retrying(async () => {
         if (namespaces === undefined) head = (await this.p.feed?.head()) ?? head;
         const lean = covered?.size ? covered.covered : undefined;
-        const read = { covered: lean, unindexed, namespaces };
+        const read = { covered: lean, held: held?.isHeld, unindexed, namespaces };
         namespaces = undefined;
         await rebuildFromRedis(this.p.rebuildDeps(), read);
       }))
     )
       return;
+    if (held?.taken) {
+      const gone = held.forgetGone();
+      this.p.opts.logger.info(
+        `${held.taken} entries taken from snapshots, ${gone} of them forgotten (their record is gone); the feed from ${held.feedFrom(head)}`,
+      );
+      head = held.feedFrom(head);
+    }
     // Before any build may start: another instance's graph, where there is one.
     await snapshots?.loadAll(unindexed, async (entries) => {
       await this.retrying(() => indexFromRedis(this.p.rebuildDeps(), entries));

@@ -12,7 +12,7 @@ import type { EntryTable } from './entries.js';
 import type { Entry } from './namespace.js';
 import { applySettings } from './namespace.js';
 import { since } from './stats.js';
-import type { Covered, EntryStore } from './store.js';
+import type { Covered, EntryStore, Held } from './store.js';
 import { StorageUnavailableError } from './types.js';
 
 /** Vectors read per round trip by indexFromRedis(). */
@@ -32,6 +32,8 @@ export interface RebuildDeps {
 export interface RebuildRead {
   /** A join beside snapshots (snapshot-join.ts): the records it covers are read without their vectors. */
   covered?: Covered | undefined;
+  /** A join whose snapshots held entries whole: their records are not read (snapshot-join.ts). */
+  held?: Held | undefined;
   /** Where the entries read without their vectors go, as they are read (also when it throws later). */
   unindexed?: Entry[];
   /** The namespaces' settings, when already asked for. */
@@ -44,7 +46,7 @@ export interface RebuildRead {
  * index: indexFromRedis() or the snapshot gives them their vectors.
  */
 export async function rebuildFromRedis(d: RebuildDeps, r: RebuildRead = {}): Promise<void> {
-  const { covered, unindexed = [] } = r;
+  const { covered, held, unindexed = [] } = r;
   const t = process.hrtime.bigint();
   for (const [name, settings] of await (r.namespaces ?? d.store.namespaces())) {
     applySettings(d.entries.namespace(name, true), settings);
@@ -52,7 +54,8 @@ export async function rebuildFromRedis(d: RebuildDeps, r: RebuildRead = {}): Pro
   let n = 0;
   let stale: { key: Buffer; text: string; ns: string; attrs: string | undefined }[] = [];
   const before = unindexed.length;
-  for await (const batch of covered ? d.store.scan(covered) : d.store.scan()) {
+  const scan = covered || held ? d.store.scan(covered, held) : d.store.scan();
+  for await (const batch of scan) {
     const fresh = batch.filter((e) => e.model === d.modelId);
     for (const e of batch) if (e.model !== d.modelId) stale.push(e);
     for (const e of d.entries.addStored(fresh)) unindexed.push(e);

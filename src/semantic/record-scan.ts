@@ -5,7 +5,9 @@
  * the one the caller indexes. A joining instance that holds a snapshot
  * passes `covered`: records are then read without their vector first, and
  * read whole only where the snapshot does not hold the vector of the
- * record's version (docs/fleet.md, "Joining").
+ * record's version (docs/fleet.md, "Joining"); with `held`, the records of
+ * keys whose entries it took from snapshots are not read at all (SCAN only
+ * tells the caller that they are still there).
  */
 import type { RedisClient } from '../upstream/redis-client.js';
 import {
@@ -22,12 +24,15 @@ const READ_AHEAD = 8;
 
 /** Whether a snapshot holds the vector of a record at this version. */
 export type Covered = (e: Omit<StoredEntry, 'vector'>) => boolean;
+/** Whether a snapshot held the entry of this key (latin1, without the prefix): its record is not read. */
+export type Held = (name: string) => boolean;
 
 /** Every record under `prefix`, in batches of about `batch`. */
 export async function* scanRecords(
   redis: RedisClient,
   prefix: string,
   covered?: Covered,
+  held?: Held,
   batch = 1000,
 ): AsyncGenerator<ScannedEntry[]> {
   // With one batch asked for at a time, Redis and the caller each waited for the other.
@@ -38,10 +43,11 @@ export async function* scanRecords(
     while (!done && reads.length < READ_AHEAD) {
       const [next, keys] = await scanStep(redis, prefix, 'rec:', cursor, batch);
       [cursor, done] = [next, next === '0'];
-      if (keys.length === 0) continue;
-      const read = readRecords(redis, prefix, keys, covered);
-      read.catch(() => {}); // thrown where it is awaited
-      reads.push(read);
+      const read = held === undefined ? keys : keys.filter((k) => !held(name(prefix, k)));
+      if (read.length === 0) continue;
+      const records = readRecords(redis, prefix, read, covered);
+      records.catch(() => {}); // thrown where it is awaited
+      reads.push(records);
     }
   };
   await ahead();
@@ -52,6 +58,11 @@ export async function* scanRecords(
     if (entries.length > 0) yield entries;
     await refill;
   }
+}
+
+/** The key of a record's key (P rec:<key>), as latin1. */
+function name(prefix: string, recordKey: Buffer): string {
+  return recordKey.toString('latin1', Buffer.byteLength(`${prefix}rec:`));
 }
 
 /**

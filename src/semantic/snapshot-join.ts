@@ -1,6 +1,10 @@
 /*
  * What an instance that starts beside a fleet's snapshots takes from them
- * besides the graph (docs/fleet.md, "Joining"): the vectors. Each snapshot's
+ * besides the graph (docs/fleet.md, "Joining"): the entries, where the
+ * snapshot holds them (its saver's, as of the feed id its manifest names:
+ * held(); their records are then not read, the feed replays the changes
+ * after that id, and the keys SCAN no longer finds are forgotten), and the
+ * vectors. Each snapshot's
  * slots (its keys and versions, fetched first: snapshot.ts fetch()) say
  * which records' vectors it holds, so the rebuild reads those records
  * without their `vec` (covered(); record-scan.ts) and remembers them in no
@@ -15,7 +19,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { storedVectors } from './index/stored-vectors.js';
 import type { Entry, Namespace } from './namespace.js';
 import type { Snapshot, SnapshotFetch, SnapshotManifest } from './snapshot.js';
-import type { SlotEntry } from './snapshot-payload.js';
+import type { HeldEntry, SlotEntry } from './snapshot-payload.js';
 import type { StoredEntry } from './store.js';
 import type { VectorIndex } from './types.js';
 
@@ -30,8 +34,15 @@ interface Covering {
   pos: Map<string, number>;
 }
 
+/** A namespace's entries as its snapshot holds them, as of the feed id `feed`. */
+export interface HeldSpace {
+  entries: HeldEntry[];
+  feed: string;
+}
+
 export class JoinCoverage {
   readonly #byNs = new Map<string, Covering>();
+  #held = new Map<string, HeldSpace>();
 
   constructor(
     private readonly modelId: string,
@@ -49,7 +60,9 @@ export class JoinCoverage {
       try {
         const head = await f;
         const slots = await head?.slots;
-        if (head !== undefined && slots !== undefined) await join.add(ns, head.manifest, slots);
+        const entries = await head?.entries;
+        if (head !== undefined && slots !== undefined)
+          await join.add(ns, head.manifest, slots, entries);
       } catch {
         // A snapshot whose slots do not come covers nothing; reported when it is adopted.
       }
@@ -57,10 +70,11 @@ export class JoinCoverage {
     return join;
   }
 
-  /** Entries by namespace. */
+  /** Entries by namespace; those forgotten since they were read are left out. */
   static byNamespace(entries: Entry[]): Map<Namespace, Entry[]> {
     const out = new Map<Namespace, Entry[]>();
     for (const e of entries) {
+      if (e.ns.entries.get(e.id) !== e) continue;
       const list = out.get(e.ns);
       if (list === undefined) out.set(e.ns, [e]);
       else list.push(e);
@@ -78,9 +92,29 @@ export class JoinCoverage {
     return this.#byNs.size;
   }
 
-  /** A namespace's snapshot slots, if the snapshot is a graph of this model that may be adopted. */
-  async add(ns: string, m: SnapshotManifest, slots: (SlotEntry | undefined)[]): Promise<void> {
+  /**
+   * The entries held by snapshots, by namespace, once (the caller keeps them
+   * from there).
+   */
+  takeHeld(): Map<string, HeldSpace> {
+    const held = this.#held;
+    this.#held = new Map();
+    return held;
+  }
+
+  /**
+   * A namespace's snapshot slots, and the entries it holds, if the snapshot
+   * is a graph of this model that may be adopted.
+   */
+  async add(
+    ns: string,
+    m: SnapshotManifest,
+    slots: (SlotEntry | undefined)[],
+    entries?: HeldEntry[],
+  ): Promise<void> {
     if (m.model !== this.modelId || m.dim !== this.dim || m.kind !== 'hnsw') return;
+    // F = 0-0: whether events were trimmed since cannot be told (snapshot-held.ts).
+    if (entries !== undefined && m.feed !== '0-0') this.#held.set(ns, { entries, feed: m.feed });
     const pos = new Map<string, number>();
     for (const [i, s] of slots.entries()) {
       if (i > 0 && i % CHUNK === 0) await yieldToLoop();

@@ -265,11 +265,11 @@ export class SnapshotSync implements BuildHooks {
       const e = space.entries.get(id);
       return e === undefined ? undefined : { key: e.key, ver: e.ver };
     });
-    const manifest = await this.d.store.save(space.name, m, slots, {
-      model: this.d.modelId(),
-      dim: this.d.dim(),
-      feed: this.d.applied(),
-    });
+    // And every entry as of the feed id named (entries are immutable: a change makes a new
+    // one), so that a joiner takes them instead of reading their records (snapshot-join.ts).
+    const held = [...space.entries.values()];
+    const meta = { model: this.d.modelId(), dim: this.d.dim(), feed: this.d.applied() };
+    const manifest = await this.d.store.save(space.name, m, slots, meta, held);
     this.gens.set(space.name, manifest.gen);
     this.pace.saved(space.name, performance.now() - t0);
     this.saves++;

@@ -6,7 +6,8 @@
  * namespace:
  *
  *   P snap:N             HASH    gen, model, kind, dim, ef, vectors, chunks,
- *                                bytes, head, feed, origin, ts: the manifest
+ *                                bytes, head, entries, feed, origin, ts: the
+ *                                manifest
  *   P snapchunk:<gen>:i  STRING  chunk i of the payload, CHUNK_BYTES at most
  *   P snaplease:N        STRING  the instance that builds N's graph now
  *   P snaps              SET     the namespaces that have one, and '' once complete
@@ -29,7 +30,15 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { RedisClient } from '../upstream/redis-client.js';
 import { listedNames } from './record-scan.js';
 import { ScriptRunner } from './scripts.js';
-import { chunksOf, decodePayload, encodePayload, type SlotEntry } from './snapshot-payload.js';
+import {
+  chunksOf,
+  decodePayload,
+  type EntryFields,
+  encodeHeld,
+  encodePayload,
+  type HeldEntry,
+  type SlotEntry,
+} from './snapshot-payload.js';
 import type { IndexKind, MainExport } from './types.js';
 
 /** Bytes per chunk: far below Redis's proto-max-bulk-len (512 MB by default). */
@@ -46,6 +55,8 @@ export interface SnapshotManifest {
   bytes: number;
   /** Bytes of the slots at the payload's start, in chunks of their own (undefined: older snapshots). */
   head?: number | undefined;
+  /** How many entries the head holds after the slots (undefined: older snapshots, none). */
+  entries?: number | undefined;
   /** The newest feed event applied by the instance when it saved. */
   feed: string;
   origin: string;
@@ -67,6 +78,8 @@ export interface SnapshotFetch {
   manifest: SnapshotManifest;
   /** The entry at each position, as soon as the chunks that hold them came. */
   slots: Promise<(SlotEntry | undefined)[] | undefined>;
+  /** The namespace's entries as the saver held them, with the slots (undefined: none). */
+  entries: Promise<HeldEntry[] | undefined>;
   snapshot: Promise<Snapshot | undefined>;
 }
 
@@ -147,6 +160,7 @@ export class SnapshotStore {
       chunks: num('chunks'),
       bytes: num('bytes'),
       head: h.head === undefined ? undefined : num('head'),
+      entries: h.entries === undefined ? undefined : num('entries'),
       feed: h.feed ?? '0-0',
       origin: h.origin ?? '',
       ts: num('ts'),
@@ -159,8 +173,10 @@ export class SnapshotStore {
     m: MainExport,
     slots: (SlotEntry | undefined)[],
     meta: { model: string; dim: number; feed: string },
+    held?: readonly EntryFields[],
   ): Promise<SnapshotManifest> {
     const parts = encodePayload(slots, m.buffer);
+    if (held !== undefined) parts[0] = Buffer.concat([parts[0], await encodeHeld(held)]);
     const gen = `${this.origin}-${Date.now().toString(36)}`;
     const list = chunksOf(parts, CHUNK_BYTES);
     for (const [i, chunk] of list.entries()) {
@@ -177,6 +193,7 @@ export class SnapshotStore {
       chunks,
       bytes: parts[0].length + parts[1].length,
       head: parts[0].length,
+      entries: held?.length,
       feed: meta.feed,
       origin: this.origin,
       ts: Date.now(),
@@ -229,12 +246,16 @@ export class SnapshotStore {
     const first = get(0, h).then(buffers);
     // Asked for once the slots came: else they wait behind FAISS's bytes in the replies' stream.
     const rest = first.then(() => get(h, manifest.chunks)).then(buffers);
-    const slots = first.then(async (heads) => {
+    const held = manifest.entries !== undefined;
+    const head = first.then(async (heads) => {
       if (heads === undefined || h === 0 || length(heads) !== manifest.head) return undefined;
       const joined = Buffer.concat(heads);
       await yieldToLoop(); // the copy above and the decoding below in turns of their own
-      return (await decodePayload(joined)).slots;
+      return decodePayload(joined, held);
     });
+    const slots = head.then((d) => d?.slots);
+    const entries = head.then((d) => d?.entries);
+    entries.catch(() => {}); // as `slots`
     const snapshot = Promise.all([first, rest, slots]).then(async ([heads, tail, decoded]) => {
       if (heads === undefined || tail === undefined) return undefined; // replaced meanwhile
       if (length(heads) + length(tail) !== manifest.bytes) return undefined;
@@ -244,11 +265,11 @@ export class SnapshotStore {
       if (decoded !== undefined) return { ...whole, slots: decoded, faiss: tail };
       const payload = Buffer.concat([...heads, ...tail]);
       await yieldToLoop();
-      const { slots: all, faiss } = await decodePayload(payload);
+      const { slots: all, faiss } = await decodePayload(payload, held);
       return { ...whole, slots: all, faiss: faiss.length > 0 ? [faiss] : [] };
     });
     slots.catch(() => {}); // also rejects `snapshot`, where it is awaited
-    return { manifest, slots, snapshot };
+    return { manifest, slots, entries, snapshot };
   }
 
   /** Remove `ns`'s snapshot (SEMFLUSH, SEMNS DEL). */

@@ -19,7 +19,7 @@
  */
 import { SemErr } from '../errors.js';
 import type { RedisClient, RedisValue } from '../upstream/redis-client.js';
-import { type Covered, listedNames, scanKeys, scanRecords } from './record-scan.js';
+import { type Covered, type Held, listedNames, scanKeys, scanRecords } from './record-scan.js';
 import type { ScannedEntry, StoredEntry } from './records.js';
 import { bytesToVector, pairs, RECORD_FIELDS, toEntry, vectorToBytes } from './records.js';
 import { DEL_SCRIPT, NS_SCRIPT, ScriptRunner, SET_SCRIPT, VERSIONS_SCRIPT } from './scripts.js';
@@ -33,7 +33,7 @@ export class WrongTypeError extends SemanticError {
 }
 
 export type TtlMode = 'EX' | 'PX' | 'KEEPTTL' | '';
-export type { Covered } from './record-scan.js';
+export type { Covered, Held } from './record-scan.js';
 export type { ScannedEntry, StoredEntry } from './records.js';
 export { bytesToVector, vectorToBytes } from './records.js';
 
@@ -71,8 +71,11 @@ export interface EntryStore {
   versions(keys: Buffer[], applied: string): Promise<(string | undefined)[] | 'current'>;
   /** Every stored entry, in batches, for the rebuild on start. */
   scan(): AsyncGenerator<StoredEntry[]>;
-  /** The same, without the vectors of the records `covered` says a snapshot holds. */
-  scan(covered: Covered): AsyncGenerator<ScannedEntry[]>;
+  /**
+   * The same, without the vectors of the records `covered` says a snapshot
+   * holds, and without the records of keys `held` says a snapshot holds whole.
+   */
+  scan(covered: Covered | undefined, held?: Held): AsyncGenerator<ScannedEntry[]>;
   namespaces(complete?: boolean): Promise<Map<string, Record<string, string>>>;
   /** One namespace's settings; undefined when it has none. */
   namespaceSettings(ns: string): Promise<Record<string, string> | undefined>;
@@ -244,10 +247,10 @@ export class SemanticStore implements EntryStore {
 
   /** Every stored entry, in batches, for the rebuild on start. */
   scan(): AsyncGenerator<StoredEntry[]>;
-  /** The same, without the vectors of the records `covered` says a snapshot holds. */
-  scan(covered: Covered): AsyncGenerator<ScannedEntry[]>;
-  scan(covered?: Covered): AsyncGenerator<ScannedEntry[]> {
-    return scanRecords(this.redis, this.prefix, covered);
+  /** The same, without what snapshots hold (`covered`: vectors, `held`: whole records). */
+  scan(covered: Covered | undefined, held?: Held): AsyncGenerator<ScannedEntry[]>;
+  scan(covered?: Covered, held?: Held): AsyncGenerator<ScannedEntry[]> {
+    return scanRecords(this.redis, this.prefix, covered, held);
   }
 
   // Namespace filter for `semcache import` (src/tools/import.ts), kept apart

@@ -105,11 +105,11 @@ describe('shared HNSW snapshots', () => {
     const b = await savedThenLoaded(env);
     const used = /hnsw snapshot loaded, (\d+) of \d+ positions used \(3000 entries\)/.exec(b.log());
     expect((await info(b)).snapshot_loads).toBe(1);
-    // The records the graph covers were read without their vectors, taken from the graph's bytes.
-    expect(b.log()).toMatch(
-      new RegExp(`rebuilt from redis: 3000 entries, ${used?.[1]} without their vectors`),
-    );
-    expect(vectorsTaken(b)).toEqual([Number(used?.[1]), 0]);
+    // The entries were taken from the snapshot, no record read; the vectors of those in the graph
+    // from its bytes, the others' (A's tail) from their records.
+    expect(b.log()).toMatch(/3000 entries taken from snapshots, 0 of them forgotten/);
+    expect(b.log()).toMatch(/rebuilt from redis: 0 entries in/);
+    expect(vectorsTaken(b)).toEqual([Number(used?.[1]), N - Number(used?.[1])]);
     await servesFromGraph(b, [0, 1, 500, 1999, 2500, 2999]);
     await ownVectorsFound(b, direct, [0, 1, 2, 500, 1000, 1500, 1999, 2000, 2500, 2998, 2999]);
     // B found it by a walk (A saved it named in P snaps, not yet complete), which completed P snaps.
@@ -125,7 +125,7 @@ describe('shared HNSW snapshots', () => {
     expect(await direct.keys('semcache:snapchunk:*')).toEqual([]);
   });
 
-  it('records changed or deleted after the snapshot are read whole, not taken from it', async () => {
+  it('records changed or deleted after the snapshot: forgotten when gone, replaced by the feed when changed', async () => {
     const env = await setup();
     const { direct } = env;
     const moved = (i: number) => (i % 100 === 7 ? `w${i}` : `v${i}`);
@@ -137,17 +137,57 @@ describe('shared HNSW snapshots', () => {
         await seed.client.call('SEMSET', `e:${i}`, text(i), moved(i));
         expect(await seed.client.call('SEMDEL', `e:${i + 1}`)).toBe(1);
       }
+      // And 10 new ones: not in the snapshot, read from their records.
+      await fill(seed, N, N + 10);
       await seed.stop();
     });
-    expect((await info(b, 'default')).entries).toBe(N - 30);
-    const used = Number(/snapshot loaded, (\d+) of/.exec(b.log())?.[1]);
-    // What the graph holds at the records' versions is taken from it, nothing else.
-    expect(b.log()).toMatch(new RegExp(`rebuilt from redis: ${N - 30} entries, ${used} without`));
-    expect(vectorsTaken(b)).toEqual([used, 0]);
+    // The deleted ones: their keys were not found by the scan, and forgotten before any answer.
+    expect(b.log()).toMatch(/3000 entries taken from snapshots, 30 of them forgotten/);
+    expect(b.log()).toMatch(/rebuilt from redis: 10 entries in/);
+    expect((await info(b, 'default')).entries).toBe(N - 30 + 10);
+    const [taken, read] = vectorsTaken(b) ?? [0, 0];
+    expect(taken).toBeGreaterThan(N - 1100);
+    expect(taken + read).toBe(N - 30);
+    for (const i of [N, N + 9]) expect(await b.client.call('SEMGET', text(i))).toBe(`v${i}`);
+    // The changed ones: at the snapshot's version until the feed, replayed from the snapshot's
+    // position, brings theirs; never answered with the old value meanwhile (the version check).
+    for (const i of [7, 1507, 2907]) {
+      const got = await b.client.call('SEMGET', text(i));
+      expect(got === null || got === moved(i)).toBe(true);
+    }
+    expect(
+      await waitFor(async () => (await b.client.call('SEMGET', text(2907))) === moved(2907)),
+    ).toBe(true);
     await servesFromGraph(b, [0, 7, 107, 1507, 2907, 2999], moved);
     for (const i of [8, 1508, 2908])
       expect(await b.client.call('SEMGET', text(i))).not.toBe(`v${i}`);
     await ownVectorsFound(b, direct, [7, 107, 1507, 2907, 0, 2999]);
+  });
+
+  it('a snapshot older than what the feed still holds: the joiner resyncs in full, then answers right', async () => {
+    const env = await setup();
+    const { direct } = env;
+    const b = await savedThenLoaded(env, async () => {
+      const seed = await env.start(['--index', 'flat', '--snapshots', 'off']);
+      await seed.client.call('SEMSET', 'e:5', 'a text that replaced note five', 'new5');
+      expect(await seed.client.call('SEMDEL', 'e:6')).toBe(1);
+      await seed.stop();
+      // Every event gone, the snapshot's position among them: the feed cannot say what changed.
+      await direct.xtrim('semcache:feed', 'MAXLEN', 0);
+    });
+    expect(b.log()).toMatch(/3000 entries taken from snapshots, 1 of them forgotten/);
+    expect(await waitFor(async () => ((await info(b)).feed_resyncs as number) >= 1, 15_000)).toBe(
+      true,
+    );
+    expect(b.log()).toMatch(/resyncing in full/);
+    expect(await waitFor(() => /resync: \d+ entries whose record is gone/.test(b.log()))).toBe(
+      true,
+    );
+    expect((await info(b, 'default')).entries).toBe(N - 1);
+    expect(await b.client.call('SEMGET', 'a text that replaced note five')).toBe('new5');
+    expect(await b.client.call('SEMGET', text(5))).toBe(null);
+    expect(await b.client.call('SEMGET', text(6))).toBe(null);
+    await servesFromGraph(b, [0, 1999, 2999]);
   });
 
   it("loads a snapshot whose manifest predates 'head' (slots and FAISS bytes joined on the event loop)", async () => {

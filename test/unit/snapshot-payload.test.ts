@@ -1,7 +1,12 @@
 // The snapshot payload (src/semantic/snapshot-payload.ts): what save() writes, chunk by chunk, is
 // what load() decodes, and the chunks are views of the parts (FAISS's bytes are not copied).
 import { describe, expect, it } from 'vitest';
-import { chunksOf, decodePayload, encodePayload } from '../../src/semantic/snapshot-payload.js';
+import {
+  chunksOf,
+  decodePayload,
+  encodeHeld,
+  encodePayload,
+} from '../../src/semantic/snapshot-payload.js';
 
 describe('snapshot payload', () => {
   it('round-trips through chunks of any size, dead slots and binary keys included', async () => {
@@ -28,6 +33,59 @@ describe('snapshot payload', () => {
       const back = await decodePayload(Buffer.concat(chunks));
       expect(back.faiss.equals(faiss)).toBe(true);
       expect(back.slots).toEqual(slots);
+    }
+  });
+
+  it("holds the saver's entries after the slots: texts in any script, attributes or none, binary keys", async () => {
+    const entries = [
+      {
+        name: 'k1',
+        ver: '1-0',
+        text: 'house near ostsee',
+        attrsJson: undefined,
+        exact: 'ab'.repeat(32),
+      },
+      {
+        name: '\u0000\u00ff\r\n',
+        ver: '',
+        text: 'Wohnung 🏠 an der Ostsee',
+        attrsJson: '{"a":1,"b":"ü"}',
+        exact: '',
+      },
+      { name: '', ver: '1733500000000-7', text: '', attrsJson: '', exact: 'cd'.repeat(32) },
+      ...Array.from({ length: 9000 }, (_, i) => ({
+        name: `key:${i}`,
+        ver: `${i}-1`,
+        text: `text ${i}`,
+        attrsJson: i % 2 ? undefined : `{"i":${i}}`,
+        exact: i.toString(16).padStart(64, '0'),
+      })),
+    ];
+    const slots = [{ key: Buffer.from('k1'), ver: '1-0' }, undefined];
+    const [head, faiss] = encodePayload(slots, Buffer.from('FAISS'));
+    const payload = Buffer.concat([head, await encodeHeld(entries), faiss]);
+    for (const size of [3, 1 << 16]) {
+      const back = await decodePayload(Buffer.concat(chunksOf([payload], size)), true);
+      expect(back.slots).toEqual(slots);
+      expect(back.faiss.toString()).toBe('FAISS');
+      expect(back.entries).toEqual(
+        entries.map((e) => ({
+          key: Buffer.from(e.name, 'latin1'),
+          ver: e.ver,
+          text: e.text,
+          attrs: e.attrsJson,
+          exact: e.exact,
+        })),
+      );
+    }
+    // Read as an older payload (no entries): they are taken as FAISS's bytes, which is why the
+    // manifest says whether they are there.
+    expect((await decodePayload(payload)).entries).toBeUndefined();
+    // Truncated anywhere in the entries: refused.
+    const held = await encodeHeld(entries.slice(0, 3));
+    for (const cut of [1, 5, 20, held.length - 1]) {
+      const p = Buffer.concat([head, held.subarray(0, cut)]);
+      await expect(decodePayload(p, true)).rejects.toThrow(/truncated/);
     }
   });
 
