@@ -95,7 +95,12 @@ async function snapshotBytes(redisPort) {
       await respOnce(redisPort, ['MEMORY', 'USAGE', `semcache:snapchunk:${m.gen}:${i}`]),
     );
   }
-  return { payload: Number(m.bytes), memory: mem, positions: Number(m.vectors) };
+  return {
+    payload: Number(m.bytes),
+    head: Number(m.head),
+    memory: mem,
+    positions: Number(m.vectors),
+  };
 }
 
 async function main() {
@@ -111,6 +116,11 @@ async function main() {
   console.log(`${fmt(o.entries)} records written in ${fmt(writeMs)} ms; load ${loadavg()}`);
 
   const a = await startSidecar('semcache-a', redis.port);
+  // The records went straight into Redis: no change event was ever written. One write through
+  // A (in a namespace of its own) gives the feed one, as any fleet writing through semcache has:
+  // a snapshot saved at feed position 0-0 does not carry its entries to a joiner (docs/fleet.md).
+  while (pairs(await respOnce(a.port, ['SEMINFO'], 60_000)).state !== 'ready') await sleep(20);
+  await respOnce(a.port, ['SEMSET', 'bench:marker', 'a first change', 'x', 'NS', 'marker'], 60_000);
   const ta = await timeline(a, 3_600_000);
   // The graph is saved right after it is built.
   for (let i = 0; i < 600; i++) {
@@ -145,6 +155,7 @@ async function main() {
   const loaded = /snapshot loaded.*/.exec(last)?.[0] ?? '(no snapshot loaded)';
   const rebuilt = /index rebuilt from redis.*/.exec(last)?.[0] ?? '';
   const taken = /\d+ vectors taken from the snapshot.*/.exec(last)?.[0] ?? '';
+  const held = /\d+ entries taken from snapshots.*/.exec(last)?.[0] ?? '';
   const each = (runs) => runs.map((j) => fmt1(j.graph / 1000)).join(', ');
 
   console.log(`\n${fmt(o.entries)} entries, 384-d, --index auto; load after ${loadavg()}\n`);
@@ -187,10 +198,11 @@ async function main() {
     console.log(`B's joins (s): ${each(joins)}; baseline's: ${each(baselines)}`);
   }
   console.log(`B: ${rebuilt}`);
+  if (held) console.log(`B: ${held}`);
   if (taken) console.log(`B: ${taken}`);
   console.log(`B: ${loaded}`);
   console.log(
-    `snapshot in redis: ${fmt(snap.positions)} positions, payload ${fmt1(snap.payload / 1e6)} MB, MEMORY USAGE ${fmt1(snap.memory / 1e6)} MB (${fmt(snap.memory / snap.positions)} B per entry)`,
+    `snapshot in redis: ${fmt(snap.positions)} positions, payload ${fmt1(snap.payload / 1e6)} MB (keys and entries ${fmt1(snap.head / 1e6)} MB), MEMORY USAGE ${fmt1(snap.memory / 1e6)} MB (${fmt(snap.memory / snap.positions)} B per entry)`,
   );
 }
 

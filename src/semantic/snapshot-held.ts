@@ -60,7 +60,7 @@ export class HeldJoin {
           ns,
           text: e.text,
           attrs: e.attrs,
-          exactHash: e.exact,
+          exactHash: e.exact || undefined, // none: computed from the text, as for a record
           ver: e.ver,
           vector: undefined,
         }));
