@@ -5,8 +5,8 @@
  * refused credentials), adopt the fleet's snapshots before any build may
  * start, then apply the change feed from the position taken before the
  * records were read, or the oldest snapshot's whose entries were taken
- * instead of their records (snapshot-held.ts). Failure is a state the commands report (ready()),
- * never a rejection.
+ * instead of their records (snapshot-held.ts). Failure is a state the
+ * commands report (ready()), never a rejection.
  */
 import type { EngineOptions } from './engine-types.js';
 import type { ChangeFeed } from './feed.js';
@@ -83,13 +83,18 @@ export class Lifecycle {
     // Kept across attempts: an entry read without its vector is not read again.
     const unindexed: Entry[] = [];
     // The entries snapshots hold whole: taken, and their records not read (snapshot-held.ts).
-    const entries = this.p.rebuildDeps().entries;
-    const held = covered && (await HeldJoin.take(entries, covered.takeHeld(), unindexed));
+    const table = this.p.rebuildDeps().entries;
+    const held = covered && (await HeldJoin.take(table, covered.takeHeld(), unindexed));
     if (
       !(await this.retrying(async () => {
         if (namespaces === undefined) head = (await this.p.feed?.head()) ?? head;
         const lean = covered?.size ? covered.covered : undefined;
-        const read = { covered: lean, held: held?.isHeld, unindexed, namespaces };
+        const read = {
+          covered: lean,
+          held: held?.taken ? held.isHeld : undefined,
+          unindexed,
+          namespaces,
+        };
         namespaces = undefined;
         await rebuildFromRedis(this.p.rebuildDeps(), read);
       }))

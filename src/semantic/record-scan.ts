@@ -21,6 +21,12 @@ import {
 
 /** Batches of records asked for before the first is indexed. */
 const READ_AHEAD = 8;
+/**
+ * SCAN's COUNT when snapshots held most entries (`held`): the walk is then
+ * mostly SCAN round trips, one per COUNT keys of the keyspace (three per
+ * entry), so fewer, larger ones; the records still read go in `batch`es.
+ */
+const HELD_SCAN_COUNT = 10_000;
 
 /** Whether a snapshot holds the vector of a record at this version. */
 export type Covered = (e: Omit<StoredEntry, 'vector'>) => boolean;
@@ -39,15 +45,17 @@ export async function* scanRecords(
   const reads: Promise<ScannedEntry[]>[] = [];
   let cursor = '0';
   let done = false;
+  const count = held === undefined ? batch : HELD_SCAN_COUNT;
   const ahead = async (): Promise<void> => {
     while (!done && reads.length < READ_AHEAD) {
-      const [next, keys] = await scanStep(redis, prefix, 'rec:', cursor, batch);
+      const [next, keys] = await scanStep(redis, prefix, 'rec:', cursor, count);
       [cursor, done] = [next, next === '0'];
       const read = held === undefined ? keys : keys.filter((k) => !held(name(prefix, k)));
-      if (read.length === 0) continue;
-      const records = readRecords(redis, prefix, read, covered);
-      records.catch(() => {}); // thrown where it is awaited
-      reads.push(records);
+      for (let at = 0; at < read.length; at += batch) {
+        const records = readRecords(redis, prefix, read.slice(at, at + batch), covered);
+        records.catch(() => {}); // thrown where it is awaited
+        reads.push(records);
+      }
     }
   };
   await ahead();

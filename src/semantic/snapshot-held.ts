@@ -52,6 +52,11 @@ export class HeldJoin {
     const join = new HeldJoin(table);
     for (const [ns, space] of held) {
       const { entries, feed } = space;
+      try {
+        table.namespace(ns, true);
+      } catch {
+        continue; // not a namespace name (P snaps is writable by others): its records are read
+      }
       if (join.#feed === undefined || compareVer(feed, join.#feed) < 0) join.#feed = feed;
       for (let at = 0; at < entries.length; at += CHUNK) {
         if (at > 0) await yieldToLoop();
