@@ -2,8 +2,9 @@
  * What an instance that starts beside a fleet's snapshots takes from them
  * besides the graph (docs/fleet.md, "Joining"): the entries, where the
  * snapshot holds them (its saver's, as of the feed id its manifest names:
- * held(); their records are then not read, the feed replays the changes
- * after that id, and the keys SCAN no longer finds are forgotten), and the
+ * takeHeld(); snapshot-held.ts takes them, their records are not read, the
+ * feed replays the changes after that id, and the keys SCAN no longer finds
+ * are forgotten; the graph's model, dimension and kind must fit), and the
  * vectors. Each snapshot's
  * slots (its keys and versions, fetched first: snapshot.ts fetch()) say
  * which records' vectors it holds, so the rebuild reads those records
