@@ -21,12 +21,6 @@ import {
 
 /** Batches of records asked for before the first is indexed. */
 const READ_AHEAD = 8;
-/**
- * SCAN's COUNT when snapshots held most entries (`held`): the walk is then
- * mostly SCAN round trips, one per COUNT keys of the keyspace (three per
- * entry), so fewer, larger ones; the records still read go in `batch`es.
- */
-const HELD_SCAN_COUNT = 10_000;
 
 /** Whether a snapshot holds the vector of a record at this version. */
 export type Covered = (e: Omit<StoredEntry, 'vector'>) => boolean;
@@ -45,17 +39,17 @@ export async function* scanRecords(
   const reads: Promise<ScannedEntry[]>[] = [];
   let cursor = '0';
   let done = false;
-  const count = held === undefined ? batch : HELD_SCAN_COUNT;
   const ahead = async (): Promise<void> => {
     while (!done && reads.length < READ_AHEAD) {
-      const [next, keys] = await scanStep(redis, prefix, 'rec:', cursor, count);
+      // COUNT stays at `batch` when most keys are held: 10,000 made the walk a little
+      // shorter (276 against 335 ms at 100,000 entries) but held Redis 7 ms per call.
+      const [next, keys] = await scanStep(redis, prefix, 'rec:', cursor, batch);
       [cursor, done] = [next, next === '0'];
       const read = held === undefined ? keys : keys.filter((k) => !held(name(prefix, k)));
-      for (let at = 0; at < read.length; at += batch) {
-        const records = readRecords(redis, prefix, read.slice(at, at + batch), covered);
-        records.catch(() => {}); // thrown where it is awaited
-        reads.push(records);
-      }
+      if (read.length === 0) continue;
+      const records = readRecords(redis, prefix, read, covered);
+      records.catch(() => {}); // thrown where it is awaited
+      reads.push(records);
     }
   };
   await ahead();
