@@ -247,7 +247,11 @@ export class SnapshotStore {
     // Asked for once the slots came: else they wait behind FAISS's bytes in the replies' stream.
     const rest = first.then(() => get(h, manifest.chunks)).then(buffers);
     const held = manifest.entries !== undefined;
-    const head = first.then(async (heads) => {
+    // With the entries (a join then reads no records meanwhile), the head is decoded once
+    // every chunk came: its million objects would otherwise be on the heap while FAISS's
+    // bytes arrive, and V8 marks that heap again for every 64 MB of them (74 against 640
+    // MB/s at 1,000,000 entries, bench/fetch-heap.mjs).
+    const head = (held ? rest.then(() => first) : first).then(async (heads) => {
       if (heads === undefined || h === 0 || length(heads) !== manifest.head) return undefined;
       const joined = Buffer.concat(heads);
       await yieldToLoop(); // the copy above and the decoding below in turns of their own
