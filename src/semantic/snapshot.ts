@@ -5,9 +5,8 @@
  * building a graph for minutes. Layout, with P the prefix and N the
  * namespace:
  *
- *   P snap:N             HASH    gen, model, kind, dim, ef, vectors, chunks,
- *                                bytes, head, entries, feed, origin, ts: the
- *                                manifest
+ *   P snap:N             HASH    the manifest: gen, model, kind, dim, ef, vectors,
+ *                                chunks, bytes, head, entries, feed, origin, ts
  *   P snapchunk:<gen>:i  STRING  chunk i of the payload, CHUNK_BYTES at most
  *   P snaplease:N        STRING  the instance that builds N's graph now
  *   P snaps              SET     the namespaces that have one, and '' once complete
@@ -247,10 +246,8 @@ export class SnapshotStore {
     // Asked for once the slots came: else they wait behind FAISS's bytes in the replies' stream.
     const rest = first.then(() => get(h, manifest.chunks)).then(buffers);
     const held = manifest.entries !== undefined;
-    // With the entries (a join then reads no records meanwhile), the head is decoded once
-    // every chunk came: its million objects would otherwise be on the heap while FAISS's
-    // bytes arrive, and V8 marks that heap again for every 64 MB of them (74 against 640
-    // MB/s at 1,000,000 entries, bench/fetch-heap.mjs).
+    // With entries, decoded once every chunk came: V8 marks the heap again for every 64 MB
+    // of new buffers (74 against 640 MB/s beside 1,000,000 entries, bench/fetch-heap.mjs).
     const head = (held ? rest.then(() => first) : first).then(async (heads) => {
       if (heads === undefined || h === 0 || length(heads) !== manifest.head) return undefined;
       const joined = Buffer.concat(heads);
