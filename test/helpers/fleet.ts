@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sleep } from './proc.js';
+import { startRedis } from './servers.js';
 
 const cliPath = join(import.meta.dirname, '../../dist/cli.js');
 
@@ -86,4 +87,24 @@ export function seminfo(s: Sidecar, ns?: string): Promise<Record<string, unknown
     for (let i = 0; i + 1 < a.length; i += 2) out[String(a[i])] = a[i + 1];
     return out;
   });
+}
+
+/** A redis-server and `n` sidecars in front of it, stopped by `cleanups` (stopAfterEach()). */
+export async function startFleet(
+  cleanups: (() => unknown)[],
+  n: number,
+  args: string[] = [],
+  redisArgs: string[] = [],
+) {
+  const redis = await startRedis(redisArgs);
+  cleanups.push(() => redis.stop());
+  const sidecars: Sidecar[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await startSidecar(redis.url, args);
+    cleanups.push(() => s.kill());
+    sidecars.push(s);
+  }
+  const direct = new Redis({ port: redis.port });
+  cleanups.push(() => direct.disconnect());
+  return { redis, sidecars, direct };
 }
